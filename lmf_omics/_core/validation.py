@@ -1,0 +1,111 @@
+"""Checks run before any work; each error names the bad value and what to do about it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from numbers import Integral, Real
+
+import numpy as np
+from scipy import sparse
+
+SOLVERS = ("joint", "paper")
+ROLES = ("response", "fixed", "random")
+DEFAULT_LABELS = {"response": "response Y", "fixed": "fixed-effect data X", "random": "random-effect covariates Z"}
+
+
+def check_options(*, n_factors, solver, ridge, weights, max_iter, tol) -> None:
+    """Validate estimator options (types and ranges)."""
+    if isinstance(n_factors, bool) or not isinstance(n_factors, Integral) or n_factors < 1:
+        raise ValueError(f"n_factors must be a positive integer, got {n_factors!r}")
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+    if not _is_real(ridge) or not np.isfinite(ridge) or ridge < 0:
+        raise ValueError(f"ridge must be a finite number >= 0, got {ridge!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, Integral) or max_iter < 1:
+        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
+    if not _is_real(tol) or not np.isfinite(tol) or tol <= 0:
+        raise ValueError(f"tol must be a finite number > 0, got {tol!r}")
+    check_weights(weights)
+
+
+def check_weights(weights: Mapping[str, float]) -> None:
+    unknown = set(weights) - set(ROLES)
+    if unknown:
+        raise ValueError(f"weights has unknown modality names {sorted(unknown)}; use {ROLES}")
+    for role, weight in weights.items():
+        if not _is_real(weight) or not np.isfinite(weight) or weight <= 0:
+            raise ValueError(f"weights[{role!r}] must be a finite number > 0, got {weight!r}")
+
+
+def check_matrix(data, role: str, labels: Mapping[str, str] | None = None) -> None:
+    """A modality must be 2-D, non-empty, numeric and finite."""
+    label = (labels or DEFAULT_LABELS).get(role, role)
+    shape = getattr(data, "shape", None)
+    if shape is None or len(shape) != 2:
+        raise ValueError(f"{label} must be a 2-D matrix (cells × features), got {type(data).__name__} of shape {shape}")
+    if shape[0] == 0 or shape[1] == 0:
+        raise ValueError(f"{label} is empty (shape {shape}); give it at least one cell and one feature")
+    values = data.data if sparse.issparse(data) else np.asarray(data)
+    if values.dtype.kind not in "biuf":
+        raise ValueError(f"{label} must be numeric, got dtype {values.dtype}; convert or drop non-numeric columns")
+    if values.dtype.kind == "f":
+        bad = ~np.isfinite(values)
+        if bad.any():
+            where = _first_position(data, bad)
+            raise ValueError(
+                f"{label} contains {int(bad.sum())} NaN or infinite value(s) (first at row {where[0]}, "
+                f"column {where[1]}); remove or impute them before fitting"
+            )
+
+
+def check_shapes(shapes: Mapping[str, tuple[int, int]], labels: Mapping[str, str] | None = None) -> None:
+    """All modalities must describe the same cells (rows)."""
+    labels = labels or DEFAULT_LABELS
+    rows = {role: shape[0] for role, shape in shapes.items()}
+    if len(set(rows.values())) > 1:
+        listing = ", ".join(f"{labels.get(r, r)}: {n}" for r, n in rows.items())
+        raise ValueError(f"modalities must have the same number of cells (rows); got {listing}")
+
+
+def check_variance(norms: Mapping[str, float], labels: Mapping[str, str] | None = None) -> None:
+    labels = labels or DEFAULT_LABELS
+    for role, norm in norms.items():
+        if not norm > 0:
+            raise ValueError(
+                f"{labels.get(role, role)} has no variance after centring (every feature is constant); "
+                "drop it or choose another modality"
+            )
+
+
+def check_rank(n_factors: int, n_obs: int, widths: Mapping[str, int], center: bool,
+               labels: Mapping[str, str] | None = None) -> None:
+    """``n_factors`` may not exceed the cells (minus one when centred) nor Y's or X's features.
+
+    The random-effect modality is exempt: a low-rank Z (a few batches) is allowed.
+    """
+    labels = labels or DEFAULT_LABELS
+    limits = {"cells" + (" minus one (centring)" if center else ""): n_obs - int(center)}
+    limits.update({f"features of {labels.get(r, r)}": w for r, w in widths.items() if r != "random"})
+    for what, limit in limits.items():
+        if n_factors > limit:
+            raise ValueError(
+                f"n_factors={n_factors} is larger than the {what} ({limit}); choose n_factors <= {limit}"
+            )
+
+
+def _first_position(data, bad: np.ndarray) -> tuple[int, int]:
+    """Row and column of the first flagged entry of a dense array or of a CSR/CSC ``.data``."""
+    if not sparse.issparse(data):
+        row, col = np.argwhere(bad)[0]
+        return int(row), int(col)
+    if data.format not in ("csr", "csc"):
+        data = data.tocsr()
+        bad = ~np.isfinite(data.data)
+    index = int(np.flatnonzero(bad)[0])
+    major = int(np.searchsorted(data.indptr, index, side="right") - 1)
+    minor = int(data.indices[index])
+    return (major, minor) if data.format == "csr" else (minor, major)
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
