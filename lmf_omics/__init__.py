@@ -1,7 +1,12 @@
-"""Linear Mixed Forms for single-cell and spatial omics."""
+"""Linear Mixed Forms for single-cell and spatial omics.
 
+``Y ≈ (K + H) αᵀ``, ``X ≈ K βᵀ``, ``Z ≈ H uᵀ``: a response, fixed-effect data and random-effect
+covariates of the same cells, decomposed through a fixed code ``K`` and a random code ``H``.
+"""
+
+from . import get, tl
 from ._core import Codes, LinearMixedForms
 
 __version__ = "0.1.0"
 
-__all__ = ["Codes", "LinearMixedForms", "__version__"]
+__all__ = ["Codes", "LinearMixedForms", "get", "tl", "__version__"]

@@ -64,9 +64,10 @@ def initial_factors(data: Data, n_factors: int, *, rng: np.random.Generator) -> 
     K = left * np.sqrt(values)
     if data.random is None:
         return Factors(K=K, H=None)
-    z_rank = min(n_factors, data.random.shape[1])
-    basis, z_values = randomized_svd([data.random], z_rank, rng=rng)
-    basis = basis[:, z_values > _rank_tolerance(z_values)]
+    basis = data.random_basis
+    if basis is None:
+        basis, z_values = randomized_svd([data.random], min(n_factors, data.random.shape[1]), rng=rng)
+        basis = basis[:, z_values > _rank_tolerance(z_values)]
     H = basis @ (basis.T @ K)
     return Factors(K=K - H, H=H)
 

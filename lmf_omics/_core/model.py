@@ -12,6 +12,7 @@ from . import validation
 from .canonical import canonical_rotation
 from .init import initial_factors
 from .operators import Operator, as_matrix
+from .subspace import low_rank_basis
 from .solvers import (
     Data,
     Factors,
@@ -21,6 +22,7 @@ from .solvers import (
     paper_code_update,
     rebalance,
     update_codes,
+    update_codes_encoded_random,
     update_loadings,
 )
 from .variance import response_split, variance_explained
@@ -149,11 +151,10 @@ class LinearMixedForms:
         Each is a numpy array or a scipy sparse matrix/array with cells as rows. ``labels``
         names the modalities in error messages. All input is checked before any work.
         """
+        self.check_options()
+        if Y is None or X is None:
+            raise ValueError("fit needs a response Y and fixed-effect data X (Z is optional)")
         weights = self._weights()
-        validation.check_options(
-            n_factors=self.n_factors, solver=self.solver, ridge=self.ridge,
-            weights=weights, max_iter=self.max_iter, tol=self.tol,
-        )
         raw = {"response": Y, "fixed": X, "random": Z}
         raw = {role: m for role, m in raw.items() if m is not None}
         for role, matrix in raw.items():
@@ -175,9 +176,19 @@ class LinearMixedForms:
         self._fit_weighted(data)
         return self
 
+    def check_options(self) -> None:
+        """Raise a ``ValueError`` naming any invalid option (called by :meth:`fit` before any work)."""
+        validation.check_options(
+            n_factors=self.n_factors, solver=self.solver, ridge=self.ridge,
+            weights=self._weights(), max_iter=self.max_iter, tol=self.tol,
+        )
+
     def _fit_weighted(self, data: Data) -> None:
         norms = {role: self._weights()[role] for role in ROLES if getattr(data, role) is not None}
         ridge = 0.0 if self.solver == "paper" else float(self.ridge)
+        confined = low_rank_basis(data.random, self.n_factors) if data.has_random and self.solver == "joint" else None
+        if confined is not None:
+            data = replace(data, random_basis=confined[0])
         rng = np.random.default_rng(self.random_state)
         factors = initial_factors(data, self.n_factors, rng=rng)
         factors, products, history = self._iterate(data, factors, norms, ridge)
@@ -185,6 +196,7 @@ class LinearMixedForms:
         factors = factors.rotated(rotation)
         products = products.rotated(rotation)
         self._store(data, factors, products, norms, history)
+        self._random_encoder = None if confined is None else confined[1] @ (confined[0].T @ factors.H)
 
     def _iterate(self, data: Data, factors: Factors, norms: dict[str, float], ridge: float):
         paper = self.solver == "paper"
@@ -262,7 +274,10 @@ class LinearMixedForms:
             alpha=self._factors.alpha, beta=self._factors.beta, u=self._factors.u,
         )
         ridge = 0.0 if self.solver == "paper" else float(self.ridge)
-        codes = update_codes(data, start, ridge)
+        if self._random_encoder is not None:
+            codes = update_codes_encoded_random(data, start, self._random_encoder, ridge)
+        else:
+            codes = update_codes(data, start, ridge)
         return Codes(fixed=codes.K, random=codes.H)
 
     def predict(self, *, X=None, Z=None) -> np.ndarray:
@@ -270,6 +285,50 @@ class LinearMixedForms:
         codes = self.transform(X=X, Z=Z)
         centred = codes.combined @ self.loadings_["response"].T
         return centred * self.scales_["response"] + self.means_["response"]
+
+    # ------------------------------------------------------------------------ persistence
+    PARAMS = ("n_factors", "solver", "center", "scale", "ridge", "max_iter", "tol", "random_state")
+
+    def get_state(self) -> dict:
+        """Everything needed to rebuild the fitted model, as plain arrays, numbers and strings."""
+        self._check_fitted()
+        params = {name: getattr(self, name) for name in self.PARAMS}
+        params["weights"] = self._weights()
+        modalities = {
+            role: {
+                "mean": self.means_[role],
+                "scale": self.scales_[role],
+                "weight": self.modality_weights_[role],
+                "loadings": self.loadings_[role],
+            }
+            for role in self.means_
+        }
+        if self._random_encoder is not None:
+            modalities["random"]["encoder"] = self._random_encoder * np.sqrt(self.modality_weights_["random"])
+        return {"params": params, "modalities": modalities}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "LinearMixedForms":
+        """Rebuild a fitted model (for transform and predict) from :meth:`get_state`."""
+        params = dict(state["params"])
+        model = cls(**{name: _plain(params[name]) for name in cls.PARAMS}, weights=dict(params["weights"]))
+        modalities = state["modalities"]
+        model.means_ = {r: np.asarray(m["mean"], dtype=np.float64) for r, m in modalities.items()}
+        model.scales_ = {r: np.asarray(m["scale"], dtype=np.float64) for r, m in modalities.items()}
+        model.modality_weights_ = {r: float(m["weight"]) for r, m in modalities.items()}
+        model.loadings_ = {r: np.asarray(m["loadings"], dtype=np.float64) for r, m in modalities.items()}
+        weighted = {r: model.loadings_[r] * np.sqrt(model.modality_weights_[r]) for r in modalities}
+        k = model.n_factors
+        model._factors = Factors(
+            K=np.zeros((0, k)),
+            H=np.zeros((0, k)) if "random" in modalities else None,
+            alpha=weighted["response"], beta=weighted["fixed"], u=weighted.get("random"),
+        )
+        encoder = modalities.get("random", {}).get("encoder")
+        model._random_encoder = None if encoder is None else (
+            np.asarray(encoder, dtype=np.float64) / np.sqrt(model.modality_weights_["random"])
+        )
+        return model
 
     # ---------------------------------------------------------------------------- helpers
     def _weights(self) -> dict[str, float]:
@@ -287,6 +346,11 @@ class LinearMixedForms:
     def _check_fitted(self) -> None:
         if not hasattr(self, "_factors"):
             raise RuntimeError("this LinearMixedForms is not fitted yet; call fit(Y, X, Z) first")
+
+
+def _plain(value):
+    """numpy scalars (as read back from h5ad) to Python scalars."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _disable(progress: bool | None) -> bool | None:

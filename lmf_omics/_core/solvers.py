@@ -28,6 +28,7 @@ class Data:
     response: Operator | None
     fixed: Operator | None
     random: Operator | None = None
+    random_basis: np.ndarray | None = None  # Q: H is confined to col(Q) when Z has low rank
 
     @property
     def has_random(self) -> bool:
@@ -116,9 +117,43 @@ def update_codes(data: Data, factors: Factors, ridge: float) -> Factors:
         return replace(factors, K=solve_right(fixed_rhs, fixed_block, ridge))
     random_block = shared + _gram_or_zeros(data.random, factors.u, k)
     random_rhs = from_response + _product_or_zeros(data.random, factors.u, n, k)
+    if data.random_basis is not None:
+        return _update_confined_codes(factors, data.random_basis, fixed_block, shared, random_block,
+                                      fixed_rhs, random_rhs, ridge)
     system = np.block([[fixed_block, shared], [shared, random_block]])
     codes = solve_right(np.hstack([fixed_rhs, random_rhs]), system, ridge)
     return replace(factors, K=codes[:, :k], H=codes[:, k:])
+
+
+def _update_confined_codes(factors, basis, fixed_block, shared, random_block, fixed_rhs, random_rhs, ridge):
+    """The joint update with ``H = Q G`` (``Q`` orthonormal): exact, through the Schur complement.
+
+    Stationarity in ``K`` gives ``K = (r_K − H A_KH) A_KK⁻¹``; projecting the ``H`` equation on
+    ``Q`` then gives ``G (A_HH − A_KH A_KK⁻¹ A_KH) = Qᵀ(r_H − r_K A_KK⁻¹ A_KH)``.
+    """
+    k = fixed_block.shape[0]
+    through_fixed = solve_right(shared, fixed_block, ridge)  # A_KH A_KK⁻¹
+    schur = random_block + ridge * np.eye(k) - through_fixed @ shared
+    G = solve_right(basis.T @ random_rhs - (basis.T @ fixed_rhs) @ through_fixed.T, schur)
+    return fixed_code_given_random(factors, basis @ G, fixed_block, shared, fixed_rhs, ridge)
+
+
+def fixed_code_given_random(factors, H, fixed_block, shared, fixed_rhs, ridge):
+    """``K = (r_K − H αᵀα) (αᵀα + βᵀβ + ρI)⁻¹``: the best fixed code for a given random code."""
+    return replace(factors, K=solve_right(fixed_rhs - H @ shared, fixed_block, ridge), H=H)
+
+
+def update_codes_encoded_random(data: Data, factors: Factors, encoder: np.ndarray, ridge: float) -> Factors:
+    """Codes of new cells when the random code is an encoding of Z: ``H = Z̃ E``, then the best ``K``.
+
+    Without Z the random code is zero, as a mixed model predicts a group it has not seen.
+    """
+    n, k = factors.K.shape
+    H = data.random.matmul(encoder) if data.random is not None else np.zeros((n, k))
+    shared = _gram_or_zeros(data.response, factors.alpha, k)
+    fixed_block = shared + _gram_or_zeros(data.fixed, factors.beta, k)
+    fixed_rhs = _product_or_zeros(data.response, factors.alpha, n, k) + _product_or_zeros(data.fixed, factors.beta, n, k)
+    return fixed_code_given_random(factors, H, fixed_block, shared, fixed_rhs, ridge)
 
 
 def objective(data: Data, factors: Factors, products: Products, norms: dict[str, float], ridge: float) -> float:

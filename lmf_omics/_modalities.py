@@ -1,0 +1,165 @@
+"""Read a modality named by a spec string from an AnnData; the only place specs are parsed.
+
+Specs: ``"X"``, ``"raw"``, ``"layer:<name>"``, ``"obsm:<key>"`` (array, sparse or DataFrame) and
+``"obs:<col>[,<col>...]"`` (numeric columns as they are; categorical, string and boolean
+columns one-hot encoded, sparse). Nothing is copied except what a feature mask selects and the
+one-hot encoding; nothing is densified. Every problem is reported before any fitting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from scipy import sparse
+
+SPEC_HELP = "use 'X', 'raw', 'layer:<name>', 'obsm:<key>' or 'obs:<col>[,<col>...]'"
+
+
+class MissingKeyError(KeyError):
+    """A key the user named is not there; the message lists what is."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class Modality:
+    """A modality's matrix (cells × features) and where it came from.
+
+    ``var_mask`` is the boolean mask over ``adata.var`` for var-aligned modalities (``X`` and
+    layers), ``None`` otherwise.
+    """
+
+    spec: str
+    matrix: np.ndarray | sparse.spmatrix
+    features: np.ndarray
+    var_mask: np.ndarray | None
+
+    @property
+    def var_aligned(self) -> bool:
+        return self.var_mask is not None
+
+
+def read_modality(adata: AnnData, spec: str, *, role: str, mask_var=None) -> Modality:
+    """Read ``spec`` from ``adata``, restricted to ``mask_var`` (var-aligned modalities only)."""
+    label = f"{role}={spec!r}"
+    if not isinstance(spec, str):
+        raise TypeError(f"{role} must be a modality spec string, got {type(spec).__name__}; {SPEC_HELP}")
+    source, _, name = spec.partition(":")
+    if spec == "X":
+        matrix, features, aligned = adata.X, adata.var_names, True
+        if matrix is None:
+            raise ValueError(f"{label}: adata.X is None; name a layer or obsm key instead")
+    elif spec == "raw":
+        if adata.raw is None:
+            raise ValueError(f"{label}: adata.raw is None; use 'X' or a layer instead")
+        matrix, features, aligned = adata.raw.X, adata.raw.var_names, False
+    elif source == "layer" and name:
+        matrix, features, aligned = _lookup(adata.layers, name, "adata.layers", label), adata.var_names, True
+    elif source == "obsm" and name:
+        matrix, features = _read_obsm(adata, name, label)
+        aligned = False
+    elif source == "obs" and name:
+        matrix, features = _read_obs(adata, [c.strip() for c in name.split(",")], label)
+        aligned = False
+    else:
+        raise ValueError(f"{role}={spec!r} is not a modality spec; {SPEC_HELP}")
+    features = np.asarray(features, dtype=str)
+    if mask_var is None:
+        return Modality(spec, matrix, features, np.ones(adata.n_vars, bool) if aligned else None)
+    if not aligned:
+        raise ValueError(f"{label}: mask_var applies to var-aligned modalities ('X', 'layer:<name>') only")
+    mask = resolve_mask(adata, mask_var, label)
+    return Modality(spec, matrix[:, mask], features[mask], mask)
+
+
+def resolve_mask(adata: AnnData, mask_var, label: str) -> np.ndarray:
+    """A boolean mask over ``adata.var`` from a ``var`` column name or a boolean array."""
+    if isinstance(mask_var, str):
+        column = _lookup(adata.var, mask_var, "adata.var", f"{label} mask_var")
+        mask = np.asarray(column)
+        if mask.dtype != bool:
+            raise ValueError(f"{label}: mask_var column {mask_var!r} must be boolean, got dtype {mask.dtype}")
+    else:
+        mask = np.asarray(mask_var)
+        if mask.dtype != bool or mask.shape != (adata.n_vars,):
+            raise ValueError(
+                f"{label}: mask_var must be a var column name or a boolean array of length {adata.n_vars}, "
+                f"got dtype {mask.dtype} and shape {mask.shape}"
+            )
+    if not mask.any():
+        raise ValueError(f"{label}: mask_var selects no features")
+    return mask
+
+
+def masks_for(roles: Mapping[str, str | None], mask_var) -> dict[str, object]:
+    """Spread ``mask_var`` over roles: one mask for every var-aligned modality, or a role → mask dict."""
+    if isinstance(mask_var, Mapping):
+        unknown = set(mask_var) - set(roles)
+        if unknown:
+            raise ValueError(f"mask_var has unknown modality names {sorted(unknown)}; use {sorted(roles)}")
+        return dict(mask_var)
+    if mask_var is None:
+        return {}
+    return {role: mask_var for role, spec in roles.items() if spec is not None and _is_var_aligned(spec)}
+
+
+def _is_var_aligned(spec: str) -> bool:
+    return spec == "X" or spec.startswith("layer:")
+
+
+def _read_obsm(adata: AnnData, key: str, label: str):
+    value = _lookup(adata.obsm, key, "adata.obsm", label)
+    if isinstance(value, pd.DataFrame):
+        numeric = value.select_dtypes(include=["number", "bool"])
+        bad = [str(c) for c in value.columns if c not in numeric.columns]
+        if bad:
+            raise ValueError(f"{label}: obsm DataFrame has non-numeric columns {bad}; drop or encode them")
+        return value.to_numpy(), [str(c) for c in value.columns]
+    if sparse.issparse(value) or isinstance(value, np.ndarray):
+        if value.ndim != 2:
+            raise ValueError(f"{label}: obsm[{key!r}] must be 2-D, got shape {value.shape}")
+        return value, [f"{key}_{i}" for i in range(value.shape[1])]
+    raise ValueError(f"{label}: obsm[{key!r}] is a {type(value).__name__}; expected an array, sparse matrix or DataFrame")
+
+
+def _read_obs(adata: AnnData, columns: list[str], label: str):
+    blocks, names = [], []
+    for column in columns:
+        values = _lookup(adata.obs, column, "adata.obs", label)
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            blocks.append(values.to_numpy(dtype=np.float64)[:, None])
+            names.append(column)
+        else:
+            block, levels = _one_hot(values, column, label)
+            blocks.append(block)
+            names.extend(f"{column}={level}" for level in levels)
+    if any(sparse.issparse(b) for b in blocks):
+        return sparse.hstack([sparse.csr_matrix(b) for b in blocks], format="csr"), names
+    return np.hstack(blocks), names
+
+
+def _one_hot(values: pd.Series, column: str, label: str):
+    """Sparse indicator columns of the observed levels of a categorical, string or boolean column."""
+    if values.isna().any():
+        raise ValueError(
+            f"{label}: obs column {column!r} has {int(values.isna().sum())} missing value(s); "
+            "fill them (e.g. with an 'unknown' category) first"
+        )
+    categorical = pd.Categorical(values).remove_unused_categories()
+    n = len(values)
+    matrix = sparse.csr_matrix(
+        (np.ones(n), (np.arange(n), categorical.codes)), shape=(n, len(categorical.categories))
+    )
+    return matrix, [str(level) for level in categorical.categories]
+
+
+def _lookup(container, key: str, where: str, label: str):
+    if key not in container:
+        available = sorted(map(str, container.keys()))
+        raise MissingKeyError(f"{label}: {key!r} not found in {where}; available: {available}")
+    return container[key]

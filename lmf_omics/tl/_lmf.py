@@ -1,0 +1,156 @@
+"""``tl.lmf``: read modalities → fit the numeric core → store the results (no arithmetic here)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import numpy as np
+from anndata import AnnData
+
+from .._core import LinearMixedForms
+from .._keys import ROLES, Keys
+from .._modalities import Modality, masks_for, read_modality
+
+logger = logging.getLogger("lmf_omics")
+
+
+def lmf(
+    adata: AnnData,
+    *,
+    response: str,
+    fixed: str,
+    random: str | None = None,
+    n_factors: int = 10,
+    mask_var: str | np.ndarray | Mapping[str, str | np.ndarray] | None = None,
+    solver: str = "joint",
+    center: bool = True,
+    scale: bool = False,
+    weights: Mapping[str, float] | None = None,
+    ridge: float = 1e-3,
+    max_iter: int = 500,
+    tol: float = 1e-6,
+    random_state: int = 0,
+    key_added: str = "lmf",
+    progress: bool | None = None,
+    copy: bool = False,
+) -> AnnData | None:
+    """Fit Linear Mixed Forms on modalities of ``adata`` and store the codes for clustering.
+
+    ``Y ≈ (K + H) αᵀ``, ``X ≈ K βᵀ``, ``Z ≈ H uᵀ``: the response ``Y``, the fixed-effect data
+    ``X`` and the random-effect covariates ``Z`` share the cells; ``K`` (fixed code) and ``H``
+    (random code) are learnt jointly (see :class:`lmf_omics.LinearMixedForms` for the model,
+    the solvers and every option shared with it).
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix (cells × genes).
+    response, fixed, random
+        Modality specs: ``"X"``, ``"raw"``, ``"layer:<name>"``, ``"obsm:<key>"`` (array, sparse
+        or DataFrame) or ``"obs:<col>[,<col>...]"`` (numeric columns as they are; categorical,
+        string and boolean columns one-hot encoded, sparse). ``random=None`` fits
+        ``Y ≈ K αᵀ``, ``X ≈ K βᵀ``.
+    n_factors
+        Number of factors ``k``.
+    mask_var
+        Features to use: a boolean ``var`` column (e.g. ``"highly_variable"``) or array, applied
+        to every var-aligned modality (``"X"`` and layers), or a dict from role to mask.
+        Masked-out features get zero loadings.
+    solver, center, scale, weights, ridge, max_iter, tol, random_state, progress
+        As in :class:`lmf_omics.LinearMixedForms`.
+    key_added
+        Stem of every key written (see below).
+    copy
+        Return a modified copy instead of writing to ``adata``.
+
+    Returns
+    -------
+    ``None``, or a copy of ``adata`` when ``copy=True``, with
+
+    ``obsm["X_<key>"]``, ``obsm["X_<key>_fixed"]``, ``obsm["X_<key>_random"]``
+        ``K + H``, ``K`` and ``H`` (cells × k); use ``sc.pp.neighbors(adata, use_rep="X_lmf")``.
+    ``varm["<key>_loadings_<role>"]``
+        Loadings of var-aligned modalities (zero rows for masked-out features).
+    ``uns["<key>"]``
+        ``params``, per-modality ``modalities`` (spec, features, centring, weight, and loadings of
+        modalities not aligned with ``var``), ``variance_explained`` (R² per factor),
+        ``total_variance_explained``, ``objective_history``, ``n_iter`` and ``converged``;
+        enough to rebuild the model with :func:`lmf_omics.get.model`.
+
+    Examples
+    --------
+    >>> import lmf_omics as lmf, scanpy as sc
+    >>> lmf.tl.lmf(adata, response="obsm:protein", fixed="X", random="obs:sample", n_factors=20)
+    >>> sc.pp.neighbors(adata, use_rep="X_lmf"); sc.tl.leiden(adata); sc.tl.umap(adata)
+    """
+    model = LinearMixedForms(
+        n_factors, solver=solver, center=center, scale=scale, weights=dict(weights or {}),
+        ridge=ridge, max_iter=max_iter, tol=tol, random_state=random_state, progress=progress,
+    )
+    model.check_options()
+    modalities = read_modalities(adata, {"response": response, "fixed": fixed, "random": random}, mask_var)
+    labels = {role: f"{role}={m.spec!r}" for role, m in modalities.items()}
+    matrices = {role: m.matrix for role, m in modalities.items()}
+    model.fit(matrices["response"], matrices["fixed"], matrices.get("random"), labels=labels)
+
+    target = adata.copy() if copy else adata
+    store(target, model, modalities, Keys(key_added), mask_var=mask_var)
+    logger.info(
+        "LMF %s: %d iterations, converged=%s; added obsm %r", solver, model.n_iter_, model.converged_,
+        [k for k in Keys(key_added).obsm_keys if k in target.obsm],
+    )
+    return target if copy else None
+
+
+def read_modalities(adata: AnnData, specs: Mapping[str, str | None], mask_var) -> dict[str, Modality]:
+    """Read every named modality (errors before any fitting)."""
+    if not isinstance(adata, AnnData):
+        raise TypeError(f"adata must be an AnnData, got {type(adata).__name__}")
+    masks = masks_for(specs, mask_var)
+    return {
+        role: read_modality(adata, spec, role=role, mask_var=masks.get(role))
+        for role, spec in specs.items()
+        if spec is not None
+    }
+
+
+def store(adata: AnnData, model: LinearMixedForms, modalities: dict[str, Modality], keys: Keys, *, mask_var) -> None:
+    """Write a fit into ``adata``: everything is built first, then assigned, so nothing is half-written."""
+    obsm = {keys.combined: model.codes_, keys.fixed: model.fixed_codes_}
+    if model.random_codes_ is not None:
+        obsm[keys.random] = model.random_codes_
+    varm = {}
+    state = model.get_state()
+    for role, modality in modalities.items():
+        entry = state["modalities"][role]
+        entry.update(spec=modality.spec, features=modality.features, var_aligned=modality.var_aligned)
+        if modality.var_aligned:
+            full = np.zeros((adata.n_vars, model.n_factors))
+            full[modality.var_mask] = entry.pop("loadings")
+            varm[keys.loadings(role)] = full
+    params = dict(state["params"])
+    params.update({role: modality.spec for role, modality in modalities.items()})
+    if isinstance(mask_var, str):
+        params["mask_var"] = mask_var
+    uns = {
+        "params": params,
+        "modalities": state["modalities"],
+        "variance_explained": model.variance_explained_,
+        "total_variance_explained": model.total_variance_explained_,
+        "objective_history": model.objective_history_,
+        "n_iter": model.n_iter_,
+        "converged": model.converged_,
+    }
+    _drop_stale(adata, keys)
+    adata.obsm.update(obsm)
+    adata.varm.update(varm)
+    adata.uns[keys.uns] = uns
+
+
+def _drop_stale(adata: AnnData, keys: Keys) -> None:
+    """Remove what an earlier fit under the same key wrote, so old and new never mix."""
+    for key in keys.obsm_keys:
+        adata.obsm.pop(key, None)
+    for role in ROLES:
+        adata.varm.pop(keys.loadings(role), None)
