@@ -4,9 +4,9 @@
 covariates of the same cells, decomposed through a fixed code ``K`` and a random code ``H``.
 """
 
-from . import get, tl
+from . import datasets, get, pl, tl
 from ._core import Codes, LinearMixedForms
 
 __version__ = "0.1.0"
 
-__all__ = ["Codes", "LinearMixedForms", "get", "tl", "__version__"]
+__all__ = ["Codes", "LinearMixedForms", "datasets", "get", "pl", "tl", "__version__"]

@@ -1,0 +1,95 @@
+"""Command line: ``lmf-omics fit`` and ``lmf-omics demo``; the same ``tl`` functions as Python."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+PROG = "lmf-omics"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 success, 1 bad input or failure, 2 usage)."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    try:
+        return args.run(args)
+    except Exception as error:  # one line for the user; --debug shows the traceback
+        if args.debug:
+            raise
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 1
+
+
+def _fit(args: argparse.Namespace) -> int:
+    import anndata as ad
+
+    from . import tl
+    from ._io import write_h5ad_atomic
+
+    source, target = Path(args.input), Path(args.output)
+    _check_paths(source, target, in_place=args.in_place)
+    adata = ad.read_h5ad(source)
+    tl.lmf(
+        adata, response=args.response, fixed=args.fixed, random=args.random, n_factors=args.n_factors,
+        mask_var=args.mask_var, solver=args.solver, scale=args.scale, ridge=args.ridge,
+        max_iter=args.max_iter, tol=args.tol, random_state=args.seed, key_added=args.key_added,
+    )
+    write_h5ad_atomic(adata, target)
+    logging.getLogger("lmf_omics").info("wrote %s", target)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(args.outdir, n_factors=args.n_factors)
+    return 0
+
+
+def _check_paths(source: Path, target: Path, *, in_place: bool) -> None:
+    if not source.is_file():
+        raise FileNotFoundError(f"input file {str(source)!r} does not exist")
+    if not target.parent.is_dir():
+        raise FileNotFoundError(f"output directory {str(target.parent)!r} does not exist")
+    if target.resolve() == source.resolve() and not in_place:
+        raise ValueError(f"output {str(target)!r} is the input file; pass --in-place to overwrite it")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Linear Mixed Forms for single-cell and spatial omics.")
+    parser.add_argument("--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    fit = commands.add_parser("fit", help="fit LMF on an .h5ad and write the result to another .h5ad")
+    fit.add_argument("input", help="input .h5ad")
+    fit.add_argument("-o", "--output", required=True, help="output .h5ad (written atomically)")
+    fit.add_argument("--response", required=True, help="modality spec of Y, e.g. obsm:protein_counts")
+    fit.add_argument("--fixed", required=True, help="modality spec of X, e.g. X or layer:counts")
+    fit.add_argument("--random", default=None, help="modality spec of Z, e.g. obs:hashtag (optional)")
+    fit.add_argument("--n-factors", type=int, default=10)
+    fit.add_argument("--mask-var", default=None, help="boolean var column restricting var-aligned modalities")
+    fit.add_argument("--solver", choices=("joint", "paper"), default="joint")
+    fit.add_argument("--scale", action="store_true", help="scale every feature to unit variance")
+    fit.add_argument("--ridge", type=float, default=1e-3)
+    fit.add_argument("--max-iter", type=int, default=500)
+    fit.add_argument("--tol", type=float, default=1e-6)
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--key-added", default="lmf")
+    fit.add_argument("--in-place", action="store_true", help="allow the output to be the input file")
+    fit.set_defaults(run=_fit)
+
+    demo = commands.add_parser("demo", help="fit the bundled pbmc68k_reduced data and write an .h5ad and figures")
+    demo.add_argument("--outdir", default="lmf_demo", help="folder for lmf_demo.h5ad and the PNG figures")
+    demo.add_argument("--n-factors", type=int, default=15)
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

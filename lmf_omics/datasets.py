@@ -1,0 +1,48 @@
+"""Datasets: scanpy's bundled pbmc68k_reduced, and the project's shared real datasets by path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from anndata import AnnData
+
+ENV_VAR = "LMF_OMICS_DATA"
+
+
+def pbmc68k_reduced() -> AnnData:
+    """700 PBMCs × 765 genes shipped inside scanpy (works offline)."""
+    import scanpy as sc
+
+    return sc.datasets.pbmc68k_reduced()
+
+
+def shared_data_dir() -> Path:
+    """Folder of the shared datasets: ``$LMF_OMICS_DATA``, else ``shared/data`` beside the checkout.
+
+    Looked up next to the source tree first, then next to the current directory.
+    """
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR])
+    candidates = [Path(__file__).resolve().parents[2] / "shared" / "data", Path.cwd().parent / "shared" / "data"]
+    return next((path for path in candidates if path.is_dir()), candidates[0])
+
+
+def read_shared(name: str) -> AnnData:
+    """Read a shared dataset, e.g. ``"eccite_pbmc_500.h5ad"``, with a clear error if it is absent."""
+    import anndata as ad
+
+    path = shared_data_dir() / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; set {ENV_VAR} to the folder holding the shared datasets")
+    return ad.read_h5ad(path)
+
+
+def eccite_pbmc_500() -> AnnData:
+    """ECCITE-seq PBMCs: RNA counts in ``X``, ADT counts in ``obsm["protein_counts"]``, ``obs["hashtag"]``."""
+    return read_shared("eccite_pbmc_500.h5ad")
+
+
+def breast_st_3slices() -> AnnData:
+    """Three serial breast-cancer spatial sections (``obs["slice"]``, ``obsm["spatial"]``)."""
+    return read_shared("breast_st_3slices.h5ad")

@@ -1,0 +1,54 @@
+"""Variance-explained heatmap (like MOFA's) and the objective curve of a fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)  # headless-safe default; an interactive backend set by the user wins
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from anndata import AnnData  # noqa: E402
+
+from .. import get  # noqa: E402
+
+MODALITY_TITLES = {"response": "response (Y)", "fixed": "fixed (X)", "random": "random (Z)"}
+
+
+def variance_explained(adata: AnnData, key: str = "lmf", *, ax=None, show: bool = False, save: str | None = None):
+    """Heatmap of R² per factor (rows) and modality (columns), annotated with percentages."""
+    table = get.variance_explained(adata, key)
+    ax = ax or plt.subplots(figsize=(1.6 + 1.3 * table.shape[1], 0.9 + 0.32 * table.shape[0]))[1]
+    image = ax.imshow(table.to_numpy() * 100, cmap="Blues", aspect="auto", vmin=0)
+    for (row, col), value in np.ndenumerate(table.to_numpy() * 100):
+        ax.text(col, row, f"{value:.1f}", ha="center", va="center", fontsize=8,
+                color="white" if value > 0.6 * image.get_clim()[1] else "black")
+    ax.set_xticks(range(table.shape[1]), [MODALITY_TITLES.get(c, c) for c in table.columns])
+    ax.set_yticks(range(table.shape[0]), table.index)
+    ax.figure.colorbar(image, ax=ax, label="variance explained (%)")
+    ax.set_title(f"LMF variance explained ({key})")
+    return _finish(ax, show, save)
+
+
+def convergence(adata: AnnData, key: str = "lmf", *, ax=None, show: bool = False, save: str | None = None):
+    """Objective per iteration; the joint solver's curve never rises, the paper's may."""
+    stored = get.results(adata, key)
+    history = np.asarray(stored["objective_history"])
+    ax = ax or plt.subplots(figsize=(5, 3.2))[1]
+    ax.plot(np.arange(1, history.size + 1), history, marker="." if history.size < 50 else None)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("objective")
+    state = "converged" if stored["converged"] else "not converged"
+    ax.set_title(f"LMF {stored['params']['solver']} solver: {history.size} iterations, {state}")
+    return _finish(ax, show, save)
+
+
+def _finish(ax, show: bool, save: str | None):
+    ax.figure.tight_layout()
+    if save:
+        Path(save).parent.mkdir(parents=True, exist_ok=True)
+        ax.figure.savefig(save, dpi=150)
+    if show:
+        plt.show()
+    return ax
