@@ -36,10 +36,12 @@ def randomized_svd(
     for _ in range(power_iterations):
         back = [op.rmatmul(basis) for op in operators]
         basis = _orthonormal(sum(op.matmul(b) for op, b in zip(operators, back)))
-    small = np.vstack([op.rmatmul(basis) for op in operators]).T  # sketch × p_total
-    u_small, values, _ = np.linalg.svd(small, full_matrices=False)
-    left = basis @ u_small[:, :rank]
-    values = values[:rank]
+    # B = Qᵀ Ã (sketch × p_total) is only needed through B Bᵀ (sketch × sketch)
+    back = [op.rmatmul(basis) for op in operators]
+    eigenvalues, eigenvectors = np.linalg.eigh(sum(b.T @ b for b in back))
+    order = np.argsort(eigenvalues)[::-1][:rank]
+    left = basis @ eigenvectors[:, order]
+    values = np.sqrt(np.maximum(eigenvalues[order], 0.0))
     if left.shape[1] < rank:  # fewer columns than requested: pad with zeros
         pad = rank - left.shape[1]
         left = np.hstack([left, np.zeros((left.shape[0], pad))])

@@ -1,0 +1,172 @@
+"""LinearMixedForms end to end on simulated data with planted codes."""
+
+import logging
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+from lmf_omics import LinearMixedForms
+from lmf_omics._core.init import initial_factors
+from lmf_omics._core.operators import Operator
+
+from .simulate import canonical_correlations, simulate
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return simulate()
+
+
+@pytest.fixture(scope="module")
+def fitted(planted):
+    return LinearMixedForms(3, tol=1e-9, max_iter=2000).fit(planted["Y"], planted["X"], planted["Z"])
+
+
+def test_recovers_planted_codes(planted, fitted):
+    assert fitted.converged_
+    assert canonical_correlations(fitted.fixed_codes_, planted["K"]).min() > 0.99
+    assert canonical_correlations(fitted.random_codes_, planted["H"]).min() > 0.99
+    assert canonical_correlations(fitted.codes_, planted["K"] + planted["H"]).min() > 0.99
+    for role in ("response", "fixed", "random"):
+        assert fitted.total_variance_explained_[role] > 0.99
+
+
+def test_recovers_group_random_effect_from_low_rank_z():
+    sim = simulate(k=4, z_levels=3, seed=4)  # Z: 3 one-hot groups, centred rank 2 < k
+    model = LinearMixedForms(4, tol=1e-9, max_iter=3000).fit(sim["Y"], sim["X"], sim["Z"])
+    assert np.all(np.isfinite(model.codes_))
+    assert canonical_correlations(model.fixed_codes_, sim["K"]).min() > 0.99
+    # H lies in the span of the (centred) group indicators and matches the planted group effect
+    Zc = sim["Z"] - sim["Z"].mean(0)
+    residual = model.random_codes_ - Zc @ np.linalg.lstsq(Zc, model.random_codes_, rcond=None)[0]
+    assert np.abs(residual).max() < 1e-8
+    assert np.linalg.matrix_rank(model.random_codes_, tol=1e-8) == 2
+    assert canonical_correlations(model.random_codes_, sim["H"])[:2].min() > 0.99
+
+
+def test_joint_objective_never_increases():
+    for seed, kwargs in enumerate([{}, {"z_levels": 4}, {"noise": 0.5}]):
+        sim = simulate(n=150, k=4, seed=seed, **kwargs)
+        model = LinearMixedForms(4, max_iter=200, tol=1e-12).fit(sim["Y"], sim["X"], sim["Z"])
+        steps = np.diff(model.objective_history_)
+        assert np.all(steps <= 1e-12 * model.objective_history_[0]), steps.max()
+
+
+def test_sparse_fit_equals_dense_fit():
+    sim = simulate(n=200, seed=5)
+    rng = np.random.default_rng(5)
+    mask = rng.random(sim["X"].shape) < 0.3
+    X = np.where(mask, sim["X"], 0.0)
+    dense = LinearMixedForms(3, max_iter=50, tol=1e-12).fit(sim["Y"], X, sim["Z"])
+    for fmt in (sparse.csr_matrix, sparse.csc_matrix, sparse.csr_array):
+        fit = LinearMixedForms(3, max_iter=50, tol=1e-12).fit(fmt(sim["Y"]), fmt(X), sim["Z"])
+        np.testing.assert_allclose(fit.codes_, dense.codes_, atol=1e-8)
+        np.testing.assert_allclose(fit.loadings_["fixed"], dense.loadings_["fixed"], atol=1e-8)
+        np.testing.assert_allclose(fit.objective_history_, dense.objective_history_, rtol=1e-10)
+
+
+def test_same_seed_identical_results(planted):
+    first = LinearMixedForms(3, max_iter=30).fit(planted["Y"], planted["X"], planted["Z"])
+    second = LinearMixedForms(3, max_iter=30).fit(planted["Y"], planted["X"], planted["Z"])
+    assert np.array_equal(first.codes_, second.codes_)
+    assert np.array_equal(first.objective_history_, second.objective_history_)
+    other = LinearMixedForms(3, max_iter=30, random_state=1).fit(planted["Y"], planted["X"], planted["Z"])
+    assert not np.array_equal(first.codes_, other.codes_)
+    assert canonical_correlations(first.codes_, other.codes_).min() > 0.99
+
+
+def test_canonical_form(fitted):
+    gram = fitted.codes_.T @ fitted.codes_
+    off_diagonal = gram - np.diag(np.diag(gram))
+    assert np.abs(off_diagonal).max() < 1e-10 * np.abs(gram).max()
+    explained = fitted.variance_explained_["response"]
+    assert np.all(np.diff(explained) <= 1e-12)
+    largest = fitted.codes_[np.argmax(np.abs(fitted.codes_), axis=0), range(3)]
+    assert np.all(largest > 0)
+
+
+def test_variance_explained_matches_dense_computation(planted, fitted):
+    Yc = planted["Y"] - planted["Y"].mean(0)
+    total = np.sum(Yc**2)
+    C, a = fitted.codes_, fitted.loadings_["response"]
+    for j in range(3):
+        r2 = 1 - np.sum((Yc - np.outer(C[:, j], a[:, j])) ** 2) / total
+        assert fitted.variance_explained_["response"][j] == pytest.approx(r2, abs=1e-10)
+    assert fitted.total_variance_explained_["response"] == pytest.approx(1 - np.sum((Yc - C @ a.T) ** 2) / total, abs=1e-10)
+    by_fixed = 1 - np.sum((Yc - fitted.fixed_codes_ @ a.T) ** 2) / total
+    assert fitted.total_variance_explained_["response_fixed_code"] == pytest.approx(by_fixed, abs=1e-10)
+
+
+def test_transform_of_training_data_reproduces_codes(planted, fitted):
+    codes = fitted.transform(Y=planted["Y"], X=planted["X"], Z=planted["Z"])
+    np.testing.assert_allclose(codes.fixed, fitted.fixed_codes_, atol=1e-5)
+    np.testing.assert_allclose(codes.random, fitted.random_codes_, atol=1e-5)
+
+
+def test_predict_response_from_x_and_z(planted, fitted):
+    predicted = fitted.predict(X=planted["X"], Z=planted["Z"])
+    assert predicted.shape == planted["Y"].shape
+    residual = np.sum((planted["Y"] - predicted) ** 2) / np.sum((planted["Y"] - planted["Y"].mean(0)) ** 2)
+    assert residual < 0.01
+    expected = fitted.transform(X=planted["X"], Z=planted["Z"]).combined @ fitted.loadings_["response"].T
+    np.testing.assert_allclose(predicted, expected + fitted.means_["response"], atol=1e-12)
+
+
+def test_state_round_trip(planted, fitted):
+    rebuilt = LinearMixedForms.from_state(fitted.get_state())
+    np.testing.assert_allclose(rebuilt.predict(X=planted["X"], Z=planted["Z"]),
+                               fitted.predict(X=planted["X"], Z=planted["Z"]), atol=1e-12)
+
+
+def test_without_random_effects(planted):
+    model = LinearMixedForms(3, tol=1e-9).fit(planted["Y"], planted["X"])
+    assert model.random_codes_ is None and "random" not in model.loadings_
+    np.testing.assert_array_equal(model.codes_, model.fixed_codes_)
+    assert model.transform(X=planted["X"]).random is None
+    with pytest.raises(ValueError, match="without a random-effect modality"):
+        model.transform(X=planted["X"], Z=planted["Z"])
+
+
+def test_paper_solver_matches_independent_algorithm_1():
+    """Algorithm 1 written out with dense numpy from the same starting codes."""
+    sim = simulate(n=12, k=2, p_y=5, p_x=4, p_z=3, noise=0.3, seed=7)
+    Y, X, Z = (sim[m] - sim[m].mean(0) for m in "YXZ")
+    steps = 7
+    model = LinearMixedForms(2, solver="paper", max_iter=steps, tol=1e-300).fit(sim["Y"], sim["X"], sim["Z"])
+    start = initial_factors(model._weighted({r: Operator.from_data(sim[m]) for r, m in zip(
+        ("response", "fixed", "random"), "YXZ")}), 2, rng=np.random.default_rng(0))
+    K, H = start.K, start.H
+    pinv = np.linalg.pinv
+    for t in range(steps):
+        alpha = Y.T @ (K + H) @ pinv((K + H).T @ (K + H))
+        beta = X.T @ K @ pinv(K.T @ K)
+        u = Z.T @ H @ pinv(H.T @ H)
+        if t == steps - 1:
+            break
+        if t % 3 == 0:
+            H = Y @ alpha @ pinv(alpha.T @ alpha) - K
+        elif t % 3 == 1:
+            K = X @ beta @ pinv(beta.T @ beta)
+        else:
+            H = Z @ u @ pinv(u.T @ u)
+    # the fit is reported after an orthogonal rotation: compare rotation-invariant products
+    np.testing.assert_allclose(model.fixed_codes_ @ model.loadings_["fixed"].T, K @ beta.T, atol=1e-8)
+    np.testing.assert_allclose(model.random_codes_ @ model.loadings_["random"].T, H @ u.T, atol=1e-8)
+    np.testing.assert_allclose(model.codes_ @ model.loadings_["response"].T, (K + H) @ alpha.T, atol=1e-8)
+    np.testing.assert_allclose(model.fixed_codes_ @ model.fixed_codes_.T, K @ K.T, atol=1e-8)
+    assert model.n_iter_ == steps
+
+
+def test_not_converging_warns_and_returns_usable_output(planted, caplog):
+    with caplog.at_level(logging.WARNING, logger="lmf_omics"):
+        model = LinearMixedForms(3, max_iter=3).fit(planted["Y"], planted["X"], planted["Z"])
+    assert not model.converged_ and model.n_iter_ == 3
+    assert "did not converge" in caplog.text
+    assert np.all(np.isfinite(model.codes_))
+
+
+def test_zero_ridge_with_rank_deficient_z_falls_back_cleanly():
+    sim = simulate(n=100, k=4, z_levels=2, seed=8)
+    model = LinearMixedForms(4, ridge=0.0, max_iter=30).fit(sim["Y"], sim["X"], sim["Z"])
+    assert np.all(np.isfinite(model.codes_)) and np.all(np.isfinite(model.objective_history_))
