@@ -1,0 +1,54 @@
+"""API rules as tests (after scanpy's test_package_structure)."""
+
+import ast
+import inspect
+from pathlib import Path
+
+import pytest
+
+import lmf_omics
+from lmf_omics import get, pl, tl
+
+PACKAGE = Path(lmf_omics.__file__).parent
+CORE_ALLOWED = {"numpy", "scipy", "tqdm", "logging", "dataclasses", "collections", "numbers", "typing", "__future__"}
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "_core").glob("*.py")), ids=lambda p: p.name)
+def test_core_imports_only_numeric_libraries(path):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names = [node.module]
+        else:
+            continue
+        for name in names:
+            assert name.split(".")[0] in CORE_ALLOWED, f"{path.name} imports {name}"
+
+
+PUBLIC_ADATA_FUNCTIONS = [tl.lmf, pl.variance_explained, pl.convergence, get.model, get.variance_explained]
+
+
+@pytest.mark.parametrize("func", PUBLIC_ADATA_FUNCTIONS, ids=lambda f: f"{f.__module__}.{f.__name__}")
+def test_adata_first_and_documented(func):
+    params = list(inspect.signature(func).parameters.values())
+    assert params[0].name == "adata"
+    assert func.__doc__ and len(func.__doc__.strip()) > 40
+
+
+def test_tools_take_keyword_only_options_and_copy():
+    params = inspect.signature(tl.lmf).parameters
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for name, p in params.items() if name != "adata")
+    assert params["copy"].default is False and params["key_added"].default == "lmf"
+
+
+@pytest.mark.parametrize("func", [pl.variance_explained, pl.convergence], ids=lambda f: f.__name__)
+def test_plots_follow_scanpy_show_save(func):
+    params = inspect.signature(func).parameters
+    assert params["show"].default is False and params["save"].default is None
+    assert params["key"].default == "lmf"
+
+
+def test_public_names():
+    assert set(lmf_omics.__all__) >= {"LinearMixedForms", "tl", "pl", "get", "datasets", "__version__"}
