@@ -199,8 +199,10 @@ class LinearMixedForms:
         self._random_encoder = None if confined is None else confined[1] @ (confined[0].T @ factors.H)
 
     def _iterate(self, data: Data, factors: Factors, norms: dict[str, float], ridge: float):
+        """Alternate loadings and codes; return the last finite fit, its code products and the history."""
         paper = self.solver == "paper"
         history: list[float] = []
+        last_good = None
         self.converged_ = False
         bar = tqdm(range(self.max_iter), desc=f"LMF ({self.solver})", disable=_disable(self.progress), leave=False)
         for step in bar:
@@ -210,7 +212,7 @@ class LinearMixedForms:
             if not np.isfinite(value):
                 logger.warning("LMF (%s) diverged at iteration %d; keeping the last finite iterate", self.solver, step)
                 break
-            factors = fitted
+            last_good = (fitted, products)
             history.append(value)
             bar.set_postfix(objective=f"{value:.6g}", refresh=False)
             if len(history) > 1 and abs(history[-2] - value) <= self.tol * abs(history[-2]):
@@ -218,15 +220,16 @@ class LinearMixedForms:
                 break
             if step == self.max_iter - 1:
                 break
-            factors = paper_code_update(data, factors, step) if paper else rebalance(update_codes(data, factors, ridge))
+            factors = paper_code_update(data, fitted, step) if paper else rebalance(update_codes(data, fitted, ridge))
         bar.close()
+        if last_good is None:
+            raise FloatingPointError("the objective is not finite at the initial codes; check the input for extreme values")
         if not self.converged_:
             logger.warning(
                 "LMF (%s) did not converge in %d iterations (tol=%g); increase max_iter or tol",
                 self.solver, len(history), self.tol,
             )
-        products = code_products(data, factors) if len(history) == 0 else products
-        return factors, products, history
+        return (*last_good, history)
 
     def _store(self, data: Data, factors: Factors, products, norms, history) -> None:
         weight = {role: np.sqrt(self.modality_weights_[role]) for role in self.modality_weights_}
@@ -246,8 +249,8 @@ class LinearMixedForms:
         """Codes of (new) cells from whichever modalities they have.
 
         Solves the same joint system as the fit with the loadings fixed; absent modalities
-        drop out. Features must be in training order. Cells with only ``X`` get ``H = 0``-free
-        codes from X alone; a random code needs ``Z`` (or ``Y``).
+        drop out. Features must be in the training order. Without ``Z`` (and ``Y``) the random
+        code is zero, as a mixed model predicts a group it has not seen.
         """
         self._check_fitted()
         given = {"response": Y, "fixed": X, "random": Z}
