@@ -9,4 +9,4 @@ from ._core import Codes, LinearMixedForms
 
 __version__ = "0.1.0"
 
-__all__ = ["Codes", "LinearMixedForms", "datasets", "get", "pl", "tl", "__version__"]
+__all__ = ["Codes", "LinearMixedForms", "__version__", "datasets", "get", "pl", "tl"]

@@ -12,7 +12,6 @@ from . import validation
 from .canonical import canonical_rotation
 from .init import initial_factors
 from .operators import Operator, as_matrix
-from .subspace import low_rank_basis
 from .solvers import (
     Data,
     Factors,
@@ -25,6 +24,7 @@ from .solvers import (
     update_codes_encoded_random,
     update_loadings,
 )
+from .subspace import low_rank_basis
 from .variance import response_split, variance_explained
 
 logger = logging.getLogger("lmf_omics")
@@ -145,7 +145,7 @@ class LinearMixedForms:
         self.progress = progress
 
     # ----------------------------------------------------------------------------- fitting
-    def fit(self, Y, X, Z=None, *, labels: dict[str, str] | None = None) -> "LinearMixedForms":
+    def fit(self, Y, X, Z=None, *, labels: dict[str, str] | None = None) -> LinearMixedForms:
         """Fit the model to a response ``Y``, fixed-effect data ``X`` and optional covariates ``Z``.
 
         Each is a numpy array or a scipy sparse matrix/array with cells as rows. ``labels``
@@ -311,7 +311,7 @@ class LinearMixedForms:
         return {"params": params, "modalities": modalities}
 
     @classmethod
-    def from_state(cls, state: dict) -> "LinearMixedForms":
+    def from_state(cls, state: dict) -> LinearMixedForms:
         """Rebuild a fitted model (for transform and predict) from :meth:`get_state`."""
         params = dict(state["params"])
         model = cls(**{name: _plain(params[name]) for name in cls.PARAMS}, weights=dict(params["weights"]))

@@ -76,7 +76,7 @@ class Operator:
     scale: np.ndarray
 
     @classmethod
-    def from_data(cls, data, *, center: bool = True, scale: bool = False) -> "Operator":
+    def from_data(cls, data, *, center: bool = True, scale: bool = False) -> Operator:
         """Centre (and scale to unit variance) by the data's own column moments.
 
         Constant columns keep a divisor of 1: they are centred to zero and contribute nothing.
@@ -87,7 +87,7 @@ class Operator:
         divisor = np.where(std > 0, std, 1.0) if scale else np.ones_like(mean)
         return cls(matrix, mean if center else np.zeros_like(mean), divisor)
 
-    def reweighted(self, factor: float) -> "Operator":
+    def reweighted(self, factor: float) -> Operator:
         """The same view multiplied by ``factor`` (folded into the column divisors)."""
         return Operator(self.matrix, self.mean, self.scale / factor)
 
@@ -114,6 +114,6 @@ class Operator:
         centred_sq = n * (raw_var + (raw_mean - self.mean) ** 2)
         return float(np.sum(centred_sq / self.scale**2))
 
-    def rows(self, index) -> "Operator":
+    def rows(self, index) -> Operator:
         """The operator restricted to some rows (same centring and scaling)."""
         return Operator(self.matrix[index], self.mean, self.scale)

@@ -49,7 +49,7 @@ class Factors:
     def combined(self) -> np.ndarray:
         return self.K if self.H is None else self.K + self.H
 
-    def rotated(self, rotation: np.ndarray) -> "Factors":
+    def rotated(self, rotation: np.ndarray) -> Factors:
         """Apply an orthogonal rotation to every code and loading (the fit is unchanged)."""
         return Factors(*(None if m is None else m @ rotation for m in self._fields()))
 
@@ -65,7 +65,7 @@ class Products:
     fixed: np.ndarray | None
     random: np.ndarray | None
 
-    def rotated(self, rotation: np.ndarray) -> "Products":
+    def rotated(self, rotation: np.ndarray) -> Products:
         """The products of the rotated codes (``Ãᵀ(C R) = (ÃᵀC) R``)."""
         return Products(*(None if m is None else m @ rotation for m in (self.response, self.fixed, self.random)))
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg", force=False)  # headless-safe default; an interactive backend set by the user wins
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from anndata import AnnData  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from anndata import AnnData
 
-from .. import get  # noqa: E402
+from .. import get
 
 MODALITY_TITLES = {"response": "response (Y)", "fixed": "fixed (X)", "random": "random (Z)"}
 

@@ -3,7 +3,6 @@
 import numpy as np
 
 
-
 def simulate(n=300, k=3, p_y=30, p_x=50, z_levels=None, p_z=8, noise=0.01, seed=0):
     """``Y = (K + H) αᵀ``, ``X = K βᵀ``, ``Z = H uᵀ`` (or one-hot groups driving H) plus noise."""
     rng = np.random.default_rng(seed)
