@@ -119,7 +119,8 @@ def _read_obsm(adata: AnnData, key: str, label: str):
         bad = [str(c) for c in value.columns if c not in numeric.columns]
         if bad:
             raise ValueError(f"{label}: obsm DataFrame has non-numeric columns {bad}; drop or encode them")
-        return value.to_numpy(), [str(c) for c in value.columns]
+        dtype = np.result_type(*value.dtypes) if len(value.columns) else np.float64
+        return value.to_numpy(dtype=dtype if dtype.kind == "f" else np.float64), [str(c) for c in value.columns]
     if sparse.issparse(value) or isinstance(value, np.ndarray):
         if value.ndim != 2:
             raise ValueError(f"{label}: obsm[{key!r}] must be 2-D, got shape {value.shape}")

@@ -7,7 +7,7 @@ import pandas as pd
 from anndata import AnnData
 
 from ._core import LinearMixedForms
-from ._keys import Keys
+from ._keys import ROLES, Keys
 from ._modalities import MissingKeyError
 
 
@@ -38,7 +38,7 @@ def features(adata: AnnData, key: str = "lmf") -> dict[str, list[str]]:
 def variance_explained(adata: AnnData, key: str = "lmf") -> pd.DataFrame:
     """R² per factor (rows ``Factor1``...) and modality (columns), as in MOFA's table."""
     table = results(adata, key)["variance_explained"]
-    frame = pd.DataFrame({role: np.asarray(values) for role, values in table.items()})
+    frame = pd.DataFrame({role: np.asarray(table[role]) for role in ROLES if role in table})
     frame.index = [f"Factor{i + 1}" for i in range(len(frame))]
     return frame
 

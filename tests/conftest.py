@@ -1,0 +1,19 @@
+"""Shared fixtures: the real datasets in ../shared/data (or $LMF_OMICS_DATA)."""
+
+import os
+
+import pytest
+
+from lmf_omics.datasets import ENV_VAR, shared_data_dir
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """Folder of the shared datasets; missing data fails under CI and skips elsewhere."""
+    folder = shared_data_dir()
+    if not (folder / "eccite_pbmc_500.h5ad").is_file():
+        message = f"shared datasets not found in {folder}; set {ENV_VAR}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return folder
