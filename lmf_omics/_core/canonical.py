@@ -4,26 +4,27 @@ from __future__ import annotations
 
 import numpy as np
 
-from .solvers import Factors, Products, residual_norm
+from .solvers import Factors, Moments, residual_norm
 
 
-def canonical_rotation(factors: Factors, products: Products, norms: dict[str, float]) -> np.ndarray:
-    """Rotation ``R`` making the columns of ``(K + H) R`` orthogonal, ordered and sign-fixed.
+def canonical_rotation(factors: Factors, moments: Moments, norms: dict[str, float]) -> np.ndarray:
+    """Rotation ``R`` making the columns of ``(K + H) R`` orthogonal and ordered.
 
-    Columns are ordered by the response variance each factor explains alone, and signed so
-    that the largest-magnitude entry of each combined-code column is positive.
+    Columns are ordered by the response variance each factor explains alone. Signs are fixed
+    afterwards on the codes themselves (:func:`column_signs`).
     """
-    combined = factors.combined
-    _, eigenvectors = np.linalg.eigh(combined.T @ combined)
-    rotated_code = combined @ eigenvectors
-    rotated_alpha = factors.alpha @ eigenvectors
-    rotated_product = products.response @ eigenvectors
+    _, eigenvectors = np.linalg.eigh(moments.codes_gram)
+    rotated = moments.rotated(eigenvectors)
+    alpha = factors.alpha @ eigenvectors
     explained = [
-        -residual_norm(norms["response"], rotated_product[:, [j]], rotated_code[:, [j]], rotated_alpha[:, [j]])
-        for j in range(combined.shape[1])
+        -residual_norm(norms["response"], rotated.cross["response"][:, [j]], rotated.gram["response"][[j]][:, [j]],
+                       alpha[:, [j]])
+        for j in range(alpha.shape[1])
     ]
-    order = np.argsort(explained, kind="stable")[::-1]
-    rotation = eigenvectors[:, order]
-    rotated_code = rotated_code[:, order]
-    largest = rotated_code[np.argmax(np.abs(rotated_code), axis=0), np.arange(rotated_code.shape[1])]
-    return rotation * np.where(largest < 0, -1.0, 1.0)
+    return eigenvectors[:, np.argsort(explained, kind="stable")[::-1]]
+
+
+def column_signs(codes: np.ndarray) -> np.ndarray:
+    """+1/−1 per column so that the largest-magnitude entry of each column is positive."""
+    largest = codes[np.argmax(np.abs(codes), axis=0), np.arange(codes.shape[1])]
+    return np.where(largest < 0, -1.0, 1.0)

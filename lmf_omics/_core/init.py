@@ -1,4 +1,4 @@
-"""Seeded randomised SVD of (side-by-side) operators, used to initialise the codes."""
+"""Seeded randomised SVD of (side-by-side) operators, used to initialise free codes."""
 
 from __future__ import annotations
 
@@ -7,16 +7,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from .operators import Operator
-from .solvers import Data, Factors
+from .subspace import OVERSAMPLE, range_finder
 
 
 def randomized_svd(
-    operators: Sequence[Operator],
-    rank: int,
-    *,
-    rng: np.random.Generator,
-    oversample: int = 10,
-    power_iterations: int = 4,
+    operators: Sequence[Operator], rank: int, *, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Leading left singular vectors and values of ``[Ã₁ | Ã₂ | ...]`` (Halko et al. 2011).
 
@@ -29,13 +24,7 @@ def randomized_svd(
     values
         ``rank`` singular values, decreasing (zeros where the operators have lower rank).
     """
-    widths = [op.shape[1] for op in operators]
-    sketch_size = min(rank + oversample, sum(widths))
-    probes = [rng.standard_normal((w, sketch_size)) for w in widths]
-    basis = _orthonormal(sum(op.matmul(probe) for op, probe in zip(operators, probes)))
-    for _ in range(power_iterations):
-        back = [op.rmatmul(basis) for op in operators]
-        basis = _orthonormal(sum(op.matmul(b) for op, b in zip(operators, back)))
+    basis = range_finder(operators, rank + OVERSAMPLE, rng=rng)
     # B = Qᵀ Ã (sketch × p_total) is only needed through B Bᵀ (sketch × sketch)
     back = [op.rmatmul(basis) for op in operators]
     eigenvalues, eigenvectors = np.linalg.eigh(sum(b.T @ b for b in back))
@@ -49,30 +38,17 @@ def randomized_svd(
     return left, values
 
 
-def _orthonormal(matrix: np.ndarray) -> np.ndarray:
-    q, _ = np.linalg.qr(matrix)
-    return q
-
-
-def initial_factors(data: Data, n_factors: int, *, rng: np.random.Generator) -> Factors:
-    """Codes from a randomised SVD of ``[Ỹ | X̃]``: its part in ``Z̃``'s leading subspace is ``H``.
+def initial_free_codes(sources: Sequence[Operator], n_factors: int, random_basis, *, rng: np.random.Generator):
+    """``(K, H)`` from a randomised SVD of ``[Ỹ | X̃]``: the part in ``Z̃``'s subspace is ``H``.
 
     ``K + H`` starts as the best rank-k shared code of Y and X (scores ``U √S``, balanced with
-    the loadings); ``H`` is its projection onto the leading left singular vectors of ``Z̃`` and
-    ``K`` the rest, so a random code starts as what the covariates can explain.
+    the loadings); ``H`` is its projection onto ``random_basis`` (the leading left singular
+    vectors of ``Z̃``) and ``K`` the rest, so a random code starts as what the covariates explain.
+    ``random_basis=None`` means no random code.
     """
-    sources = [op for op in (data.response, data.fixed) if op is not None]
     left, values = randomized_svd(sources, n_factors, rng=rng)
-    K = left * np.sqrt(values)
-    if data.random is None:
-        return Factors(K=K, H=None)
-    basis = data.random_basis
-    if basis is None:
-        basis, z_values = randomized_svd([data.random], min(n_factors, data.random.shape[1]), rng=rng)
-        basis = basis[:, z_values > _rank_tolerance(z_values)]
-    H = basis @ (basis.T @ K)
-    return Factors(K=K - H, H=H)
-
-
-def _rank_tolerance(values: np.ndarray) -> float:
-    return values.max(initial=0.0) * max(values.shape[0], 1) * 1e-10
+    combined = left * np.sqrt(values)
+    if random_basis is None:
+        return combined, None
+    H = random_basis @ (random_basis.T @ combined)
+    return combined - H, H

@@ -31,3 +31,31 @@ def solve_right(rhs: np.ndarray, gram: np.ndarray, ridge: float = 0.0) -> np.nda
 def pinv_right(rhs: np.ndarray, gram: np.ndarray) -> np.ndarray:
     """``rhs @ pinv(gram)`` (the author's generalised inverse in the paper's cycle)."""
     return rhs @ np.linalg.pinv(gram, hermitian=True)
+
+
+def solve_sylvester(left: tuple[np.ndarray, np.ndarray], inner: np.ndarray, outer: np.ndarray,
+                    rhs: np.ndarray) -> np.ndarray:
+    """Solve ``M G A + G B = C`` for ``G`` (r × k), with ``M`` symmetric PSD and ``A``, ``B`` symmetric.
+
+    ``left`` is the eigendecomposition ``(d, V)`` of ``M`` (computed once per fit); ``inner`` is
+    ``A`` (PSD) and ``outer`` is ``B`` (positive definite, e.g. a Gram matrix plus a ridge).
+    With ``B = B½ B½`` and ``B^{-½} A B^{-½} = W diag(λ) Wᵀ`` the equation decouples into
+    ``Ĝ_ij (1 + d_i λ_j) = (Vᵀ C B^{-½} W)_ij`` with ``G = V Ĝ Wᵀ B^{-½}``. A singular ``B``
+    falls back to the least-squares solution of the vectorised system, with a logged note.
+    """
+    d, V = left
+    b_values, b_vectors = np.linalg.eigh((outer + outer.T) / 2)
+    if b_values[0] <= 1e-12 * max(b_values[-1], 1e-300):
+        return _sylvester_least_squares(V * d @ V.T, inner, outer, rhs)
+    b_inv_half = (b_vectors / np.sqrt(b_values)) @ b_vectors.T
+    lam, W = np.linalg.eigh(b_inv_half @ inner @ b_inv_half)
+    transformed = V.T @ rhs @ b_inv_half @ W
+    return V @ (transformed / (1.0 + np.outer(d, lam))) @ W.T @ b_inv_half
+
+
+def _sylvester_least_squares(M, A, B, C):
+    logger.info("singular %d×%d code system: using least squares", *B.shape)
+    r, k = C.shape
+    system = np.kron(A, M) + np.kron(B, np.eye(r))  # column-major vec(M G A + G B)
+    solution = np.linalg.lstsq(system, C.ravel(order="F"), rcond=None)[0]
+    return solution.reshape((r, k), order="F")

@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import validation
-from .canonical import canonical_rotation
-from .init import initial_factors
-from .operators import Operator, as_matrix
-from .solvers import (
-    Data,
-    Factors,
-    code_products,
-    modality_terms,
-    objective,
-    paper_code_update,
-    rebalance,
-    update_codes,
-    update_codes_encoded_random,
-    update_loadings,
-)
-from .subspace import low_rank_basis
+from . import inputs, validation
+from .canonical import canonical_rotation, column_signs
+from .encode import encode
+from .operators import Operator
+from .problems import EncodedProblem, FreeProblem
+from .solvers import Data, Factors, objective, paper_code_update, rebalance, update_loadings
+from .subspace import principal_basis
 from .variance import response_split, variance_explained
 
 logger = logging.getLogger("lmf_omics")
@@ -61,19 +51,32 @@ class LinearMixedForms:
     (loadings with a tilde are on that weighted scale).
 
     ``solver="joint"`` (default) is exact block-coordinate descent: ridge least squares for
-    ``α``, ``β``, ``u``, then ``K`` and ``H`` jointly, every cell solving the same 2k × 2k
-    system. Each step minimises ``f`` exactly over its block, so ``f`` never increases.
+    ``α``, ``β``, ``u``, then the codes. Each step minimises ``f`` exactly over its block, so ``f``
+    never increases. The codes take one of two forms (``codes=``):
+
+    * ``"encoded"`` (default with the joint solver): each code is a linear encoding of its own
+      modality, confined to that modality's ``n_pcs`` leading principal components:
+      ``K = X̃ W_K``, ``H = Z̃ W_H``. Y shapes the codes through the fit (which directions of X
+      and Z matter), but a cell's code is computed from its X and Z alone, so what is learnt on
+      the training cells applies unchanged to new cells: training and prediction agree. The
+      data are projected on the principal subspaces once; iterations never touch them.
+    * ``"free"`` (the paper's form): every training cell's ``K`` and ``H`` are free parameters
+      fitted to all its modalities, every cell solving the same 2k × 2k system. Best for
+      integrating modalities observed in every cell; new cells are encoded by least squares
+      from what they have. A random modality of rank below ``k`` (four hashtags, three sections)
+      cannot determine ``H``: it is then confined to ``col(Z̃)``.
 
     ``solver="paper"`` is Algorithm 1 as printed, with the missing inverses restored: loadings by
     least squares, then one code update per timestep cycling ``K + H = Ỹα(αᵀα)⁻¹`` (split as
     ``H = Ỹα(αᵀα)⁻¹ − K``), ``K = X̃β(βᵀβ)⁻¹``, ``H = Z̃u(uᵀu)⁻¹``, with pseudo-inverses as in the
     author's R code. It is *not* a descent method: its objective can rise and it can diverge.
-    It is kept to reproduce the paper.
+    It is kept to reproduce the paper (free codes).
+
+    A cell may lack a modality (a row of NaN, or ``observed=``): it is a zero row of that
+    modality's centred matrix, contributes to the other terms and still gets codes.
 
     Data are only touched through ``Ã @ B`` and ``Ãᵀ @ C`` with thin dense ``B``/``C``: centring
-    and scaling are implicit, so sparse input is never densified and an iteration costs
-    O(nnz · k). The codes start from a seeded randomised SVD of ``[Ỹ | X̃]``, split into the
-    part in ``Z̃``'s leading subspace (``H``) and the rest (``K``). At the end all factors are
+    and scaling are implicit, so sparse input is never densified. At the end all factors are
     rotated (orthogonally, which changes neither fit nor objective) so that the columns of
     ``K + H`` are orthogonal, ordered by the response variance they explain, with the largest
     entry of each positive.
@@ -85,6 +88,13 @@ class LinearMixedForms:
         Z may have fewer features or a lower rank (e.g. a few one-hot batches).
     solver
         ``"joint"`` or ``"paper"``.
+    codes
+        ``"encoded"`` or ``"free"`` (see above); ``None`` picks ``"encoded"`` for the joint
+        solver and ``"free"`` for the paper's.
+    n_pcs
+        Leading principal components of X̃ (and Z̃) that encoded codes live in; ``None`` means
+        ``max(50, 2 · n_factors)``. Fewer components regularise more (``n_pcs = n_factors`` is
+        principal-component regression on X); ignored for free codes.
     center, scale
         Centre each feature (recommended); scale each feature to unit variance. Constant
         features are centred to zero and keep a divisor of 1 (they contribute nothing).
@@ -107,6 +117,8 @@ class LinearMixedForms:
     ----------
     fixed_codes_, random_codes_, codes_
         ``K``, ``H`` (``None`` without Z) and ``K + H`` for the training cells.
+    encoders_
+        ``{"fixed": W_K, "random": W_H}`` for encoded codes (``K = X̃ W_K``), by role.
     loadings_
         ``{"response": α, "fixed": β, "random": u}``, relating codes to the centred (and
         scaled) data: ``Ã ≈ C Lᵀ``.
@@ -124,6 +136,8 @@ class LinearMixedForms:
         n_factors: int = 10,
         *,
         solver: str = "joint",
+        codes: str | None = None,
+        n_pcs: int | None = None,
         center: bool = True,
         scale: bool = False,
         weights: dict[str, float] | None = None,
@@ -135,6 +149,8 @@ class LinearMixedForms:
     ):
         self.n_factors = n_factors
         self.solver = solver
+        self.codes = codes
+        self.n_pcs = n_pcs
         self.center = center
         self.scale = scale
         self.weights = weights
@@ -145,74 +161,91 @@ class LinearMixedForms:
         self.progress = progress
 
     # ----------------------------------------------------------------------------- fitting
-    def fit(self, Y, X, Z=None, *, labels: dict[str, str] | None = None) -> LinearMixedForms:
+    def fit(self, Y, X, Z=None, *, observed: dict | None = None, labels: dict[str, str] | None = None
+            ) -> LinearMixedForms:
         """Fit the model to a response ``Y``, fixed-effect data ``X`` and optional covariates ``Z``.
 
-        Each is a numpy array or a scipy sparse matrix/array with cells as rows. ``labels``
-        names the modalities in error messages. All input is checked before any work.
+        Each is a numpy array or a scipy sparse matrix/array with cells as rows. A cell without a
+        modality is a row of NaN (dense) or flagged ``False`` in ``observed[role]`` (a boolean
+        array per role, ``"response"``, ``"fixed"`` or ``"random"``). ``labels`` names the
+        modalities in error messages. All input is checked before any work.
         """
         self.check_options()
         if Y is None or X is None:
             raise ValueError("fit needs a response Y and fixed-effect data X (Z is optional)")
-        weights = self._weights()
-        raw = {"response": Y, "fixed": X, "random": Z}
-        raw = {role: m for role, m in raw.items() if m is not None}
-        for role, matrix in raw.items():
-            validation.check_matrix(matrix, role, labels)
-        validation.check_shapes({r: m.shape for r, m in raw.items()}, labels)
-        n_obs = Y.shape[0]
-        validation.check_rank(self.n_factors, n_obs, {r: m.shape[1] for r, m in raw.items()}, self.center, labels)
-        operators = {
-            role: Operator.from_data(as_matrix(m), center=self.center, scale=self.scale)
-            for role, m in raw.items()
-        }
+        given = {role: m for role, m in zip(ROLES, (Y, X, Z)) if m is not None}
+        ready, masks = inputs.prepare(given, observed, labels)
+        validation.check_rank(self.n_factors, Y.shape[0], {r: m.shape[1] for r, m in given.items()},
+                              self.center, labels)
+        if self.solver == "paper" and any(mask is not None for mask in masks.values()):
+            raise ValueError("solver='paper' needs every modality in every cell; use solver='joint' for missing rows")
+        operators = inputs.operators(ready, masks, center=self.center, scale=self.scale)
         norms = {role: op.squared_norm() for role, op in operators.items()}
         validation.check_variance(norms, labels)
 
+        weights = self._weights()
         self.means_ = {role: op.mean for role, op in operators.items()}
         self.scales_ = {role: op.scale for role, op in operators.items()}
         self.modality_weights_ = {role: weights[role] / norms[role] for role in operators}
-        data = self._weighted(operators)
-        self._fit_weighted(data)
+        self._fit_weighted(self._weighted(operators))
         return self
 
     def check_options(self) -> None:
         """Raise a ``ValueError`` naming any invalid option (called by :meth:`fit` before any work)."""
         validation.check_options(
-            n_factors=self.n_factors, solver=self.solver, ridge=self.ridge,
+            n_factors=self.n_factors, solver=self.solver, codes=self.codes, n_pcs=self.n_pcs, ridge=self.ridge,
             weights=self._weights(), max_iter=self.max_iter, tol=self.tol,
         )
 
-    def _fit_weighted(self, data: Data) -> None:
-        norms = {role: self._weights()[role] for role in ROLES if getattr(data, role) is not None}
-        ridge = 0.0 if self.solver == "paper" else float(self.ridge)
-        confined = low_rank_basis(data.random, self.n_factors) if data.has_random and self.solver == "joint" else None
-        if confined is not None:
-            data = replace(data, random_basis=confined[0])
-        rng = np.random.default_rng(self.random_state)
-        factors = initial_factors(data, self.n_factors, rng=rng)
-        factors, products, history = self._iterate(data, factors, norms, ridge)
-        rotation = canonical_rotation(factors, products, norms)
-        factors = factors.rotated(rotation)
-        products = products.rotated(rotation)
-        self._store(data, factors, products, norms, history)
-        self._random_encoder = None if confined is None else confined[1] @ (confined[0].T @ factors.H)
+    @property
+    def codes_form(self) -> str:
+        """``"encoded"`` or ``"free"``: the form of the codes this model fits."""
+        if self.codes is not None:
+            return self.codes
+        return "free" if self.solver == "paper" else "encoded"
 
-    def _iterate(self, data: Data, factors: Factors, norms: dict[str, float], ridge: float):
-        """Alternate loadings and codes; return the last finite fit, its code products and the history."""
+    def _problem(self, data: Data, rng: np.random.Generator):
+        if self.codes_form == "free":
+            basis = None
+            if data.has_random and self.solver == "joint":
+                basis = principal_basis(data.random, self.n_factors, rng=rng)
+                basis = basis if basis.rank < self.n_factors else None
+            return FreeProblem(data, basis)
+        n_pcs = self.n_pcs or max(50, 2 * self.n_factors)
+        fixed = principal_basis(data.fixed, n_pcs, rng=rng)
+        random = principal_basis(data.random, n_pcs, rng=rng) if data.has_random else None
+        return EncodedProblem.build(data, fixed, random)
+
+    def _fit_weighted(self, data: Data) -> None:
+        norms = {role: self._weights()[role] for role in data.present()}
+        ridge = self._ridge()
+        rng = np.random.default_rng(self.random_state)
+        problem = self._problem(data, rng)
+        factors = problem.initial(self.n_factors, rng=rng)
+        factors, moments, history = self._iterate(problem, data, factors, norms, ridge)
+        rotation = canonical_rotation(factors, moments, norms)
+        factors, moments = factors.rotated(rotation), moments.rotated(rotation)
+        K, H = problem.codes(factors)
+        signs = np.diag(column_signs(K if H is None else K + H))
+        factors, moments = factors.rotated(signs), moments.rotated(signs)
+        K, H = K @ signs, None if H is None else H @ signs
+        self._store(problem, factors, moments, norms, history, K, H)
+
+    def _iterate(self, problem, data: Data, factors: Factors, norms: dict[str, float], ridge: float):
+        """Alternate loadings and codes; return the last finite fit, its moments and the history."""
         paper = self.solver == "paper"
         history: list[float] = []
         last_good = None
         self.converged_ = False
         bar = tqdm(range(self.max_iter), desc=f"LMF ({self.solver})", disable=_disable(self.progress), leave=False)
         for step in bar:
-            products = code_products(data, factors)
-            fitted = update_loadings(factors, products, ridge, paper=paper)
-            value = objective(data, fitted, products, norms, ridge)
+            moments = problem.moments(factors)
+            fitted = update_loadings(factors, moments, ridge, paper=paper)
+            value = objective(fitted, moments, norms, ridge)
             if not np.isfinite(value):
                 logger.warning("LMF (%s) diverged at iteration %d; keeping the last finite iterate", self.solver, step)
                 break
-            last_good = (fitted, products)
+            last_good = (fitted, moments)
             history.append(value)
             bar.set_postfix(objective=f"{value:.6g}", refresh=False)
             if len(history) > 1 and abs(history[-2] - value) <= self.tol * abs(history[-2]):
@@ -220,7 +253,7 @@ class LinearMixedForms:
                 break
             if step == self.max_iter - 1:
                 break
-            factors = paper_code_update(data, fitted, step) if paper else rebalance(update_codes(data, fitted, ridge))
+            factors = paper_code_update(data, fitted, step) if paper else rebalance(problem.update_codes(fitted, ridge))
         bar.close()
         if last_good is None:
             raise FloatingPointError("the objective is not finite at the initial codes; check the input for extreme values")
@@ -231,72 +264,70 @@ class LinearMixedForms:
             )
         return (*last_good, history)
 
-    def _store(self, data: Data, factors: Factors, products, norms, history) -> None:
-        weight = {role: np.sqrt(self.modality_weights_[role]) for role in self.modality_weights_}
-        self._factors = factors
-        self.fixed_codes_ = factors.K
-        self.random_codes_ = factors.H
-        self.codes_ = factors.combined
-        self.loadings_ = {role: loading / weight[role] for role, _, loading in modality_terms(factors)}
-        self.variance_explained_, self.total_variance_explained_ = variance_explained(factors, products, norms)
-        on_fixed = data.response.rmatmul(factors.K)
-        self.total_variance_explained_.update(response_split(factors, on_fixed, products, norms["response"]))
+    def _store(self, problem, factors: Factors, moments, norms, history, K, H) -> None:
+        root = {role: np.sqrt(w) for role, w in self.modality_weights_.items()}
+        self._loadings_weighted = Factors(K=np.zeros((0, self.n_factors)), H=None, alpha=factors.alpha,
+                                          beta=factors.beta, u=factors.u)
+        self.fixed_codes_, self.random_codes_ = K, H
+        self.codes_ = K if H is None else K + H
+        self.loadings_ = {role: loading / root[role] for role, loading in factors.loadings.items()}
+        self.encoders_ = {role: encoder * root[role] for role, encoder in problem.encoders(factors).items()}
+        self.variance_explained_, self.total_variance_explained_ = variance_explained(factors, moments, norms)
+        split = response_split(factors.alpha, problem.response_by_code(factors), norms["response"])
+        self.total_variance_explained_.update(split)
         self.objective_history_ = np.asarray(history)
         self.n_iter_ = len(history)
 
     # ------------------------------------------------------------------------ using a fit
-    def transform(self, *, Y=None, X=None, Z=None) -> Codes:
+    def transform(self, *, Y=None, X=None, Z=None, observed: dict | None = None) -> Codes:
         """Codes of (new) cells from whichever modalities they have.
 
-        Solves the same joint system as the fit with the loadings fixed; absent modalities
-        drop out. Features must be in the training order. Without ``Z`` (and ``Y``) the random
-        code is zero, as a mixed model predicts a group it has not seen.
+        Encoded codes are their encoders applied to their modality (``K = X̃ W_K``), exactly as
+        for the training cells; the rest is solved by least squares from the modalities a cell
+        has, loadings fixed (absent modalities, NaN rows and ``observed=False`` drop out).
+        Features must be in the training order. Without ``Z`` a cell's random code is zero, as a
+        mixed model predicts a group it has not seen.
         """
         self._check_fitted()
-        given = {"response": Y, "fixed": X, "random": Z}
-        given = {role: m for role, m in given.items() if m is not None}
+        given = {role: m for role, m in zip(ROLES, (Y, X, Z)) if m is not None}
         if not given:
             raise ValueError("transform needs at least one of Y, X or Z")
         if "random" in given and "random" not in self.means_:
             raise ValueError("this model was fitted without a random-effect modality Z; do not pass Z")
         for role, matrix in given.items():
-            validation.check_matrix(matrix, role)
             expected = self.means_[role].shape[0]
-            if matrix.shape[1] != expected:
+            if len(getattr(matrix, "shape", ())) == 2 and matrix.shape[1] != expected:
                 raise ValueError(
                     f"{validation.DEFAULT_LABELS[role]} has {matrix.shape[1]} features but the model was fitted "
                     f"with {expected}; pass the same features in the same order"
                 )
-        validation.check_shapes({r: m.shape for r, m in given.items()})
-        n_obs = next(iter(given.values())).shape[0]
-        data = self._weighted({r: self._operator(r, m) for r, m in given.items()})
-        k = self.n_factors
-        start = Factors(
-            K=np.zeros((n_obs, k)),
-            H=None if self._factors.H is None else np.zeros((n_obs, k)),
-            alpha=self._factors.alpha, beta=self._factors.beta, u=self._factors.u,
-        )
-        ridge = 0.0 if self.solver == "paper" else float(self.ridge)
-        if self._random_encoder is not None:
-            codes = update_codes_encoded_random(data, start, self._random_encoder, ridge)
-        else:
-            codes = update_codes(data, start, ridge)
-        return Codes(fixed=codes.K, random=codes.H)
+        ready, masks = inputs.prepare(given, observed, None)
+        operators = {r: Operator(m, self.means_[r], self.scales_[r], masks[r]) for r, m in ready.items()}
+        root = {role: np.sqrt(w) for role, w in self.modality_weights_.items()}
+        encoders = {role: e / root[role] for role, e in self.encoders_.items()}
+        K, H = encode(self._weighted(operators), self._loadings_weighted, encoders, self._ridge(),
+                      has_random="random" in self.means_)
+        return Codes(fixed=K, random=H)
 
-    def predict(self, *, X=None, Z=None) -> np.ndarray:
+    def predict(self, *, X=None, Z=None, observed: dict | None = None) -> np.ndarray:
         """Predicted response ``μ + ((K + H) αᵀ) · s`` (dense, cells × response features)."""
-        codes = self.transform(X=X, Z=Z)
+        codes = self.transform(X=X, Z=Z, observed=observed)
         centred = codes.combined @ self.loadings_["response"].T
         return centred * self.scales_["response"] + self.means_["response"]
 
     # ------------------------------------------------------------------------ persistence
-    PARAMS = ("n_factors", "solver", "center", "scale", "ridge", "max_iter", "tol", "random_state")
+    PARAMS = ("n_factors", "solver", "codes", "n_pcs", "center", "scale", "ridge", "max_iter", "tol", "random_state")
+
+    def get_params(self) -> dict:
+        """The options, with ``codes`` and ``n_pcs`` resolved (never ``None``: h5ad-writable)."""
+        params = {name: getattr(self, name) for name in self.PARAMS}
+        params.update(codes=self.codes_form, n_pcs=self.n_pcs or max(50, 2 * self.n_factors),
+                      weights=self._weights())
+        return params
 
     def get_state(self) -> dict:
         """Everything needed to rebuild the fitted model, as plain arrays, numbers and strings."""
         self._check_fitted()
-        params = {name: getattr(self, name) for name in self.PARAMS}
-        params["weights"] = self._weights()
         modalities = {
             role: {
                 "mean": self.means_[role],
@@ -306,31 +337,27 @@ class LinearMixedForms:
             }
             for role in self.means_
         }
-        if self._random_encoder is not None:
-            modalities["random"]["encoder"] = self._random_encoder * np.sqrt(self.modality_weights_["random"])
-        return {"params": params, "modalities": modalities}
+        for role, encoder in self.encoders_.items():
+            modalities[role]["encoder"] = encoder
+        return {"params": self.get_params(), "modalities": modalities}
 
     @classmethod
     def from_state(cls, state: dict) -> LinearMixedForms:
         """Rebuild a fitted model (for transform and predict) from :meth:`get_state`."""
         params = dict(state["params"])
-        model = cls(**{name: _plain(params[name]) for name in cls.PARAMS}, weights=dict(params["weights"]))
+        model = cls(**{name: _plain(params[name]) for name in cls.PARAMS if name in params},
+                    weights=dict(params["weights"]))
         modalities = state["modalities"]
-        model.means_ = {r: np.asarray(m["mean"], dtype=np.float64) for r, m in modalities.items()}
-        model.scales_ = {r: np.asarray(m["scale"], dtype=np.float64) for r, m in modalities.items()}
+
+        def arrays(field):
+            return {r: np.asarray(m[field], dtype=np.float64) for r, m in modalities.items() if field in m}
+
+        model.means_, model.scales_, model.loadings_ = arrays("mean"), arrays("scale"), arrays("loadings")
+        model.encoders_ = arrays("encoder")
         model.modality_weights_ = {r: float(m["weight"]) for r, m in modalities.items()}
-        model.loadings_ = {r: np.asarray(m["loadings"], dtype=np.float64) for r, m in modalities.items()}
         weighted = {r: model.loadings_[r] * np.sqrt(model.modality_weights_[r]) for r in modalities}
-        k = model.n_factors
-        model._factors = Factors(
-            K=np.zeros((0, k)),
-            H=np.zeros((0, k)) if "random" in modalities else None,
-            alpha=weighted["response"], beta=weighted["fixed"], u=weighted.get("random"),
-        )
-        encoder = modalities.get("random", {}).get("encoder")
-        model._random_encoder = None if encoder is None else (
-            np.asarray(encoder, dtype=np.float64) / np.sqrt(model.modality_weights_["random"])
-        )
+        model._loadings_weighted = Factors(K=np.zeros((0, model.n_factors)), H=None, alpha=weighted["response"],
+                                           beta=weighted["fixed"], u=weighted.get("random"))
         return model
 
     # ---------------------------------------------------------------------------- helpers
@@ -343,11 +370,11 @@ class LinearMixedForms:
         scaled = {role: op.reweighted(np.sqrt(self.modality_weights_[role])) for role, op in operators.items()}
         return Data(response=scaled.get("response"), fixed=scaled.get("fixed"), random=scaled.get("random"))
 
-    def _operator(self, role: str, matrix) -> Operator:
-        return Operator(as_matrix(matrix), self.means_[role], self.scales_[role])
+    def _ridge(self) -> float:
+        return 0.0 if self.solver == "paper" else float(self.ridge)
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "_factors"):
+        if not hasattr(self, "_loadings_weighted"):
             raise RuntimeError("this LinearMixedForms is not fitted yet; call fit(Y, X, Z) first")
 
 

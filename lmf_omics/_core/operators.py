@@ -7,7 +7,7 @@ stays sparse and each product costs O(nnz · k).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import sparse
@@ -34,17 +34,24 @@ def as_matrix(data) -> np.ndarray | sparse.csr_matrix | sparse.csc_matrix:
     return array
 
 
-def column_moments(matrix) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and (population) variances in float64, without densifying."""
-    n = matrix.shape[0]
-    if sparse.issparse(matrix):
+def column_moments(matrix, observed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and (population) variances in float64 over the observed rows, without densifying."""
+    if observed is None:
+        n = matrix.shape[0]
+        if not sparse.issparse(matrix):
+            return matrix.mean(axis=0, dtype=np.float64), matrix.var(axis=0, dtype=np.float64)
         values = matrix.data.astype(np.float64)
-        mean = _column_sums(matrix, values) / n
-        var = np.maximum(_column_sums(matrix, values**2) / n - mean**2, 0.0)
+        sums, squares = _column_sums(matrix, values), _column_sums(matrix, values**2)
     else:
-        mean = matrix.mean(axis=0, dtype=np.float64)
-        var = matrix.var(axis=0, dtype=np.float64)
-    return mean, var
+        n = int(observed.sum())
+        if sparse.issparse(matrix):
+            values = matrix.data.astype(np.float64) * observed[_row_of_entries(matrix)]
+            sums, squares = _column_sums(matrix, values), _column_sums(matrix, values * matrix.data)
+        else:
+            rows = matrix[observed]
+            return rows.mean(axis=0, dtype=np.float64), rows.var(axis=0, dtype=np.float64)
+    mean = sums / n
+    return mean, np.maximum(squares / n - mean**2, 0.0)
 
 
 def _column_sums(matrix, values: np.ndarray) -> np.ndarray:
@@ -57,9 +64,19 @@ def _column_sums(matrix, values: np.ndarray) -> np.ndarray:
     return np.bincount(columns, weights=values, minlength=p)
 
 
+def _row_of_entries(matrix) -> np.ndarray:
+    """Row index of every stored entry of a CSR/CSC matrix."""
+    if matrix.format == "csc":
+        return matrix.indices
+    return np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+
+
 @dataclass(frozen=True)
 class Operator:
-    """Implicitly centred and scaled view ``Ã = (A - 1 μᵀ) diag(1/s)`` of a data matrix ``A``.
+    """Implicitly centred and scaled view ``Ã = D (A - 1 μᵀ) diag(1/s)`` of a data matrix ``A``.
+
+    ``D`` is the diagonal 0/1 matrix of observed rows: a cell without this modality is a zero
+    row of ``Ã`` and so contributes nothing to any product or norm.
 
     Parameters
     ----------
@@ -69,51 +86,79 @@ class Operator:
         Column offsets ``μ`` (zeros for no centring).
     scale
         Column divisors ``s`` (ones for no scaling); must be positive.
+    observed
+        Boolean mask of the observed rows, or ``None`` when every row is observed. The stored
+        values of unobserved rows are never read (dense rows may hold anything finite).
     """
 
     matrix: np.ndarray | sparse.spmatrix
     mean: np.ndarray
     scale: np.ndarray
+    observed: np.ndarray | None = None
 
     @classmethod
-    def from_data(cls, data, *, center: bool = True, scale: bool = False) -> Operator:
-        """Centre (and scale to unit variance) by the data's own column moments.
+    def from_data(cls, data, *, center: bool = True, scale: bool = False, observed=None) -> Operator:
+        """Centre (and scale to unit variance) by the data's own column moments over observed rows.
 
         Constant columns keep a divisor of 1: they are centred to zero and contribute nothing.
         """
         matrix = as_matrix(data)
-        mean, var = column_moments(matrix)
+        observed = None if observed is None or np.all(observed) else np.asarray(observed, dtype=bool)
+        mean, var = column_moments(matrix, observed)
         std = np.sqrt(var)
         divisor = np.where(std > 0, std, 1.0) if scale else np.ones_like(mean)
-        return cls(matrix, mean if center else np.zeros_like(mean), divisor)
+        return cls(matrix, mean if center else np.zeros_like(mean), divisor, observed)
 
     def reweighted(self, factor: float) -> Operator:
         """The same view multiplied by ``factor`` (folded into the column divisors)."""
-        return Operator(self.matrix, self.mean, self.scale / factor)
+        return replace(self, scale=self.scale / factor)
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.matrix.shape
 
+    @property
+    def weights(self) -> np.ndarray:
+        """1.0 for observed rows, 0.0 for the others."""
+        return np.ones(self.shape[0]) if self.observed is None else self.observed.astype(np.float64)
+
     def matmul(self, right: np.ndarray) -> np.ndarray:
         """``Ã @ right`` for a thin dense ``right`` (p × k), as an n × k array."""
-        scaled = right / self.scale[:, None]
-        product = np.asarray(self.matrix @ scaled, dtype=np.float64)
-        return product - (self.mean @ scaled)[None, :]
+        if self.scale.min() == self.scale.max():  # one divisor (no per-feature scaling): no p × k copy
+            product = np.asarray(self.matrix @ right, dtype=np.float64)
+            product -= (self.mean @ right)[None, :]
+            product /= self.scale[0]
+        else:
+            scaled = right / self.scale[:, None]
+            product = np.asarray(self.matrix @ scaled, dtype=np.float64)
+            product -= (self.mean @ scaled)[None, :]
+        if self.observed is not None:
+            product[~self.observed] = 0.0
+        return product
 
     def rmatmul(self, left: np.ndarray) -> np.ndarray:
         """``Ãᵀ @ left`` for a thin dense ``left`` (n × k), as a p × k array."""
+        if self.observed is not None:
+            left = left * self.observed[:, None]
         product = np.asarray(self.matrix.T @ left, dtype=np.float64)
-        product -= np.outer(self.mean, left.sum(axis=0))
-        return product / self.scale[:, None]
+        for column, total in enumerate(left.sum(axis=0)):  # in place: no second p × k array
+            product[:, column] -= total * self.mean
+        product /= self.scale[:, None]
+        return product
+
+    def gram(self, code: np.ndarray) -> np.ndarray:
+        """``Cᵀ D C``: the Gram matrix of a code over the observed rows."""
+        rows = code if self.observed is None else code[self.observed]
+        return rows.T @ rows
 
     def squared_norm(self) -> float:
         """``‖Ã‖²_F`` from column moments (the trace identity; no n × p temporary)."""
-        n = self.shape[0]
-        raw_mean, raw_var = column_moments(self.matrix)
+        n = self.shape[0] if self.observed is None else int(self.observed.sum())
+        raw_mean, raw_var = column_moments(self.matrix, self.observed)
         centred_sq = n * (raw_var + (raw_mean - self.mean) ** 2)
         return float(np.sum(centred_sq / self.scale**2))
 
     def rows(self, index) -> Operator:
         """The operator restricted to some rows (same centring and scaling)."""
-        return Operator(self.matrix[index], self.mean, self.scale)
+        observed = None if self.observed is None else self.observed[index]
+        return Operator(self.matrix[index], self.mean, self.scale, observed)

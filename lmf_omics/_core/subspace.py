@@ -1,30 +1,70 @@
-"""The column space of a low-rank random-effect modality, to which the random code is confined."""
+"""Leading principal subspaces of operators: orthonormal bases that are exact encodings of the data.
+
+A code confined to a basis ``Q = Ã E`` is ``Q G = Ã (E G)``: a linear encoding of its modality,
+so new cells are encoded exactly as the training cells were.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from .operators import Operator
 
-MAX_CHECKED_FEATURES = 1024
+OVERSAMPLE = 10
+POWER_ITERATIONS = 4
 
 
-def low_rank_basis(operator: Operator, n_factors: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(Q, W)`` with ``Q = Z̃ W`` an orthonormal basis of ``col(Z̃)`` when ``rank(Z̃) < n_factors``.
+@dataclass(frozen=True)
+class Basis:
+    """An orthonormal basis ``vectors = Ã @ encoder`` (n × r) of ``Ã``'s leading left singular subspace."""
 
-    A Z of lower rank than the number of factors (four hashtags, three sections) cannot
-    determine ``H``: left free, ``H`` would fit the response's noise in the directions Z does
-    not see. Confining ``H`` to ``col(Z̃)`` makes it an encoding of Z, ``H = Z̃ W G``. Only
-    checked for Z with at most ``MAX_CHECKED_FEATURES`` features (one p_z × p_z Gram matrix);
-    otherwise, or at full rank, returns ``None`` and ``H`` is free as in the paper.
+    vectors: np.ndarray
+    encoder: np.ndarray
+    values: np.ndarray  # singular values, decreasing
+
+    @property
+    def rank(self) -> int:
+        return self.vectors.shape[1]
+
+
+def principal_basis(operator: Operator, max_rank: int, *, rng: np.random.Generator) -> Basis:
+    """The leading ``max_rank`` principal directions of ``Ã`` (fewer where its numerical rank is lower).
+
+    Right singular vectors come from a randomised range finder (exact when ``Ã`` has at most
+    ``max_rank + 10`` columns); the basis is then made exactly orthonormal from one more product,
+    ``T = Ã V`` with ``TᵀT = E Λ Eᵀ``, so ``vectors = T E Λ^{-½}`` and ``encoder = V E Λ^{-½}``.
     """
     p = operator.shape[1]
-    if p > MAX_CHECKED_FEATURES:
-        return None
-    gram = operator.rmatmul(operator.matmul(np.eye(p)))
-    values, vectors = np.linalg.eigh((gram + gram.T) / 2)
-    keep = values > values[-1] * p * 1e-10
-    if keep.sum() >= n_factors:
-        return None
-    encoder = vectors[:, keep] / np.sqrt(values[keep])
-    return operator.matmul(encoder), encoder
+    if p <= max_rank + OVERSAMPLE:
+        right = np.eye(p)
+    else:
+        left = range_finder([operator], max_rank + OVERSAMPLE, rng=rng)
+        right = operator.rmatmul(left)  # ≈ V S: orthogonal columns; unit length is enough (and in place)
+        right /= np.maximum(np.linalg.norm(right, axis=0), np.finfo(float).tiny)
+    projected = operator.matmul(right)
+    values, vectors = np.linalg.eigh(projected.T @ projected)
+    order = np.argsort(values)[::-1][:max_rank]
+    values, vectors = values[order], vectors[:, order]
+    keep = values > max(values[0], 0.0) * max(operator.shape) * 1e-12
+    whiten = vectors[:, keep] / np.sqrt(values[keep])
+    return Basis(vectors=projected @ whiten, encoder=right @ whiten, values=np.sqrt(values[keep]))
+
+
+def range_finder(
+    operators: Sequence[Operator], size: int, *, rng: np.random.Generator, power_iterations: int = POWER_ITERATIONS
+) -> np.ndarray:
+    """Orthonormal n × size basis approximating the range of ``[Ã₁ | Ã₂ | ...]`` (Halko et al. 2011)."""
+    widths = [op.shape[1] for op in operators]
+    size = min(size, sum(widths))
+    basis = _orthonormal(sum(op.matmul(rng.standard_normal((w, size))) for op, w in zip(operators, widths)))
+    for _ in range(power_iterations):  # one p × size temporary at a time
+        basis = _orthonormal(sum(op.matmul(op.rmatmul(basis)) for op in operators))
+    return basis
+
+
+def _orthonormal(matrix: np.ndarray) -> np.ndarray:
+    q, _ = np.linalg.qr(matrix)
+    return q

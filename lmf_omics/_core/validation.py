@@ -9,19 +9,26 @@ import numpy as np
 from scipy import sparse
 
 SOLVERS = ("joint", "paper")
+CODES = ("encoded", "free")
 ROLES = ("response", "fixed", "random")
 DEFAULT_LABELS = {"response": "response Y", "fixed": "fixed-effect data X", "random": "random-effect covariates Z"}
 
 
-def check_options(*, n_factors, solver, ridge, weights, max_iter, tol) -> None:
+def check_options(*, n_factors, solver, codes, n_pcs, ridge, weights, max_iter, tol) -> None:
     """Validate estimator options (types and ranges)."""
-    if isinstance(n_factors, bool) or not isinstance(n_factors, Integral) or n_factors < 1:
+    if not _is_int(n_factors) or n_factors < 1:
         raise ValueError(f"n_factors must be a positive integer, got {n_factors!r}")
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+    if codes is not None and codes not in CODES:
+        raise ValueError(f"codes must be one of {CODES} or None, got {codes!r}")
+    if solver == "paper" and codes == "encoded":
+        raise ValueError("solver='paper' (Algorithm 1) fits free codes; use codes='free' or solver='joint'")
+    if n_pcs is not None and (not _is_int(n_pcs) or n_pcs < n_factors):
+        raise ValueError(f"n_pcs must be an integer >= n_factors ({n_factors}), got {n_pcs!r}")
     if not _is_real(ridge) or not np.isfinite(ridge) or ridge < 0:
         raise ValueError(f"ridge must be a finite number >= 0, got {ridge!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, Integral) or max_iter < 1:
+    if not _is_int(max_iter) or max_iter < 1:
         raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
     if not _is_real(tol) or not np.isfinite(tol) or tol <= 0:
         raise ValueError(f"tol must be a finite number > 0, got {tol!r}")
@@ -37,8 +44,11 @@ def check_weights(weights: Mapping[str, float]) -> None:
             raise ValueError(f"weights[{role!r}] must be a finite number > 0, got {weight!r}")
 
 
-def check_matrix(data, role: str, labels: Mapping[str, str] | None = None) -> None:
-    """A modality must be 2-D, non-empty, numeric and finite."""
+def check_matrix(data, role: str, labels: Mapping[str, str] | None = None, observed=None) -> np.ndarray | None:
+    """A modality must be 2-D, non-empty, numeric and finite in its observed rows.
+
+    Returns the observed-row mask (see :func:`observed_rows`), ``None`` when all rows are observed.
+    """
     label = (labels or DEFAULT_LABELS).get(role, role)
     shape = getattr(data, "shape", None)
     if shape is None or len(shape) != 2:
@@ -48,14 +58,44 @@ def check_matrix(data, role: str, labels: Mapping[str, str] | None = None) -> No
     values = data.data if sparse.issparse(data) else np.asarray(data)
     if values.dtype.kind not in "biuf":
         raise ValueError(f"{label} must be numeric, got dtype {values.dtype}; convert or drop non-numeric columns")
+    mask = observed_rows(data, role, observed, labels)
     if values.dtype.kind == "f":
         bad = ~np.isfinite(values)
+        if mask is not None and not sparse.issparse(data):
+            bad &= mask[:, None]
         if bad.any():
             where = _first_position(data, bad)
             raise ValueError(
                 f"{label} contains {int(bad.sum())} NaN or infinite value(s) (first at row {where[0]}, "
-                f"column {where[1]}); remove or impute them before fitting"
+                f"column {where[1]}); impute them, or mark a cell without this modality as unobserved "
+                "(a row of NaN, or observed=...)"
             )
+    return mask
+
+
+def observed_rows(data, role: str, given, labels: Mapping[str, str] | None = None) -> np.ndarray | None:
+    """The rows where a modality is observed: ``given`` (a boolean mask) minus dense all-NaN rows.
+
+    ``None`` when every row is observed. At least two observed rows are required.
+    """
+    label = (labels or DEFAULT_LABELS).get(role, role)
+    n = data.shape[0]
+    mask = np.ones(n, bool)
+    if given is not None:
+        given = np.asarray(given)
+        if given.dtype != bool or given.shape != (n,):
+            raise ValueError(
+                f"observed[{role!r}] must be a boolean array of length {n} (one flag per cell), "
+                f"got dtype {given.dtype} and shape {given.shape}"
+            )
+        mask &= given
+    if not sparse.issparse(data) and np.asarray(data).dtype.kind == "f":
+        mask &= ~np.isnan(np.asarray(data)).all(axis=1)
+    if mask.all():
+        return None
+    if mask.sum() < 2:
+        raise ValueError(f"{label} is observed in {int(mask.sum())} cell(s); it needs at least 2")
+    return mask
 
 
 def check_shapes(shapes: Mapping[str, tuple[int, int]], labels: Mapping[str, str] | None = None) -> None:
@@ -105,6 +145,10 @@ def _first_position(data, bad: np.ndarray) -> tuple[int, int]:
     major = int(np.searchsorted(data.indptr, index, side="right") - 1)
     minor = int(data.indices[index])
     return (major, minor) if data.format == "csr" else (minor, major)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
 
 
 def _is_real(value) -> bool:

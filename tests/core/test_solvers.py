@@ -1,21 +1,26 @@
-"""Each solver step against an independent brute-force reference on small problems."""
+"""Each exact block update against an independent brute-force least-squares reference."""
 
 import numpy as np
 import pytest
 
 from lmf_omics._core.operators import Operator
-from lmf_omics._core.solvers import Data, Factors, rebalance, update_codes
+from lmf_omics._core.problems import EncodedProblem, FreeProblem
+from lmf_omics._core.solvers import Data, Factors, rebalance
+from lmf_omics._core.subspace import principal_basis
 
 RIDGE = 0.05
 
 
-def _problem(seed=0, n=9, k=2, p=(5, 4, 3)):
+def _problem(seed=0, n=9, k=2, p=(5, 4, 3), missing_response=()):
     rng = np.random.default_rng(seed)
     mats = [rng.standard_normal((n, q)) for q in p]
-    ops = [Operator.from_data(m) for m in mats]
-    centred = [m - m.mean(0) for m in mats]
+    observed = np.ones(n, bool)
+    observed[list(missing_response)] = False
+    ops = [Operator.from_data(mats[0], observed=observed)] + [Operator.from_data(m) for m in mats[1:]]
+    centred = [m - m[mask].mean(0) for m, mask in zip(mats, (observed, np.ones(n, bool), np.ones(n, bool)))]
+    centred[0][~observed] = 0.0  # an unobserved cell is a zero row
     loadings = [rng.standard_normal((q, k)) for q in p]
-    return rng, ops, centred, loadings
+    return rng, ops, centred, loadings, observed
 
 
 def _factors(n, k, loadings, with_random=True):
@@ -23,25 +28,29 @@ def _factors(n, k, loadings, with_random=True):
                    alpha=loadings[0], beta=loadings[1], u=loadings[2] if with_random else None)
 
 
-def test_joint_code_update_is_exact_row_least_squares():
-    _, ops, (Y, X, Z), (a, b, u) = _problem()
+def _vec_least_squares(blocks, unknown_size):
+    """Minimise Σ‖design_b x − target_b‖² + ρ‖x‖² over x by dense least squares."""
+    design = np.vstack([d for d, _ in blocks] + [np.sqrt(RIDGE) * np.eye(unknown_size)])
+    target = np.concatenate([t for _, t in blocks] + [np.zeros(unknown_size)])
+    return np.linalg.lstsq(design, target, rcond=None)[0]
+
+
+@pytest.mark.parametrize("missing", [(), (2, 5)], ids=["all observed", "two cells without Y"])
+def test_free_joint_code_update_is_exact_row_least_squares(missing):
+    _, ops, (Y, X, Z), (a, b, u), observed = _problem(missing_response=missing)
     n, k = Y.shape[0], a.shape[1]
-    codes = update_codes(Data(*ops), _factors(n, k, [a, b, u]), RIDGE)
-    zeros_x, zeros_z = np.zeros_like(b), np.zeros_like(u)
-    design = np.block([
-        [a, a], [b, zeros_x], [zeros_z, u],
-        [np.sqrt(RIDGE) * np.eye(k), np.zeros((k, k))], [np.zeros((k, k)), np.sqrt(RIDGE) * np.eye(k)],
-    ])
+    codes = FreeProblem(Data(*ops)).update_codes(_factors(n, k, [a, b, u]), RIDGE)
     for i in range(n):
-        target = np.concatenate([Y[i], X[i], Z[i], np.zeros(2 * k)])
-        reference = np.linalg.lstsq(design, target, rcond=None)[0]
+        y = float(observed[i])
+        blocks = [(y * np.hstack([a, a]), y * Y[i]), (np.hstack([b, 0 * b]), X[i]), (np.hstack([0 * u, u]), Z[i])]
+        reference = _vec_least_squares(blocks, 2 * k)
         np.testing.assert_allclose(np.concatenate([codes.K[i], codes.H[i]]), reference, atol=1e-10)
 
 
 def test_code_update_without_random_is_ridge_regression():
-    _, ops, (Y, X, _), (a, b, _) = _problem(seed=1)
+    _, ops, (Y, X, _), (a, b, _), _ = _problem(seed=1)
     n, k = Y.shape[0], a.shape[1]
-    codes = update_codes(Data(ops[0], ops[1]), _factors(n, k, [a, b, None], with_random=False), RIDGE)
+    codes = FreeProblem(Data(ops[0], ops[1])).update_codes(_factors(n, k, [a, b, None], with_random=False), RIDGE)
     design = np.vstack([a, b, np.sqrt(RIDGE) * np.eye(k)])
     targets = np.hstack([Y, X, np.zeros((n, k))])
     reference = np.linalg.lstsq(design, targets.T, rcond=None)[0].T
@@ -49,26 +58,61 @@ def test_code_update_without_random_is_ridge_regression():
     assert codes.H is None
 
 
-def test_confined_code_update_is_exact_least_squares():
-    """With H = Q G the update couples cells; compare with least squares over vec(K), vec(G)."""
-    rng, ops, (Y, X, Z), (a, b, u) = _problem(seed=2)
-    n, k = Y.shape[0], a.shape[1]
-    Q, _ = np.linalg.qr(rng.standard_normal((n, 2)))
-    codes = update_codes(Data(*ops, random_basis=Q), _factors(n, k, [a, b, u]), RIDGE)
-    eye_n, r = np.eye(n), Q.shape[1]
-    # vec(K Lᵀ) = (L ⊗ I_n) vec(K); vec(Q G Lᵀ) = (L ⊗ Q) vec(G)   (column-major vec)
-    blocks = [
-        (np.kron(a, eye_n), np.kron(a, Q), Y), (np.kron(b, eye_n), np.zeros((n * len(b), r * k)), X),
-        (np.zeros((n * len(u), n * k)), np.kron(u, Q), Z),
-    ]
-    design = np.vstack([np.hstack(blk[:2]) for blk in blocks] + [np.sqrt(RIDGE) * np.eye(n * k + r * k)])
-    target = np.concatenate([blk[2].ravel(order="F") for blk in blocks] + [np.zeros(n * k + r * k)])
-    solution = np.linalg.lstsq(design, target, rcond=None)[0]
-    K = solution[: n * k].reshape((n, k), order="F")
-    G = solution[n * k:].reshape((r, k), order="F")
-    np.testing.assert_allclose(codes.K, K, atol=1e-9)
-    np.testing.assert_allclose(codes.H, Q @ G, atol=1e-9)
+def _confined_reference(Y, Z, K_known, Q, a, u, observed):
+    """min over G of ‖D(Y − (K + QG)aᵀ)‖² + ‖Z − QGuᵀ‖² + ρ‖G‖² (column-major vec; Q orthonormal)."""
+    n, r = Q.shape
+    D = np.diag(observed.astype(float))
+    # vec(D Q G aᵀ) = (a ⊗ D Q) vec(G)
+    blocks = [(np.kron(a, D @ Q), (D @ (Y - K_known @ a.T)).ravel(order="F")), (np.kron(u, Q), Z.ravel(order="F"))]
+    return _vec_least_squares(blocks, r * a.shape[1]).reshape((r, a.shape[1]), order="F")
 
+
+def test_free_code_update_with_a_confined_random_code():
+    """K row by row given the old H, then H = Q G exactly given the new K."""
+    rng, ops, (Y, X, Z), (a, b, u), observed = _problem(seed=2, missing_response=(4,))
+    n, k = Y.shape[0], a.shape[1]
+    basis = principal_basis(ops[2], 2, rng=rng)
+    H_old = basis.vectors @ rng.standard_normal((2, k))
+    start = Factors(K=np.zeros((n, k)), H=H_old, alpha=a, beta=b, u=u)
+    codes = FreeProblem(Data(*ops), basis).update_codes(start, RIDGE)
+    for i in range(n):
+        y = float(observed[i])
+        blocks = [(y * a, y * (Y[i] - H_old[i] @ a.T)), (b, X[i])]
+        np.testing.assert_allclose(codes.K[i], _vec_least_squares(blocks, k), atol=1e-10)
+    G = _confined_reference(Y, Z, codes.K, basis.vectors, a, u, observed)
+    np.testing.assert_allclose(codes.H, basis.vectors @ G, atol=1e-10)
+
+
+def test_encoded_code_update_is_exact_least_squares_in_each_basis():
+    rng, ops, (Y, X, Z), (a, b, u), observed = _problem(seed=3, n=12, missing_response=(0, 7))
+    k = a.shape[1]
+    data = Data(*ops)
+    fixed, random = principal_basis(ops[1], 3, rng=rng), principal_basis(ops[2], 2, rng=rng)
+    problem = EncodedProblem.build(data, fixed, random)
+    G_H_old = rng.standard_normal((2, k))
+    codes = problem.update_codes(Factors(K=np.zeros((3, k)), H=G_H_old, alpha=a, beta=b, u=u), RIDGE)
+    U, Q = fixed.vectors, random.vectors
+    D = np.diag(observed.astype(float))
+    blocks = [(np.kron(a, D @ U), (D @ (Y - Q @ G_H_old @ a.T)).ravel(order="F")),
+              (np.kron(b, U), X.ravel(order="F"))]
+    G_K = _vec_least_squares(blocks, 3 * k).reshape((3, k), order="F")
+    np.testing.assert_allclose(codes.K, G_K, atol=1e-10)
+    np.testing.assert_allclose(codes.H, _confined_reference(Y, Z, U @ G_K, Q, a, u, observed), atol=1e-10)
+
+
+def test_encoded_moments_match_dense_products():
+    rng, ops, (Y, X, Z), _, observed = _problem(seed=4, n=15, missing_response=(3,))
+    fixed, random = principal_basis(ops[1], 4, rng=rng), principal_basis(ops[2], 3, rng=rng)
+    problem = EncodedProblem.build(Data(*ops), fixed, random)
+    factors = Factors(K=rng.standard_normal((4, 2)), H=rng.standard_normal((3, 2)))
+    moments = problem.moments(factors)
+    K, H = problem.codes(factors)
+    C, D = K + H, observed[:, None]
+    np.testing.assert_allclose(moments.cross["response"], Y.T @ C, atol=1e-12)
+    np.testing.assert_allclose(moments.gram["response"], (C * D).T @ C, atol=1e-12)
+    np.testing.assert_allclose(moments.cross["fixed"], X.T @ K, atol=1e-12)
+    np.testing.assert_allclose(moments.gram["random"], H.T @ H, atol=1e-12)
+    np.testing.assert_allclose(moments.codes_gram, C.T @ C, atol=1e-12)
 
 def test_rebalance_keeps_fits_and_lowers_the_penalty():
     rng = np.random.default_rng(3)

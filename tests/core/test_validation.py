@@ -47,8 +47,12 @@ def test_nan_and_inf_are_located():
     row = int(np.searchsorted(X.indptr, 10, side="right") - 1)
     with pytest.raises(ValueError, match=f"first at row {row}, column {X.indices[10]}"):
         _fit(X=X)
-    with pytest.raises(ValueError, match="random-effect covariates Z contains"):
-        _fit(Z=np.full_like(SIM["Z"], np.nan))
+    Z = SIM["Z"].copy()
+    Z[7, 0] = np.inf
+    with pytest.raises(ValueError, match=r"random-effect covariates Z contains 1 .*row 7, column 0"):
+        _fit(Z=Z)
+    with pytest.raises(ValueError, match=r"random-effect covariates Z is observed in 0 cell\(s\); it needs at least 2"):
+        _fit(Z=np.full_like(SIM["Z"], np.nan))  # a row of NaN is a cell without Z
 
 
 def test_shapes_and_emptiness():

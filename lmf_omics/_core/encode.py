@@ -1,0 +1,39 @@
+"""Codes of (new) cells from whichever modalities they have, given a fitted model's loadings.
+
+Encoded codes are their encoders applied to their own modality (``K = X̃ E_K``, ``H = Z̃ E_H``),
+exactly as for the training cells. What is not determined that way is solved by row-wise least
+squares from the modalities the cell has (:mod:`.rows`): free codes always, and an encoded fixed
+code of a cell without X (from its response). A random code without Z is zero, as a mixed model
+predicts a group it has not seen.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .rows import solve_rows
+from .solvers import Data, Factors, gram
+
+
+def encode(data: Data, loadings: Factors, encoders: dict[str, np.ndarray], ridge: float,
+           *, has_random: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(K, H)`` for the cells of ``data`` (weighted operators, any of them ``None``)."""
+    operators = data.present()
+    n = next(iter(operators.values())).shape[0]
+    k = loadings.beta.shape[1]
+    K, H = np.zeros((n, k)), np.zeros((n, k)) if has_random else None
+    unknown_K, unknown_H = np.ones(n, bool), np.ones(n, bool) if has_random else None
+    for role, code, unknown in (("fixed", K, unknown_K), ("random", H, unknown_H)):
+        if role not in encoders:
+            continue
+        operator = operators.get(role)
+        if operator is not None:
+            code[:] = operator.matmul(encoders[role])
+            unknown &= operator.weights == 0
+        if role == "random":
+            unknown[:] = False  # no Z, no random code
+    weights = loadings.loadings
+    grams = {role: gram(weights[role]) for role in operators}
+    products = {role: op.matmul(weights[role]) for role, op in operators.items()}
+    observed = {role: op.weights for role, op in operators.items()}
+    return solve_rows(grams, products, observed, ridge, K=K, H=H, unknown_K=unknown_K, unknown_H=unknown_H)

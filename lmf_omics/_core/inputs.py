@@ -1,0 +1,51 @@
+"""From user matrices to checked, centred operators (the step before any work)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from scipy import sparse
+
+from . import validation
+from .operators import Operator, as_matrix
+
+
+def prepare(
+    matrices: Mapping[str, object],
+    observed: Mapping[str, object] | None,
+    labels: Mapping[str, str] | None,
+) -> tuple[dict[str, object], dict[str, np.ndarray | None]]:
+    """Check every given modality and find its observed rows; nothing is copied unless needed.
+
+    Returns the matrices (dense ones with unobserved NaN rows zero-filled, as a copy) and the
+    observed-row masks (``None`` where every row is observed), by role.
+    """
+    observed = dict(observed or {})
+    unknown = set(observed) - set(matrices)
+    if unknown:
+        raise ValueError(f"observed names modalities that were not given: {sorted(unknown)}; use {sorted(matrices)}")
+    masks, ready = {}, {}
+    for role, matrix in matrices.items():
+        masks[role] = validation.check_matrix(matrix, role, labels, observed.get(role))
+        ready[role] = _zero_filled(matrix, masks[role])
+    validation.check_shapes({role: m.shape for role, m in matrices.items()}, labels)
+    return ready, masks
+
+
+def operators(ready, masks, *, center: bool, scale: bool) -> dict[str, Operator]:
+    """Operators centred and scaled by their own observed rows."""
+    return {
+        role: Operator.from_data(matrix, center=center, scale=scale, observed=masks[role])
+        for role, matrix in ready.items()
+    }
+
+
+def _zero_filled(matrix, mask: np.ndarray | None):
+    """The matrix with unobserved dense rows set to zero (so products stay finite)."""
+    matrix = as_matrix(matrix)
+    if mask is None or sparse.issparse(matrix) or np.isfinite(matrix[~mask]).all():
+        return matrix
+    filled = matrix.copy()
+    filled[~mask] = 0.0
+    return filled

@@ -1,0 +1,210 @@
+"""The two forms of the codes, each with its moments, exact code update and start.
+
+* :class:`FreeProblem` — the paper's form: every cell's codes are free parameters, fitted to
+  all of that cell's modalities (a random code of a low-rank Z is confined to ``col(Z̃)``).
+  Each iteration makes one pass over the data.
+* :class:`EncodedProblem` — codes are linear encodings of their own modality, confined to its
+  leading principal subspace: ``K = U G_K`` with ``U = X̃ E_X`` and ``H = Q G_H`` with ``Q = Z̃ E_Z``.
+  The data enter only through projections onto ``U`` and ``Q`` computed once, so iterations
+  never touch the data, and new cells are encoded exactly as training cells (``K = X̃ E_X G_K``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .init import initial_free_codes, randomized_svd
+from .linalg import solve_sylvester
+from .rows import solve_rows
+from .solvers import Data, Factors, Moments, gram
+from .subspace import Basis
+
+
+def _eig(symmetric: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    values, vectors = np.linalg.eigh((symmetric + symmetric.T) / 2)
+    return np.maximum(values, 0.0), vectors
+
+
+@dataclass(frozen=True)
+class FreeProblem:
+    """Free codes (n × k arrays); ``random_basis`` confines ``H`` when Z has rank below k."""
+
+    data: Data
+    random_basis: Basis | None = None
+
+    def moments(self, factors: Factors) -> Moments:
+        cross, grams = {}, {}
+        for role, code in zip(("response", "fixed", "random"), (factors.combined, factors.K, factors.H)):
+            operator = getattr(self.data, role)
+            if operator is not None and code is not None:
+                cross[role], grams[role] = operator.rmatmul(code), operator.gram(code)
+        return Moments(cross, grams, codes_gram=gram(factors.combined))
+
+    def response_by_code(self, factors: Factors) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """``(ỸᵀC, CᵀD_Y C)`` for the fixed and the random code alone."""
+        response = self.data.response
+        codes = {"fixed": factors.K, "random": factors.H}
+        return {name: (response.rmatmul(c), response.gram(c)) for name, c in codes.items() if c is not None}
+
+    def update_codes(self, factors: Factors, ridge: float) -> Factors:
+        """Exact minimisation over the codes: ``K`` and ``H`` jointly, row by row.
+
+        With a confined ``H`` (``H = Q G``, cells coupled through ``G``) the update is two exact
+        blocks instead: ``K`` row by row given ``H``, then ``G`` given ``K``.
+        """
+        operators = self.data.present()
+        loadings = factors.loadings
+        grams = {role: gram(loadings[role]) for role in operators}
+        products = {role: op.matmul(loadings[role]) for role, op in operators.items()}
+        observed = {role: op.weights for role, op in operators.items()}
+        n = factors.K.shape[0]
+        everyone = np.ones(n, bool)
+        free_H = None if factors.H is None else (everyone if self.random_basis is None else ~everyone)
+        K, H = solve_rows(grams, products, observed, ridge, K=factors.K, H=factors.H,
+                          unknown_K=everyone, unknown_H=free_H)
+        if self.random_basis is not None:
+            H = self._confined_random_code(K, grams, products, observed["response"], ridge)
+        return replace(factors, K=K, H=H)
+
+    def _confined_random_code(self, K, grams, products, response_weights, ridge):
+        """``H = Q G`` with ``QᵀD_YQ G αᵀα + G (uᵀu + ρI) = Qᵀ(Ỹα − D_Y K αᵀα + Z̃u)``."""
+        Q = self.random_basis.vectors
+        shared = grams["response"]
+        rhs = Q.T @ (products["response"] + products["random"] - (K * response_weights[:, None]) @ shared)
+        left = _eig(Q.T @ (Q * response_weights[:, None]))
+        k = K.shape[1]
+        G = solve_sylvester(left, shared, grams["random"] + ridge * np.eye(k), rhs)
+        return Q @ G
+
+    def initial(self, n_factors: int, *, rng: np.random.Generator) -> Factors:
+        sources = [op for op in (self.data.response, self.data.fixed) if op is not None]
+        basis = None
+        if self.random_basis is not None:
+            basis = self.random_basis.vectors
+        elif self.data.has_random:
+            basis = _leading(self.data.random, n_factors, rng)
+        K, H = initial_free_codes(sources, n_factors, basis, rng=rng)
+        return Factors(K=K, H=H)
+
+    def codes(self, factors: Factors) -> tuple[np.ndarray, np.ndarray | None]:
+        return factors.K, factors.H
+
+    def encoders(self, factors: Factors) -> dict[str, np.ndarray]:
+        """Encoders of confined codes (``H = Z̃ E``), by role."""
+        if self.random_basis is None or factors.H is None:
+            return {}
+        return {"random": self.random_basis.encoder @ (self.random_basis.vectors.T @ factors.H)}
+
+
+def _leading(operator, rank, rng):
+    """Leading left singular vectors of one operator (its numerical rank at most)."""
+    left, values = randomized_svd([operator], min(rank, operator.shape[1]), rng=rng)
+    return left[:, values > values.max(initial=0.0) * 1e-10]
+
+
+@dataclass(frozen=True)
+class EncodedProblem:
+    """Codes confined to the leading principal subspaces ``U`` of X̃ and ``Q`` of Z̃ (see module doc).
+
+    Holds, computed once: ``ỸᵀU``, ``ỸᵀQ``, ``X̃ᵀU``, ``Z̃ᵀQ``, the response-observed Gram blocks
+    ``UᵀD_YU``, ``UᵀD_YQ``, ``QᵀD_YQ`` (with the eigendecompositions of the diagonal blocks) and
+    ``UᵀQ``. ``Factors.K``/``Factors.H`` are then the coefficients ``G_K`` (r_x × k), ``G_H`` (r_z × k).
+    """
+
+    fixed_basis: Basis
+    random_basis: Basis | None
+    cross: dict[tuple[str, str], np.ndarray]  # (role, basis) → Ã_roleᵀ basis
+    response_gram: dict[str, np.ndarray]  # "UU", "UQ", "QQ" → basisᵀ D_Y basis
+    overlap: np.ndarray | None  # UᵀQ
+    eig_fixed: tuple[np.ndarray, np.ndarray]
+    eig_random: tuple[np.ndarray, np.ndarray] | None
+
+    @classmethod
+    def build(cls, data: Data, fixed_basis: Basis, random_basis: Basis | None) -> EncodedProblem:
+        """One pass over each operator against the bases."""
+        U, Q = fixed_basis.vectors, None if random_basis is None else random_basis.vectors
+        weights = data.response.weights[:, None]
+        both = U if Q is None else np.hstack([U, Q])
+        response_cross = data.response.rmatmul(both)
+        r = U.shape[1]
+        cross = {("response", "fixed"): response_cross[:, :r], ("fixed", "fixed"): data.fixed.rmatmul(U)}
+        blocks = both.T @ (both * weights)
+        response_gram = {"UU": blocks[:r, :r]}
+        overlap = None
+        if Q is not None:
+            cross[("response", "random")] = response_cross[:, r:]
+            cross[("random", "random")] = data.random.rmatmul(Q)
+            response_gram.update(UQ=blocks[:r, r:], QQ=blocks[r:, r:])
+            overlap = U.T @ Q
+        return cls(
+            fixed_basis, random_basis, cross, response_gram, overlap,
+            eig_fixed=_eig(response_gram["UU"]),
+            eig_random=None if Q is None else _eig(response_gram["QQ"]),
+        )
+
+    def moments(self, factors: Factors) -> Moments:
+        G_K, G_H = factors.K, factors.H
+        cross = {"response": self.cross[("response", "fixed")] @ G_K, "fixed": self.cross[("fixed", "fixed")] @ G_K}
+        response_gram = G_K.T @ self.response_gram["UU"] @ G_K
+        grams = {"fixed": gram(G_K)}
+        codes_gram = gram(G_K)
+        if G_H is not None:
+            cross["response"] = cross["response"] + self.cross[("response", "random")] @ G_H
+            cross["random"] = self.cross[("random", "random")] @ G_H
+            mixed = G_K.T @ self.response_gram["UQ"] @ G_H
+            response_gram = response_gram + mixed + mixed.T + G_H.T @ self.response_gram["QQ"] @ G_H
+            grams["random"] = gram(G_H)
+            overlap = G_K.T @ self.overlap @ G_H
+            codes_gram = codes_gram + overlap + overlap.T + gram(G_H)
+        grams["response"] = response_gram
+        return Moments(cross, grams, codes_gram=codes_gram)
+
+    def response_by_code(self, factors: Factors) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """``(ỸᵀC, CᵀD_Y C)`` for the fixed and the random code alone."""
+        G_K, G_H = factors.K, factors.H
+        moments = {"fixed": (self.cross[("response", "fixed")] @ G_K, G_K.T @ self.response_gram["UU"] @ G_K)}
+        if G_H is not None:
+            moments["random"] = (self.cross[("response", "random")] @ G_H, G_H.T @ self.response_gram["QQ"] @ G_H)
+        return moments
+
+    def update_codes(self, factors: Factors, ridge: float) -> Factors:
+        """Two exact blocks: ``G_K`` given ``G_H``, then ``G_H`` given ``G_K`` (generalised Sylvester).
+
+        ``UᵀD_YU G_K A + G_K (βᵀβ + ρI) = (ỸᵀU)ᵀα − UᵀD_YQ G_H A + (X̃ᵀU)ᵀβ`` with ``A = αᵀα``, and
+        the same for ``G_H`` with ``Q``, ``u`` and Z̃.
+        """
+        alpha, beta, u = factors.alpha, factors.beta, factors.u
+        shared = gram(alpha)
+        eye = ridge * np.eye(shared.shape[0])
+        rhs = self.cross[("response", "fixed")].T @ alpha + self.cross[("fixed", "fixed")].T @ beta
+        if factors.H is not None:
+            rhs = rhs - self.response_gram["UQ"] @ factors.H @ shared
+        G_K = solve_sylvester(self.eig_fixed, shared, gram(beta) + eye, rhs)
+        if factors.H is None:
+            return replace(factors, K=G_K)
+        rhs = (self.cross[("response", "random")].T @ alpha + self.cross[("random", "random")].T @ u
+               - self.response_gram["UQ"].T @ G_K @ shared)
+        G_H = solve_sylvester(self.eig_random, shared, gram(u) + eye, rhs)
+        return replace(factors, K=G_K, H=G_H)
+
+    def initial(self, n_factors: int, *, rng: np.random.Generator) -> Factors:
+        """``K`` starts as the leading k principal components of X̃ (scores ``U √S``), ``H`` at zero."""
+        r = self.fixed_basis.rank
+        G_K = np.zeros((r, n_factors))
+        top = min(r, n_factors)
+        G_K[np.arange(top), np.arange(top)] = np.sqrt(self.fixed_basis.values[:top])
+        G_H = None if self.random_basis is None else np.zeros((self.random_basis.rank, n_factors))
+        return Factors(K=G_K, H=G_H)
+
+    def codes(self, factors: Factors) -> tuple[np.ndarray, np.ndarray | None]:
+        H = None if factors.H is None else self.random_basis.vectors @ factors.H
+        return self.fixed_basis.vectors @ factors.K, H
+
+    def encoders(self, factors: Factors) -> dict[str, np.ndarray]:
+        """``E`` with code ``= Ã E`` (weighted scale), by role."""
+        encoders = {"fixed": self.fixed_basis.encoder @ factors.K}
+        if factors.H is not None:
+            encoders["random"] = self.random_basis.encoder @ factors.H
+        return encoders
