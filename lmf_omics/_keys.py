@@ -12,7 +12,8 @@ class Keys:
     """Names under which a fit called ``key_added`` is stored.
 
     ``obsm[combined]`` holds K + H, ``obsm[fixed]`` K and ``obsm[random]`` H; ``varm[loadings(role)]``
-    the loadings of a var-aligned modality; ``uns[uns]`` everything else.
+    and ``varm[encoder(role)]`` the loadings and encoder of a var-aligned modality; ``uns[uns]``
+    everything else; ``obsm[predicted]`` the responses :func:`lmf_omics.tl.predict` writes.
     """
 
     key_added: str = "lmf"
@@ -35,6 +36,19 @@ class Keys:
 
     def loadings(self, role: str) -> str:
         return f"{self.key_added}_loadings_{role}"
+
+    def encoder(self, role: str) -> str:
+        """``varm`` key of a var-aligned modality's encoder (its code ``= Ã @ encoder``)."""
+        return f"{self.key_added}_encoder_{role}"
+
+    @property
+    def predicted(self) -> str:
+        """``obsm`` (or ``layers``) key of predicted responses."""
+        return f"{self.key_added}_predicted"
+
+    @property
+    def varm_keys(self) -> tuple[str, ...]:
+        return tuple(key(role) for role in ROLES for key in (self.loadings, self.encoder))
 
     @property
     def obsm_keys(self) -> tuple[str, str, str]:

@@ -79,20 +79,29 @@ def read_modality(adata: AnnData, spec: str, *, role: str, mask_var=None) -> Mod
 
 def resolve_mask(adata: AnnData, mask_var, label: str) -> np.ndarray:
     """A boolean mask over ``adata.var`` from a ``var`` column name or a boolean array."""
-    if isinstance(mask_var, str):
-        column = _lookup(adata.var, mask_var, "adata.var", f"{label} mask_var")
-        mask = np.asarray(column)
-        if mask.dtype != bool:
-            raise ValueError(f"{label}: mask_var column {mask_var!r} must be boolean, got dtype {mask.dtype}")
-    else:
-        mask = np.asarray(mask_var)
-        if mask.dtype != bool or mask.shape != (adata.n_vars,):
-            raise ValueError(
-                f"{label}: mask_var must be a var column name or a boolean array of length {adata.n_vars}, "
-                f"got dtype {mask.dtype} and shape {mask.shape}"
-            )
+    mask = _boolean(adata.var, mask_var, adata.n_vars, "adata.var", f"{label} mask_var")
     if not mask.any():
         raise ValueError(f"{label}: mask_var selects no features")
+    return mask
+
+
+def resolve_observed(adata: AnnData, observed, label: str) -> np.ndarray:
+    """A boolean mask over ``adata.obs`` (cells that have a modality) from an obs column name or array."""
+    return _boolean(adata.obs, observed, adata.n_obs, "adata.obs", f"{label} observed")
+
+
+def _boolean(frame: pd.DataFrame, value, length: int, where: str, label: str) -> np.ndarray:
+    if isinstance(value, str):
+        mask = np.asarray(_lookup(frame, value, where, label))
+        if mask.dtype != bool:
+            raise ValueError(f"{label}: column {value!r} must be boolean, got dtype {mask.dtype}")
+        return mask
+    mask = np.asarray(value)
+    if mask.dtype != bool or mask.shape != (length,):
+        raise ValueError(
+            f"{label} must be a column name of {where} or a boolean array of length {length}, "
+            f"got dtype {mask.dtype} and shape {mask.shape}"
+        )
     return mask
 
 
@@ -164,3 +173,70 @@ def _lookup(container, key: str, where: str, label: str):
         available = sorted(map(str, container.keys()))
         raise MissingKeyError(f"{label}: {key!r} not found in {where}; available: {available}")
     return container[key]
+
+
+def read_aligned(adata: AnnData, spec: str, features, *, role: str) -> tuple[object, np.ndarray | None] | None:
+    """Read ``spec`` from a query AnnData with the columns of a fit's ``features``, in that order.
+
+    Returns ``(matrix, observed)`` or ``None`` when the query has no such slot (the modality is
+    then absent). Features are matched by name; missing ones are an error that lists them. For
+    ``obs`` specs the training levels are one-hot encoded again; a cell with a level not seen in
+    training (or a missing value) is unobserved in this modality (``observed`` is ``False``).
+    """
+    label = f"{role}={spec!r}"
+    features = [str(f) for f in features]
+    source, _, name = spec.partition(":")
+    if spec == "X" or source == "layer":
+        if (spec == "X" and adata.X is None) or (source == "layer" and name not in adata.layers):
+            return None
+        return _columns(adata.X if spec == "X" else adata.layers[name], adata.var_names, features, label), None
+    if spec == "raw":
+        return None if adata.raw is None else (_columns(adata.raw.X, adata.raw.var_names, features, label), None)
+    if source == "obsm":
+        if name not in adata.obsm:
+            return None
+        matrix, names = _read_obsm(adata, name, label)
+        return _columns(matrix, pd.Index(names), features, label), None
+    if source == "obs":
+        columns = [c.strip() for c in name.split(",")]
+        if not all(c in adata.obs for c in columns):
+            return None
+        return _encode_levels(adata, columns, features, label)
+    raise ValueError(f"{label} is not a modality spec; {SPEC_HELP}")
+
+
+def _columns(matrix, names: pd.Index, features: list[str], label: str):
+    """The columns named ``features``, in order; an error lists the missing ones."""
+    index = pd.Index(names).get_indexer(features)
+    missing = [f for f, i in zip(features, index) if i < 0]
+    if missing:
+        raise ValueError(
+            f"{label}: the query lacks {len(missing)} of the {len(features)} features the model was fitted on, "
+            f"e.g. {missing[:10]}; give the query the same features (names matched)"
+        )
+    if np.array_equal(index, np.arange(matrix.shape[1])):
+        return matrix
+    return matrix[:, index]
+
+
+def _encode_levels(adata: AnnData, columns: list[str], features: list[str], label: str):
+    """One-hot columns of the training levels (``"col=level"``) and numeric columns, by name."""
+    n = adata.n_obs
+    blocks, observed = [], np.ones(n, bool)
+    for feature in features:
+        column, is_level, level = feature.partition("=")
+        if column not in columns:
+            raise ValueError(f"{label}: feature {feature!r} of the fit is not one of the columns {columns}")
+        values = adata.obs[column]
+        if is_level:
+            blocks.append((values.astype(str).to_numpy() == level).astype(np.float64))
+        else:
+            numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+            observed &= np.isfinite(numeric)
+            blocks.append(np.nan_to_num(numeric))
+    matrix = np.column_stack(blocks)
+    for column in columns:  # a cell whose level the fit never saw is outside every level block
+        levels = [i for i, f in enumerate(features) if f.startswith(f"{column}=")]
+        if levels:
+            observed &= matrix[:, levels].sum(axis=1) > 0
+    return sparse.csr_matrix(matrix), (None if observed.all() else observed)

@@ -21,11 +21,14 @@ def model(adata: AnnData, key: str = "lmf") -> LinearMixedForms:
     modalities = {}
     for role, entry in stored["modalities"].items():
         entry = dict(entry)
-        if "loadings" not in entry:
+        if entry.get("var_aligned"):
             rows = adata.var_names.get_indexer(np.asarray(entry["features"], dtype=str))
             if (rows < 0).any():
                 raise ValueError(f"uns[{key!r}] names features missing from adata.var_names; was var subset?")
-            entry["loadings"] = adata.varm[Keys(key).loadings(role)][rows]
+            keys = Keys(key)
+            for field, varm_key in (("loadings", keys.loadings(role)), ("encoder", keys.encoder(role))):
+                if varm_key in adata.varm:
+                    entry[field] = adata.varm[varm_key][rows]
         modalities[role] = entry
     return LinearMixedForms.from_state({"params": stored["params"], "modalities": modalities})
 

@@ -27,7 +27,9 @@ def test_core_imports_only_numeric_libraries(path):
             assert name.split(".")[0] in CORE_ALLOWED, f"{path.name} imports {name}"
 
 
-PUBLIC_ADATA_FUNCTIONS = [tl.lmf, pl.variance_explained, pl.convergence, get.model, get.variance_explained]
+PUBLIC_ADATA_FUNCTIONS = [
+    tl.lmf, tl.transform, tl.predict, pl.variance_explained, pl.convergence, get.model, get.variance_explained,
+]
 
 
 @pytest.mark.parametrize("func", PUBLIC_ADATA_FUNCTIONS, ids=lambda f: f"{f.__module__}.{f.__name__}")
@@ -37,10 +39,13 @@ def test_adata_first_and_documented(func):
     assert func.__doc__ and len(func.__doc__.strip()) > 40
 
 
-def test_tools_take_keyword_only_options_and_copy():
-    params = inspect.signature(tl.lmf).parameters
-    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for name, p in params.items() if name != "adata")
-    assert params["copy"].default is False and params["key_added"].default == "lmf"
+@pytest.mark.parametrize("func", [tl.lmf, tl.transform, tl.predict], ids=lambda f: f.__name__)
+def test_tools_take_keyword_only_options_and_copy(func):
+    params = inspect.signature(func).parameters
+    positional = {"adata", "reference"}
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for name, p in params.items() if name not in positional)
+    assert params["copy"].default is False
+    assert params["key_added" if func is tl.lmf else "key"].default == "lmf"
 
 
 @pytest.mark.parametrize("func", [pl.variance_explained, pl.convergence], ids=lambda f: f.__name__)

@@ -15,8 +15,12 @@ def prepare(
     matrices: Mapping[str, object],
     observed: Mapping[str, object] | None,
     labels: Mapping[str, str] | None,
+    *,
+    minimum_observed: int = 2,
 ) -> tuple[dict[str, object], dict[str, np.ndarray | None]]:
     """Check every given modality and find its observed rows; nothing is copied unless needed.
+
+    A fit needs ``minimum_observed`` cells with each modality; encoding new cells needs none.
 
     Returns the matrices (dense ones with unobserved NaN rows zero-filled, as a copy) and the
     observed-row masks (``None`` where every row is observed), by role.
@@ -27,7 +31,7 @@ def prepare(
         raise ValueError(f"observed names modalities that were not given: {sorted(unknown)}; use {sorted(matrices)}")
     masks, ready = {}, {}
     for role, matrix in matrices.items():
-        masks[role] = validation.check_matrix(matrix, role, labels, observed.get(role))
+        masks[role] = validation.check_matrix(matrix, role, labels, observed.get(role), minimum_observed)
         ready[role] = _zero_filled(matrix, masks[role])
     validation.check_shapes({role: m.shape for role, m in matrices.items()}, labels)
     return ready, masks
@@ -44,7 +48,7 @@ def operators(ready, masks, *, center: bool, scale: bool) -> dict[str, Operator]
 def _zero_filled(matrix, mask: np.ndarray | None):
     """The matrix with unobserved dense rows set to zero (so products stay finite)."""
     matrix = as_matrix(matrix)
-    if mask is None or sparse.issparse(matrix) or np.isfinite(matrix[~mask]).all():
+    if mask is None or sparse.issparse(matrix) or not np.isnan(matrix[~mask]).any():
         return matrix
     filled = matrix.copy()
     filled[~mask] = 0.0

@@ -301,7 +301,7 @@ class LinearMixedForms:
                     f"{validation.DEFAULT_LABELS[role]} has {matrix.shape[1]} features but the model was fitted "
                     f"with {expected}; pass the same features in the same order"
                 )
-        ready, masks = inputs.prepare(given, observed, None)
+        ready, masks = inputs.prepare(given, observed, None, minimum_observed=0)
         operators = {r: Operator(m, self.means_[r], self.scales_[r], masks[r]) for r, m in ready.items()}
         root = {role: np.sqrt(w) for role, w in self.modality_weights_.items()}
         encoders = {role: e / root[role] for role, e in self.encoders_.items()}

@@ -44,7 +44,8 @@ def check_weights(weights: Mapping[str, float]) -> None:
             raise ValueError(f"weights[{role!r}] must be a finite number > 0, got {weight!r}")
 
 
-def check_matrix(data, role: str, labels: Mapping[str, str] | None = None, observed=None) -> np.ndarray | None:
+def check_matrix(data, role: str, labels: Mapping[str, str] | None = None, observed=None,
+                 minimum_observed: int = 2) -> np.ndarray | None:
     """A modality must be 2-D, non-empty, numeric and finite in its observed rows.
 
     Returns the observed-row mask (see :func:`observed_rows`), ``None`` when all rows are observed.
@@ -58,7 +59,7 @@ def check_matrix(data, role: str, labels: Mapping[str, str] | None = None, obser
     values = data.data if sparse.issparse(data) else np.asarray(data)
     if values.dtype.kind not in "biuf":
         raise ValueError(f"{label} must be numeric, got dtype {values.dtype}; convert or drop non-numeric columns")
-    mask = observed_rows(data, role, observed, labels)
+    mask = observed_rows(data, role, observed, labels, minimum_observed)
     if values.dtype.kind == "f":
         bad = ~np.isfinite(values)
         if mask is not None and not sparse.issparse(data):
@@ -73,10 +74,11 @@ def check_matrix(data, role: str, labels: Mapping[str, str] | None = None, obser
     return mask
 
 
-def observed_rows(data, role: str, given, labels: Mapping[str, str] | None = None) -> np.ndarray | None:
+def observed_rows(data, role: str, given, labels: Mapping[str, str] | None = None,
+                  minimum: int = 2) -> np.ndarray | None:
     """The rows where a modality is observed: ``given`` (a boolean mask) minus dense all-NaN rows.
 
-    ``None`` when every row is observed. At least two observed rows are required.
+    ``None`` when every row is observed; at least ``minimum`` observed rows are required.
     """
     label = (labels or DEFAULT_LABELS).get(role, role)
     n = data.shape[0]
@@ -93,8 +95,8 @@ def observed_rows(data, role: str, given, labels: Mapping[str, str] | None = Non
         mask &= ~np.isnan(np.asarray(data)).all(axis=1)
     if mask.all():
         return None
-    if mask.sum() < 2:
-        raise ValueError(f"{label} is observed in {int(mask.sum())} cell(s); it needs at least 2")
+    if mask.sum() < minimum:
+        raise ValueError(f"{label} is observed in {int(mask.sum())} cell(s); it needs at least {minimum}")
     return mask
 
 

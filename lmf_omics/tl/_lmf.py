@@ -9,8 +9,8 @@ import numpy as np
 from anndata import AnnData
 
 from .._core import LinearMixedForms
-from .._keys import ROLES, Keys
-from .._modalities import Modality, masks_for, read_modality
+from .._keys import Keys
+from .._modalities import Modality, masks_for, read_modality, resolve_observed
 
 logger = logging.getLogger("lmf_omics")
 
@@ -23,7 +23,10 @@ def lmf(
     random: str | None = None,
     n_factors: int = 10,
     mask_var: str | np.ndarray | Mapping[str, str | np.ndarray] | None = None,
+    observed: Mapping[str, str | np.ndarray] | None = None,
     solver: str = "joint",
+    codes: str | None = None,
+    n_pcs: int | None = None,
     center: bool = True,
     scale: bool = False,
     weights: Mapping[str, float] | None = None,
@@ -57,8 +60,14 @@ def lmf(
         Features to use: a boolean ``var`` column (e.g. ``"highly_variable"``) or array, applied
         to every var-aligned modality (``"X"`` and layers), or a dict from role to mask.
         Masked-out features get zero loadings.
-    solver, center, scale, weights, ridge, max_iter, tol, random_state, progress
-        As in :class:`lmf_omics.LinearMixedForms`.
+    observed
+        Cells that have a modality, by role: a boolean ``obs`` column name or array (e.g.
+        ``{"response": "has_protein"}``). Rows of NaN (e.g. in an ``obsm`` DataFrame) are
+        unobserved too. A cell contributes to the modalities it has and still gets codes.
+    solver, codes, n_pcs, center, scale, weights, ridge, max_iter, tol, random_state, progress
+        As in :class:`lmf_omics.LinearMixedForms`. The default (joint solver, encoded codes)
+        makes each code a linear encoding of its modality, so :func:`lmf_omics.tl.transform`
+        and :func:`lmf_omics.tl.predict` treat new cells exactly as the training cells.
     key_added
         Stem of every key written (see below).
     copy
@@ -70,8 +79,9 @@ def lmf(
 
     ``obsm["X_<key>"]``, ``obsm["X_<key>_fixed"]``, ``obsm["X_<key>_random"]``
         ``K + H``, ``K`` and ``H`` (cells × k); use ``sc.pp.neighbors(adata, use_rep="X_lmf")``.
-    ``varm["<key>_loadings_<role>"]``
-        Loadings of var-aligned modalities (zero rows for masked-out features).
+    ``varm["<key>_loadings_<role>"]``, ``varm["<key>_encoder_<role>"]``
+        Loadings (and, for encoded codes, encoders) of var-aligned modalities (zero rows for
+        masked-out features).
     ``uns["<key>"]``
         ``params``, per-modality ``modalities`` (spec, features, centring, weight, and loadings of
         modalities not aligned with ``var``), ``variance_explained`` (R² per factor),
@@ -85,14 +95,15 @@ def lmf(
     >>> sc.pp.neighbors(adata, use_rep="X_lmf"); sc.tl.leiden(adata); sc.tl.umap(adata)
     """
     model = LinearMixedForms(
-        n_factors, solver=solver, center=center, scale=scale, weights=dict(weights or {}),
+        n_factors, solver=solver, codes=codes, n_pcs=n_pcs, center=center, scale=scale, weights=dict(weights or {}),
         ridge=ridge, max_iter=max_iter, tol=tol, random_state=random_state, progress=progress,
     )
     model.check_options()
     modalities = read_modalities(adata, {"response": response, "fixed": fixed, "random": random}, mask_var)
     labels = {role: f"{role}={m.spec!r}" for role, m in modalities.items()}
     matrices = {role: m.matrix for role, m in modalities.items()}
-    model.fit(matrices["response"], matrices["fixed"], matrices.get("random"), labels=labels)
+    masks = observed_masks(adata, observed, labels)
+    model.fit(matrices["response"], matrices["fixed"], matrices.get("random"), observed=masks, labels=labels)
 
     target = adata.copy() if copy else adata
     store(target, model, modalities, Keys(key_added), mask_var=mask_var)
@@ -115,6 +126,18 @@ def read_modalities(adata: AnnData, specs: Mapping[str, str | None], mask_var) -
     }
 
 
+def observed_masks(adata: AnnData, observed, labels: Mapping[str, str]) -> dict[str, np.ndarray]:
+    """``observed`` by role as boolean arrays (obs column names resolved)."""
+    if observed is None:
+        return {}
+    if not isinstance(observed, Mapping):
+        raise TypeError(f"observed must be a dict from role to an obs column or boolean array, got {type(observed).__name__}")
+    unknown = set(observed) - set(labels)
+    if unknown:
+        raise ValueError(f"observed names modalities that were not given: {sorted(unknown)}; use {sorted(labels)}")
+    return {role: resolve_observed(adata, value, labels[role]) for role, value in observed.items()}
+
+
 def store(adata: AnnData, model: LinearMixedForms, modalities: dict[str, Modality], keys: Keys, *, mask_var) -> None:
     """Write a fit into ``adata``: everything is built first, then assigned, so nothing is half-written."""
     obsm = {keys.combined: model.codes_, keys.fixed: model.fixed_codes_}
@@ -126,9 +149,11 @@ def store(adata: AnnData, model: LinearMixedForms, modalities: dict[str, Modalit
         entry = state["modalities"][role]
         entry.update(spec=modality.spec, features=modality.features, var_aligned=modality.var_aligned)
         if modality.var_aligned:
-            full = np.zeros((adata.n_vars, model.n_factors))
-            full[modality.var_mask] = entry.pop("loadings")
-            varm[keys.loadings(role)] = full
+            for field, key in (("loadings", keys.loadings(role)), ("encoder", keys.encoder(role))):
+                if field in entry:
+                    full = np.zeros((adata.n_vars, model.n_factors))
+                    full[modality.var_mask] = entry.pop(field)
+                    varm[key] = full
     params = dict(state["params"])
     params.update({role: modality.spec for role, modality in modalities.items()})
     if isinstance(mask_var, str):
@@ -152,5 +177,5 @@ def _drop_stale(adata: AnnData, keys: Keys) -> None:
     """Remove what an earlier fit under the same key wrote, so old and new never mix."""
     for key in keys.obsm_keys:
         adata.obsm.pop(key, None)
-    for role in ROLES:
-        adata.varm.pop(keys.loadings(role), None)
+    for key in keys.varm_keys:
+        adata.varm.pop(key, None)
