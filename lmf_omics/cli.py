@@ -44,6 +44,25 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict(args: argparse.Namespace) -> int:
+    import anndata as ad
+
+    from . import tl
+    from ._io import write_h5ad_atomic
+
+    source, target = Path(args.input), Path(args.output)
+    _check_paths(source, target, in_place=args.in_place)
+    if not Path(args.reference).is_file():
+        raise FileNotFoundError(f"reference file {args.reference!r} does not exist")
+    reference = ad.read_h5ad(args.reference)
+    query = ad.read_h5ad(source)
+    tl.transform(query, reference, key=args.key)
+    tl.predict(query, reference, key=args.key, layer=args.layer)
+    write_h5ad_atomic(query, target)
+    logging.getLogger("lmf_omics").info("wrote %s", target)
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -83,6 +102,16 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--key-added", default="lmf")
     fit.add_argument("--in-place", action="store_true", help="allow the output to be the input file")
     fit.set_defaults(run=_fit)
+
+    predict = commands.add_parser("predict", help="encode new cells with a fit stored in a reference .h5ad and "
+                                  "predict its response for them")
+    predict.add_argument("input", help="query .h5ad (cells to encode)")
+    predict.add_argument("-r", "--reference", required=True, help=".h5ad holding the fit (from lmf-omics fit)")
+    predict.add_argument("-o", "--output", required=True, help="output .h5ad (written atomically)")
+    predict.add_argument("--key", default="lmf", help="key_added of the fit in the reference")
+    predict.add_argument("--layer", default=None, help="write predictions to this layer (var-aligned response)")
+    predict.add_argument("--in-place", action="store_true", help="allow the output to be the input file")
+    predict.set_defaults(run=_predict)
 
     demo = commands.add_parser("demo", help="fit the bundled pbmc68k_reduced data and write an .h5ad and figures")
     demo.add_argument("--outdir", default="lmf_demo", help="folder for lmf_demo.h5ad and the PNG figures")

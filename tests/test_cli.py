@@ -102,3 +102,22 @@ def test_usage_errors_exit_2():
     with pytest.raises(SystemExit) as exit_info:
         main(["fit"])
     assert exit_info.value.code == 2
+
+
+def test_predict_protein_for_new_cells_from_a_reference_file(shared_data, tmp_path, capsys):
+    import anndata as ad
+
+    cells = ad.read_h5ad(shared_data / "eccite_pbmc_500.h5ad")
+    reference, query = tmp_path / "reference.h5ad", tmp_path / "query.h5ad"
+    cells[:400].copy().write_h5ad(reference)
+    cells[400:].copy().write_h5ad(query)
+    fitted = tmp_path / "fitted.h5ad"
+    assert main(["--quiet", "fit", str(reference), "-o", str(fitted), *_options(n_factors="5")]) == 0
+    out = tmp_path / "predicted.h5ad"
+    assert main(["--quiet", "predict", str(query), "-r", str(fitted), "-o", str(out)]) == 0
+    predicted = ad.read_h5ad(out)
+    assert predicted.obsm["lmf_predicted"].shape == (100, 49)
+    assert list(predicted.obsm["lmf_predicted"].columns) == list(cells.obsm["protein_counts"].columns)
+    assert predicted.obsm["X_lmf"].shape == (100, 5)
+    err = _fails(capsys, ["predict", str(query), "-r", str(tmp_path / "none.h5ad"), "-o", str(out)])
+    assert "reference file" in err and "does not exist" in err
