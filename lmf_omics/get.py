@@ -18,16 +18,36 @@ def model(adata: AnnData, key: str = "lmf") -> LinearMixedForms:
     the rest from ``uns[key]``. The rebuilt model transforms and predicts like the original.
     """
     stored = results(adata, key)
-    modalities = {}
-    for role, entry in stored["modalities"].items():
-        entry = dict(entry)
-        if "loadings" not in entry:
-            rows = adata.var_names.get_indexer(np.asarray(entry["features"], dtype=str))
-            if (rows < 0).any():
-                raise ValueError(f"uns[{key!r}] names features missing from adata.var_names; was var subset?")
-            entry["loadings"] = adata.varm[Keys(key).loadings(role)][rows]
-        modalities[role] = entry
+    modalities = {
+        role: {**entry, "loadings": _loadings_array(adata, key, role, entry)}
+        for role, entry in stored["modalities"].items()
+    }
     return LinearMixedForms.from_state({"params": stored["params"], "modalities": modalities})
+
+
+def loadings(adata: AnnData, key: str = "lmf", *, role: str = "response") -> pd.DataFrame:
+    """Loadings of one modality: rows are the features it was fitted on, columns ``Factor1``...
+
+    ``role`` is ``"response"`` (α), ``"fixed"`` (β) or ``"random"`` (u). They relate the codes to
+    the centred (and, with ``scale=True``, scaled) data, so a large entry means the feature moves
+    with that factor.
+    """
+    entries = results(adata, key)["modalities"]
+    if role not in entries:
+        raise ValueError(f"role={role!r} is not a modality of the fit under {key!r}; use one of {sorted(entries)}")
+    values = _loadings_array(adata, key, role, entries[role])
+    names = np.asarray(entries[role]["features"], dtype=str)
+    return pd.DataFrame(values, index=names, columns=[f"Factor{i + 1}" for i in range(values.shape[1])])
+
+
+def _loadings_array(adata: AnnData, key: str, role: str, entry) -> np.ndarray:
+    """Stored loadings of ``role``: in ``uns`` for other modalities, the fitted rows of ``varm`` for var-aligned ones."""
+    if "loadings" in entry:
+        return np.asarray(entry["loadings"])
+    rows = adata.var_names.get_indexer(np.asarray(entry["features"], dtype=str))
+    if (rows < 0).any():
+        raise ValueError(f"uns[{key!r}] names features missing from adata.var_names; was var subset?")
+    return adata.varm[Keys(key).loadings(role)][rows]
 
 
 def features(adata: AnnData, key: str = "lmf") -> dict[str, list[str]]:
