@@ -19,7 +19,7 @@ MODALITY_TITLES = {"response": "response (Y)", "fixed": "fixed (X)", "random": "
 def variance_explained(adata: AnnData, key: str = "lmf", *, ax=None, show: bool = False, save: str | None = None):
     """Heatmap of R² per factor (rows) and modality (columns), annotated with percentages."""
     table = get.variance_explained(adata, key)
-    ax = ax or plt.subplots(figsize=(1.6 + 1.3 * table.shape[1], 0.9 + 0.32 * table.shape[0]))[1]
+    ax = ax or plt.subplots(figsize=(1.6 + 1.3 * table.shape[1], max(2.6, 0.9 + 0.32 * table.shape[0])))[1]
     image = ax.imshow(table.to_numpy() * 100, cmap="Blues", aspect="auto", vmin=0)
     for (row, col), value in np.ndenumerate(table.to_numpy() * 100):
         ax.text(col, row, f"{value:.1f}", ha="center", va="center", fontsize=8,

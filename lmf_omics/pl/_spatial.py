@@ -70,6 +70,8 @@ def factors_spatial(
     Axes as a 2-D array: factors × sections, or one row of factors for a single section.
     """
     values = _codes(adata, key, code)
+    has_random = Keys(key).random in adata.obsm
+    name = CODES[code] if has_random or code != "combined" else "K; no random modality"
     factors = pick_factors(factors, values.shape[1], default=3)
     coords, sections = _layout(adata, spatial_key, library_key)
     if img is not None and len(sections) > 1:
@@ -85,7 +87,7 @@ def factors_spatial(
         limit = float(np.abs(values[:, factor - 1]).max()) or 1.0
         norm = Normalize(-limit, limit)
         _draw_row(scratch, fig, panels, factor, sections, library_key, norm, cmap, img is not None)
-        fig.colorbar(ScalarMappable(norm, cmap), ax=list(panels), shrink=0.8, label=f"Factor {factor} ({CODES[code]})")
+        fig.colorbar(ScalarMappable(norm, cmap), ax=list(panels), shrink=0.8, label=f"Factor {factor} ({name})")
     finish(fig, show, save)
     return axes
 
