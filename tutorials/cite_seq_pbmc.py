@@ -29,7 +29,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 import scanpy as sc
-
 from sklearn.metrics import normalized_mutual_info_score
 
 import lmf_omics as lmf
@@ -55,8 +54,8 @@ print(adata.obsm["protein_clr"].iloc[:3, :6].round(2))
 # ## Fit
 
 # %%
-OPTIONS = dict(response="obsm:protein_clr", fixed="X", random="obs:hashtag", mask_var="highly_variable",
-               n_factors=15, solver="joint", ridge=1e-3, max_iter=500, tol=1e-6, random_state=0)
+OPTIONS = {"response": "obsm:protein_clr", "fixed": "X", "random": "obs:hashtag", "mask_var": "highly_variable",
+           "n_factors": 15, "solver": "joint", "ridge": 1e-3, "max_iter": 500, "tol": 1e-6, "random_state": 0}
 lmf.tl.lmf(adata, **OPTIONS, key_added="lmf_equal")
 totals = {name: round(float(value), 3) for name, value in adata.uns["lmf_equal"]["total_variance_explained"].items()}
 print(totals)

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 
 import lmf_omics as lmf
 
@@ -56,8 +55,8 @@ print(features.iloc[:3, :5].round(1))
 # feature is scaled to unit variance (`scale=True`). Three factors for 49 spots.
 
 # %%
-FIT = dict(response="X", fixed="obsm:img_features", mask_var={"response": "highly_variable"}, n_factors=3,
-           scale=True, solver="joint", ridge=1e-3, max_iter=500, tol=1e-6, random_state=0)
+FIT = {"response": "X", "fixed": "obsm:img_features", "mask_var": {"response": "highly_variable"}, "n_factors": 3,
+       "scale": True, "solver": "joint", "ridge": 1e-3, "max_iter": 500, "tol": 1e-6, "random_state": 0}
 lmf.tl.lmf(adata, **FIT)
 totals = {name: round(float(value), 3) for name, value in adata.uns["lmf"]["total_variance_explained"].items()}
 print(totals)

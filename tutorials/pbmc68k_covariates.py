@@ -25,7 +25,6 @@ import os
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import scanpy as sc
 from sklearn.linear_model import LinearRegression

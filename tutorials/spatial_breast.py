@@ -38,8 +38,8 @@ import lmf_omics as lmf
 OUT = Path(os.environ.get("LMF_TUTORIAL_OUTDIR", "tutorial_output")) / "spatial_breast"
 OUT.mkdir(parents=True, exist_ok=True)
 N_FACTORS = 10
-FIT = dict(response="X", fixed="X", mask_var="highly_variable", n_factors=N_FACTORS, solver="joint", ridge=1e-3,
-           max_iter=500, tol=1e-6, random_state=0)
+FIT = {"response": "X", "fixed": "X", "mask_var": "highly_variable", "n_factors": N_FACTORS, "solver": "joint",
+       "ridge": 1e-3, "max_iter": 500, "tol": 1e-6, "random_state": 0}
 
 adata = lmf.datasets.breast_st_3slices()
 print(adata)

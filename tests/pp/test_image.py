@@ -23,7 +23,7 @@ def test_summary_features_are_the_mean_of_each_spot_crop(visium):
     assert table.shape == (49, 15) and list(table.index) == list(adata.obs_names)
     image = plt.imread(path)
     diameter = adata.uns["spatial"]["V1_Adult_Mouse_Brain"]["scalefactors"]["spot_diameter_fullres"]
-    radius = int(round(diameter // 2))
+    radius = round(diameter // 2)
     for channel in range(3):
         expected = [_crop_mean(image, x, y, radius, channel) for x, y in adata.obsm["spatial"]]
         np.testing.assert_allclose(table[f"summary_ch-{channel}_mean"], expected, rtol=1e-10)
