@@ -14,6 +14,7 @@ from ._checks import check_adata, check_key, check_key_added, check_positive, ta
 logger = logging.getLogger("lmf_omics")
 
 IMAGE_FEATURES = ("summary", "histogram", "texture")
+SQUIDPY_FEATURES = ("summary", "histogram", "texture", "segmentation", "custom")  # squidpy.im.calculate_image_features
 
 
 def image_features(
@@ -80,10 +81,9 @@ def image_features(
 
     check_adata(adata)
     features = [features] if isinstance(features, str) else list(features)
-    valid = [f.value for f in sq.im._feature.ImageFeature]
-    bad = [f for f in features if f not in valid]
+    bad = [f for f in features if f not in SQUIDPY_FEATURES]
     if not features or bad:
-        raise ValueError(f"features={features!r}: unknown {bad}; choose from {valid}")
+        raise ValueError(f"features={features!r}: unknown {bad}; choose from {list(SQUIDPY_FEATURES)}")
     check_key(adata.obsm, spatial_key, "adata.obsm", "spatial_key")
     for name, value in (("spot_scale", spot_scale), ("scale", scale)):
         check_positive(name, value)

@@ -152,11 +152,15 @@ def _check(adata, source, library_key, spatial_key, method, n_neighs, radius, n_
         check_int("n_comps", n_comps)
     check_key_added(key_added)
     index = pd.DataFrame(index=adata.obs_names)
-    if library_key is None:
-        return coords[:, :2], index
-    check_key(adata.obs, library_key, "adata.obs", "library_key")
-    column = adata.obs[library_key]
-    if column.isna().any():
-        raise ValueError(f"obs column {library_key!r} has missing values; every spot needs a section")
-    index[library_key] = pd.Categorical(column.astype(str))
+    sizes = pd.Series({"all spots": adata.n_obs})
+    if library_key is not None:
+        check_key(adata.obs, library_key, "adata.obs", "library_key")
+        column = adata.obs[library_key]
+        if column.isna().any():
+            raise ValueError(f"obs column {library_key!r} has missing values; every spot needs a section")
+        index[library_key] = pd.Categorical(column.astype(str))
+        sizes = index[library_key].value_counts()
+    if method == "knn" and sizes.min() <= n_neighs:
+        raise ValueError(f"section {sizes.idxmin()!r} has {sizes.min()} spots; n_neighs={n_neighs} needs more than "
+                         f"{n_neighs} in every section")
     return coords[:, :2], index

@@ -85,6 +85,7 @@ def test_radius_graph_leaves_isolated_spots_with_their_own_values(sections):
         ({"method": "radius"}, "radius=None must be a positive number"),
         ({"n_neighs": 0}, "n_neighs=0"),
         ({"n_comps": 500}, "n_comps=500"),
+        ({"library_key": "section", "n_neighs": 40}, "section 's1' has 40 spots; n_neighs=40 needs more than 40"),
         ({"source": "layer:counts"}, "'counts' not found in adata.layers"),
     ],
 )
