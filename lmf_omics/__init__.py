@@ -4,9 +4,9 @@
 covariates of the same cells, decomposed through a fixed code ``K`` and a random code ``H``.
 """
 
-from . import datasets, get, pl, tl
+from . import datasets, get, pl, pp, tl
 from ._core import Codes, LinearMixedForms
 
 __version__ = "0.1.0"
 
-__all__ = ["Codes", "LinearMixedForms", "__version__", "datasets", "get", "pl", "tl"]
+__all__ = ["Codes", "LinearMixedForms", "__version__", "datasets", "get", "pl", "pp", "tl"]

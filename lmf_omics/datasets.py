@@ -32,10 +32,15 @@ def read_shared(name: str) -> AnnData:
     """Read a shared dataset, e.g. ``"eccite_pbmc_500.h5ad"``, with a clear error if it is absent."""
     import anndata as ad
 
+    return ad.read_h5ad(shared_path(name))
+
+
+def shared_path(name: str) -> Path:
+    """Path of a shared data file, with a clear error if it is absent."""
     path = shared_data_dir() / name
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; set {ENV_VAR} to the folder holding the shared datasets")
-    return ad.read_h5ad(path)
+    return path
 
 
 def eccite_pbmc_500() -> AnnData:
@@ -46,3 +51,14 @@ def eccite_pbmc_500() -> AnnData:
 def breast_st_3slices() -> AnnData:
     """Three serial breast-cancer spatial sections (``obs["slice"]``, ``obsm["spatial"]``)."""
     return read_shared("breast_st_3slices.h5ad")
+
+
+def visium_mouse_brain_49spots() -> AnnData:
+    """49 Visium spots of adult mouse brain (log-normalised); ``obsm["spatial"]`` are ``(x, y)`` pixels of
+    :func:`visium_mouse_brain_49spots_image`."""
+    return read_shared("visium_mouse_brain_49spots.h5ad")
+
+
+def visium_mouse_brain_49spots_image() -> Path:
+    """Path of the H&E crop (JPEG, 950 × 1717 pixels) under :func:`visium_mouse_brain_49spots`."""
+    return shared_path("visium_mouse_brain_49spots_hne.jpg")

@@ -21,16 +21,41 @@ def model(adata: AnnData, key: str = "lmf") -> LinearMixedForms:
     modalities = {}
     for role, entry in stored["modalities"].items():
         entry = dict(entry)
-        if entry.get("var_aligned"):
-            rows = adata.var_names.get_indexer(np.asarray(entry["features"], dtype=str))
-            if (rows < 0).any():
-                raise ValueError(f"uns[{key!r}] names features missing from adata.var_names; was var subset?")
-            keys = Keys(key)
-            for field, varm_key in (("loadings", keys.loadings(role)), ("encoder", keys.encoder(role))):
-                if varm_key in adata.varm:
-                    entry[field] = adata.varm[varm_key][rows]
+        for field in ("loadings", "encoder"):
+            array = _stored_array(adata, key, role, entry, field)
+            if array is not None:
+                entry[field] = array
         modalities[role] = entry
     return LinearMixedForms.from_state({"params": stored["params"], "modalities": modalities})
+
+
+def loadings(adata: AnnData, key: str = "lmf", *, role: str = "response") -> pd.DataFrame:
+    """Loadings of one modality: rows are the features it was fitted on, columns ``Factor1``...
+
+    ``role`` is ``"response"`` (α), ``"fixed"`` (β) or ``"random"`` (u). They relate the codes to
+    the centred (and, with ``scale=True``, scaled) data, so a large entry means the feature moves
+    with that factor.
+    """
+    entries = results(adata, key)["modalities"]
+    if role not in entries:
+        raise ValueError(f"role={role!r} is not a modality of the fit under {key!r}; use one of {sorted(entries)}")
+    values = _stored_array(adata, key, role, entries[role])
+    names = np.asarray(entries[role]["features"], dtype=str)
+    return pd.DataFrame(values, index=names, columns=[f"Factor{i + 1}" for i in range(values.shape[1])])
+
+
+def _stored_array(adata: AnnData, key: str, role: str, entry, field: str = "loadings") -> np.ndarray | None:
+    """``loadings`` or ``encoder`` of ``role``: in ``uns`` for other modalities, the fitted rows of ``varm``
+    for var-aligned ones; ``None`` when the fit has no such array (e.g. no encoder for free codes)."""
+    if field in entry:
+        return np.asarray(entry[field])
+    varm_key = (Keys(key).loadings if field == "loadings" else Keys(key).encoder)(role)
+    if not entry.get("var_aligned") or varm_key not in adata.varm:
+        return None
+    rows = adata.var_names.get_indexer(np.asarray(entry["features"], dtype=str))
+    if (rows < 0).any():
+        raise ValueError(f"uns[{key!r}] names features missing from adata.var_names; was var subset?")
+    return adata.varm[varm_key][rows]
 
 
 def features(adata: AnnData, key: str = "lmf") -> dict[str, list[str]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import lmf_omics
-from lmf_omics import get, pl, tl
+from lmf_omics import get, pl, pp, tl
 
 PACKAGE = Path(lmf_omics.__file__).parent
 CORE_ALLOWED = {"numpy", "scipy", "tqdm", "logging", "dataclasses", "collections", "numbers", "typing", "__future__"}
@@ -27,9 +27,10 @@ def test_core_imports_only_numeric_libraries(path):
             assert name.split(".")[0] in CORE_ALLOWED, f"{path.name} imports {name}"
 
 
-PUBLIC_ADATA_FUNCTIONS = [
-    tl.lmf, tl.transform, tl.predict, pl.variance_explained, pl.convergence, get.model, get.variance_explained,
-]
+PREPROCESSING = [pp.normalize_rna, pp.clr, pp.covariates, pp.spatial_context, pp.image_features]
+PLOTS = [pl.variance_explained, pl.convergence, pl.loadings, pl.factors_spatial]
+TOOLS = [tl.lmf, tl.transform, tl.predict]
+PUBLIC_ADATA_FUNCTIONS = [*TOOLS, *PLOTS, *PREPROCESSING, get.model, get.variance_explained, get.loadings]
 
 
 @pytest.mark.parametrize("func", PUBLIC_ADATA_FUNCTIONS, ids=lambda f: f"{f.__module__}.{f.__name__}")
@@ -39,16 +40,13 @@ def test_adata_first_and_documented(func):
     assert func.__doc__ and len(func.__doc__.strip()) > 40
 
 
-@pytest.mark.parametrize("func", [tl.lmf, tl.transform, tl.predict], ids=lambda f: f.__name__)
-def test_tools_take_keyword_only_options_and_copy(func):
-    params = inspect.signature(func).parameters
-    positional = {"adata", "reference"}
-    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for name, p in params.items() if name not in positional)
-    assert params["copy"].default is False
-    assert params["key_added" if func is tl.lmf else "key"].default == "lmf"
+PREPROCESSING = [pp.normalize_rna, pp.clr, pp.covariates, pp.spatial_context, pp.image_features]
+PLOTS = [pl.variance_explained, pl.convergence, pl.loadings, pl.factors_spatial]
+TOOLS = [tl.lmf, tl.transform, tl.predict]
+PUBLIC_ADATA_FUNCTIONS = [*TOOLS, *PLOTS, *PREPROCESSING, get.model, get.variance_explained, get.loadings]
 
 
-@pytest.mark.parametrize("func", [pl.variance_explained, pl.convergence], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("func", PLOTS, ids=lambda f: f.__name__)
 def test_plots_follow_scanpy_show_save(func):
     params = inspect.signature(func).parameters
     assert params["show"].default is False and params["save"].default is None
@@ -56,4 +54,4 @@ def test_plots_follow_scanpy_show_save(func):
 
 
 def test_public_names():
-    assert set(lmf_omics.__all__) >= {"LinearMixedForms", "tl", "pl", "get", "datasets", "__version__"}
+    assert set(lmf_omics.__all__) >= {"LinearMixedForms", "tl", "pl", "pp", "get", "datasets", "__version__"}

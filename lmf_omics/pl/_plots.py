@@ -19,7 +19,7 @@ MODALITY_TITLES = {"response": "response (Y)", "fixed": "fixed (X)", "random": "
 def variance_explained(adata: AnnData, key: str = "lmf", *, ax=None, show: bool = False, save: str | None = None):
     """Heatmap of R² per factor (rows) and modality (columns), annotated with percentages."""
     table = get.variance_explained(adata, key)
-    ax = ax or plt.subplots(figsize=(1.6 + 1.3 * table.shape[1], 0.9 + 0.32 * table.shape[0]))[1]
+    ax = ax or plt.subplots(figsize=(1.6 + 1.3 * table.shape[1], max(2.6, 0.9 + 0.32 * table.shape[0])))[1]
     image = ax.imshow(table.to_numpy() * 100, cmap="Blues", aspect="auto", vmin=0)
     for (row, col), value in np.ndenumerate(table.to_numpy() * 100):
         ax.text(col, row, f"{value:.1f}", ha="center", va="center", fontsize=8,
@@ -45,10 +45,27 @@ def convergence(adata: AnnData, key: str = "lmf", *, ax=None, show: bool = False
 
 
 def _finish(ax, show: bool, save: str | None):
-    ax.figure.tight_layout()
+    finish(ax.figure, show, save)
+    return ax
+
+
+def finish(fig, show: bool, save: str | None) -> None:
+    """Lay out (unless the figure has its own layout engine), write ``save``, show."""
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     if save:
         Path(save).parent.mkdir(parents=True, exist_ok=True)
-        ax.figure.savefig(save, dpi=150)
+        fig.savefig(save, dpi=150)
     if show:
         plt.show()
-    return ax
+
+
+def pick_factors(factors, n_factors: int, *, default: int) -> list[int]:
+    """1-based factor numbers to plot: the given ones (checked) or the first ``default``."""
+    if factors is None:
+        return list(range(1, min(default, n_factors) + 1))
+    factors = [factors] if isinstance(factors, int | np.integer) else list(factors)
+    bad = [f for f in factors if isinstance(f, bool) or not isinstance(f, int | np.integer) or not 1 <= f <= n_factors]
+    if bad or not factors:
+        raise ValueError(f"factors={factors!r} must be factor numbers between 1 and {n_factors} (1-based)")
+    return [int(f) for f in factors]

@@ -1,0 +1,86 @@
+"""Top loadings per factor for each modality: which features move with which factor."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from anndata import AnnData
+
+from .. import get
+from ._plots import MODALITY_TITLES, finish, pick_factors
+
+LABEL_LENGTH = 34
+
+
+def loadings(
+    adata: AnnData,
+    key: str = "lmf",
+    *,
+    roles: str | Sequence[str] | None = None,
+    factors: Sequence[int] | None = None,
+    n_top: int = 10,
+    show: bool = False,
+    save: str | None = None,
+) -> np.ndarray:
+    """Bar charts of the ``n_top`` largest loadings (by magnitude) per factor, one row per modality.
+
+    Bars are red for positive and blue for negative loadings; a feature with a large positive
+    loading rises with the factor, a negative one falls. Read across a column to see which
+    genes (fixed) go with which proteins (response) on the same factor.
+
+    Parameters
+    ----------
+    adata
+        AnnData with a fit under ``key``.
+    key
+        ``key_added`` of the fit.
+    roles
+        Modalities to show (``"response"``, ``"fixed"``, ``"random"``); default all fitted ones.
+    factors
+        1-based factor numbers (default the first three).
+    n_top
+        Features per panel.
+    show, save
+        Show the figure; write it to this path.
+
+    Returns
+    -------
+    Axes as a 2-D array (modalities × factors).
+    """
+    fitted = list(get.results(adata, key)["modalities"])
+    roles = fitted if roles is None else [roles] if isinstance(roles, str) else list(roles)
+    unknown = [r for r in roles if r not in fitted]
+    if unknown or not roles:
+        raise ValueError(f"roles={roles!r}: {unknown} not fitted under {key!r}; use some of {fitted}")
+    if isinstance(n_top, bool) or not isinstance(n_top, int | np.integer) or n_top < 1:
+        raise ValueError(f"n_top={n_top!r} must be a positive integer")
+    tables = {role: get.loadings(adata, key, role=role) for role in roles}
+    factors = pick_factors(factors, next(iter(tables.values())).shape[1], default=3)
+    height = 0.6 + 0.24 * min(n_top, max(len(t) for t in tables.values()))
+    fig, axes = plt.subplots(len(roles), len(factors), figsize=(3.9 * len(factors), height * len(roles)), squeeze=False)
+    for row, role in enumerate(roles):
+        for col, factor in enumerate(factors):
+            _bars(axes[row, col], tables[role][f"Factor{factor}"], n_top)
+            axes[row, col].set_title(f"Factor {factor} · {MODALITY_TITLES.get(role, role)}", fontsize=10)
+    finish(fig, show, save)
+    return axes
+
+
+def _bars(ax, column, n_top: int) -> None:
+    top = column.iloc[np.argsort(-np.abs(column.to_numpy()), kind="stable")[:n_top]][::-1]
+    colours = np.where(top.to_numpy() >= 0, "#c0392b", "#2471a3")
+    ax.barh(np.arange(len(top)), top.to_numpy(), color=colours)
+    ax.set_yticks(np.arange(len(top)), [_short(name) for name in top.index], fontsize=8)
+    ax.axvline(0, color="black", linewidth=0.6)
+    ax.set_xlabel("loading", fontsize=9)
+    ax.tick_params(axis="x", labelsize=8)
+
+
+def _short(name: str) -> str:
+    """Long names lose their middle, so names differing only at the end stay apart."""
+    if len(name) <= LABEL_LENGTH:
+        return name
+    head = LABEL_LENGTH // 2 - 1
+    return f"{name[:head]}…{name[-(LABEL_LENGTH - head - 1):]}"

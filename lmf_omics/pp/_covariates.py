@@ -1,0 +1,86 @@
+"""Covariates from ``obs`` as a design matrix (e.g. the random-effect modality Z)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from scipy import sparse
+
+from .._modalities import _read_obs  # the one-hot encoding tl.lmf uses for "obs:<col>,..." specs
+from ._checks import check_adata, check_int, check_key, check_key_added, target
+
+logger = logging.getLogger("lmf_omics")
+
+
+def covariates(
+    adata: AnnData,
+    *,
+    keys: str | Sequence[str],
+    scale: bool = True,
+    max_levels: int = 200,
+    key_added: str = "covariates",
+    copy: bool = False,
+) -> AnnData | None:
+    """Write ``obs`` columns as a design matrix to ``obsm[key_added]`` (a DataFrame).
+
+    Numeric columns enter as they are (standardised to mean 0 and variance 1 with ``scale=True``,
+    so that, e.g., total counts do not outweigh a cell-cycle score); categorical, string and
+    boolean columns are one-hot encoded, one indicator per observed level, exactly as
+    ``tl.lmf(random="obs:<col>,...")`` encodes them. Fit with ``random="obsm:<key_added>"``.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix.
+    keys
+        ``obs`` column(s).
+    scale
+        Standardise numeric columns (indicators stay 0/1). A constant column is only centred.
+    max_levels
+        Refuse categorical columns with more levels than this (an identifier column by mistake
+        would make a huge design).
+    key_added
+        ``obsm`` key of the design matrix.
+    copy
+        Return a modified copy instead of writing to ``adata``.
+
+    Returns
+    -------
+    ``None``, or a copy of ``adata`` when ``copy=True``, with ``obsm[key_added]``: a DataFrame
+    with columns ``<numeric column>`` and ``<categorical column>=<level>``, and
+    ``uns[key_added]["params"]``.
+    """
+    check_adata(adata)
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    if not keys or not all(isinstance(k, str) for k in keys):
+        raise ValueError(f"keys={keys!r} must name one or more obs columns")
+    check_int("max_levels", max_levels)
+    check_key_added(key_added)
+    numeric = []
+    for key in keys:
+        check_key(adata.obs, key, "adata.obs", "keys")
+        column = adata.obs[key]
+        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            numeric.append(key)
+        elif column.nunique() > max_levels:
+            raise ValueError(
+                f"obs column {key!r} has {column.nunique()} levels (> max_levels={max_levels}); "
+                "is it an identifier? Raise max_levels if it really is a covariate"
+            )
+    matrix, names = _read_obs(adata, keys, f"keys={keys!r}")
+    design = pd.DataFrame(matrix.toarray() if sparse.issparse(matrix) else matrix, index=adata.obs_names, columns=names)
+    if not np.all(np.isfinite(design[numeric].to_numpy())):
+        raise ValueError(f"numeric covariates {numeric} have NaN or infinite values; fill or drop them first")
+    if scale and numeric:
+        spread = design[numeric].std(ddof=0).replace(0.0, 1.0)
+        design[numeric] = (design[numeric] - design[numeric].mean()) / spread
+
+    out = target(adata, copy)
+    out.obsm[key_added] = design
+    out.uns[key_added] = {"params": {"keys": keys, "scale": scale}}
+    logger.info("covariates: %d columns from %s -> obsm[%r]", design.shape[1], keys, key_added)
+    return out if copy else None

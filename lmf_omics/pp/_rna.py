@@ -1,0 +1,110 @@
+"""RNA: library-size normalisation, log1p and highly variable genes, by scanpy's own functions."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from ._checks import check_adata, check_choice, check_int, check_key, check_key_added, check_non_negative, target
+
+logger = logging.getLogger("lmf_omics")
+
+HVG_FLAVORS = ("seurat", "cell_ranger")
+
+
+def normalize_rna(
+    adata: AnnData,
+    *,
+    layer: str | None = None,
+    target_sum: float | None = 1e4,
+    n_top_genes: int | None = 2000,
+    flavor: str = "seurat",
+    batch_key: str | None = None,
+    key_added: str | None = None,
+    copy: bool = False,
+) -> AnnData | None:
+    """Normalise RNA counts per cell, log1p them and flag highly variable genes.
+
+    Runs :func:`scanpy.pp.normalize_total`, :func:`scanpy.pp.log1p` and
+    :func:`scanpy.pp.highly_variable_genes` on a scratch copy of the counts, then writes the
+    results in one step, so ``adata`` is untouched if anything fails. Sparse counts stay sparse.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix with raw counts.
+    layer
+        Layer holding the counts (``None``: ``adata.X``). The counts themselves are never changed
+        unless ``key_added`` names the same place.
+    target_sum
+        Total counts per cell after normalisation (``None``: the median of the totals).
+    n_top_genes
+        Number of highly variable genes to flag; ``None`` skips gene selection.
+    flavor
+        ``"seurat"`` or ``"cell_ranger"`` (both work on log-normalised data).
+    batch_key
+        ``obs`` column: select genes within each batch and merge (scanpy's ``batch_key``).
+    key_added
+        Layer for the log-normalised values; ``None`` writes them to ``adata.X``.
+    copy
+        Return a modified copy instead of writing to ``adata``.
+
+    Returns
+    -------
+    ``None``, or a copy of ``adata`` when ``copy=True``, with the log-normalised values in
+    ``adata.X`` or ``layers[key_added]``; ``var["highly_variable"]``, ``var["means"]``,
+    ``var["dispersions"]``, ``var["dispersions_norm"]`` and ``uns["hvg"]`` from scanpy; and
+    ``uns["log1p"]``. Use ``lmf.tl.lmf(..., mask_var="highly_variable")`` to fit on the selected genes.
+    """
+    import scanpy as sc
+
+    counts = _check(adata, layer, target_sum, n_top_genes, flavor, batch_key, key_added)
+    dtype = counts.dtype if np.issubdtype(counts.dtype, np.floating) else np.float32
+    obs = adata.obs[[batch_key]].copy() if batch_key else pd.DataFrame(index=adata.obs_names)
+    work = AnnData(counts.astype(dtype, copy=True), obs=obs, var=pd.DataFrame(index=adata.var_names))
+    sc.pp.normalize_total(work, target_sum=target_sum)
+    sc.pp.log1p(work)
+    if n_top_genes is not None:
+        sc.pp.highly_variable_genes(work, n_top_genes=n_top_genes, flavor=flavor, batch_key=batch_key)
+
+    out = target(adata, copy)
+    if key_added is None:
+        out.X = work.X
+    else:
+        out.layers[key_added] = work.X
+    for column in work.var.columns:
+        out.var[column] = work.var[column].to_numpy()
+    for key in ("hvg", "log1p"):
+        if key in work.uns:
+            out.uns[key] = dict(work.uns[key])
+    logger.info(
+        "normalize_rna: log-normalised %s into %s%s", f"layers[{layer!r}]" if layer else "X",
+        f"layers[{key_added!r}]" if key_added else "X",
+        f"; {int(work.var['highly_variable'].sum())} highly variable genes" if n_top_genes else "",
+    )
+    return out if copy else None
+
+
+def _check(adata, layer, target_sum, n_top_genes, flavor, batch_key, key_added):
+    check_adata(adata)
+    if layer is None:
+        counts, label = adata.X, "adata.X"
+        if counts is None:
+            raise ValueError("adata.X is None; name the layer holding the counts with layer=")
+    else:
+        check_key(adata.layers, layer, "adata.layers", "layer")
+        counts, label = adata.layers[layer], f"layers[{layer!r}]"
+    check_non_negative(counts, label, "normalize_rna")
+    if target_sum is not None and not (np.isscalar(target_sum) and np.isfinite(target_sum) and target_sum > 0):
+        raise ValueError(f"target_sum={target_sum!r} must be a positive number or None")
+    if n_top_genes is not None:
+        check_int("n_top_genes", n_top_genes, high=adata.n_vars)
+    check_choice("flavor", flavor, HVG_FLAVORS)
+    if batch_key is not None:
+        check_key(adata.obs, batch_key, "adata.obs", "batch_key")
+    if key_added is not None:
+        check_key_added(key_added)
+    return counts

@@ -1,0 +1,166 @@
+"""The spatial niche of every spot: squidpy's neighbour graph (per section) times a modality."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from scipy import sparse
+
+from .._modalities import read_modality
+from ._checks import check_adata, check_choice, check_int, check_key, check_key_added, check_positive, target
+
+logger = logging.getLogger("lmf_omics")
+
+GRAPH_METHODS = ("knn", "grid", "radius", "delaunay")
+
+
+def spatial_context(
+    adata: AnnData,
+    *,
+    source: str = "X",
+    library_key: str | None = None,
+    spatial_key: str = "spatial",
+    method: str = "knn",
+    n_neighs: int = 6,
+    radius: float | None = None,
+    include_self: bool = False,
+    n_comps: int | None = None,
+    random_state: int = 0,
+    key_added: str = "spatial_context",
+    copy: bool = False,
+) -> AnnData | None:
+    """Neighbourhood-averaged ``source`` (or its principal components) for every spot, in ``obsm``.
+
+    The spatial graph is built by squidpy (``squidpy.gr.spatial_neighbors_<method>``), within each
+    section when ``library_key`` names one, so no spot has neighbours in another section. Each
+    spot's niche is the mean of ``source`` over its neighbours: ``W @ A`` with ``W`` the
+    row-normalised sparse graph, so sparse data stay sparse and no dense n × n matrix is formed.
+    Fit with ``random="obsm:<key_added>"`` to model the niche as the random effect Z.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix with coordinates in ``obsm[spatial_key]``.
+    source
+        Modality spec to average: ``"X"``, ``"layer:<name>"``, ``"obsm:<key>"`` (e.g. PCs) or
+        ``"obs:<col>"`` (a one-hot cell type gives the niche's composition).
+    library_key
+        ``obs`` column naming the section of each spot (several sections in one AnnData).
+    spatial_key
+        ``obsm`` key of the coordinates.
+    method
+        Graph: ``"knn"`` (``n_neighs`` nearest spots), ``"grid"`` (Visium/ST lattice: ``n_neighs``
+        6 for hexagonal, 4 for square), ``"radius"`` (all spots within ``radius``) or ``"delaunay"``.
+    n_neighs, radius
+        Graph size for the methods that use them.
+    include_self
+        Count each spot in its own niche.
+    n_comps
+        Write the first ``n_comps`` principal components of the niche matrix
+        (:func:`scanpy.pp.pca`, implicit centring for sparse data) instead of the matrix.
+    random_state
+        Seed of the PCA.
+    key_added
+        ``obsm`` key of the result; the graph goes to ``obsp["<key_added>_connectivities"]`` and
+        ``obsp["<key_added>_distances"]``.
+    copy
+        Return a modified copy instead of writing to ``adata``.
+
+    Returns
+    -------
+    ``None``, or a copy of ``adata`` when ``copy=True``, with ``obsm[key_added]`` (the niche
+    matrix: sparse if the source is; a DataFrame with the source's feature names if it is dense;
+    or the PCs), the graph in ``obsp``, and ``uns[key_added]`` (``params``, the ``obsp`` keys,
+    ``features`` or ``variance_ratio``).
+    """
+    import squidpy as sq
+
+    check_adata(adata)
+    coords, sections = _check(adata, source, library_key, spatial_key, method, n_neighs, radius, n_comps, key_added)
+    data = read_modality(adata, source, role="source")
+    if n_comps is not None:
+        check_int("n_comps", n_comps, high=min(adata.n_obs, data.matrix.shape[1]) - 1)
+
+    scratch = AnnData(obs=sections, obsm={"spatial": coords})
+    builder = getattr(sq.gr, f"spatial_neighbors_{method}")
+    options = {"knn": {"n_neighs": n_neighs}, "grid": {"n_neighs": n_neighs}, "radius": {"radius": radius}}
+    builder(scratch, library_key=library_key, set_diag=include_self, **options.get(method, {}))
+    graph = sparse.csr_matrix(scratch.obsp["spatial_connectivities"])
+    niche = neighbourhood_mean(graph, data.matrix)
+
+    params = {"source": source, "method": method, "n_neighs": n_neighs, "radius": radius, "include_self": include_self,
+              "library_key": library_key, "spatial_key": spatial_key, "n_comps": n_comps}
+    uns = {
+        "params": {name: value for name, value in params.items() if value is not None},  # h5ad stores no None
+        "connectivities_key": f"{key_added}_connectivities",
+        "distances_key": f"{key_added}_distances",
+    }
+    if n_comps is not None:
+        import scanpy as sc
+
+        niche, _, ratio, _ = sc.pp.pca(niche, n_comps, random_state=random_state, return_info=True, dtype="float64")
+        uns["variance_ratio"] = np.asarray(ratio)
+    elif not sparse.issparse(niche):
+        niche = pd.DataFrame(niche, index=adata.obs_names, columns=data.features)
+    else:
+        uns["features"] = np.asarray(data.features, dtype=str)
+
+    out = target(adata, copy)
+    out.obsm[key_added] = niche
+    out.obsp[uns["connectivities_key"]] = scratch.obsp["spatial_connectivities"]
+    out.obsp[uns["distances_key"]] = scratch.obsp["spatial_distances"]
+    out.uns[key_added] = uns
+    logger.info("spatial_context: %s graph, mean of %s over %d edges -> obsm[%r]", method, source, graph.nnz, key_added)
+    return out if copy else None
+
+
+def neighbourhood_mean(graph: sparse.csr_matrix, matrix):
+    """``D⁻¹ G @ A``: each row the mean of ``matrix`` over the row's neighbours in ``graph``.
+
+    A spot without neighbours (possible with ``radius``) keeps its own values.
+    """
+    graph = graph.astype(np.float64)
+    degree = np.asarray(graph.sum(axis=1)).ravel()
+    isolated = degree == 0
+    if isolated.any():
+        logger.warning("spatial_context: %d spot(s) have no neighbours and keep their own values", isolated.sum())
+        graph = graph + sparse.diags(isolated.astype(np.float64))
+        degree[isolated] = 1.0
+    weights = sparse.diags(1.0 / degree) @ graph
+    result = weights @ matrix
+    return sparse.csr_matrix(result) if sparse.issparse(result) else np.asarray(result)
+
+
+def _check(adata, source, library_key, spatial_key, method, n_neighs, radius, n_comps, key_added):
+    check_key(adata.obsm, spatial_key, "adata.obsm", "spatial_key")
+    coords = np.asarray(adata.obsm[spatial_key])
+    if coords.ndim != 2 or coords.shape[1] < 2 or not np.issubdtype(coords.dtype, np.number):
+        raise ValueError(f"obsm[{spatial_key!r}] must hold numeric coordinates (cells × 2), got shape {coords.shape}")
+    if not np.all(np.isfinite(coords)):
+        raise ValueError(f"obsm[{spatial_key!r}] has NaN or infinite coordinates")
+    check_choice("method", method, GRAPH_METHODS)
+    if method in ("knn", "grid"):
+        check_int("n_neighs", n_neighs)
+    if method == "radius":
+        check_positive("radius", radius)
+    elif radius is not None:
+        raise ValueError(f"radius={radius!r} is only used with method='radius', not method={method!r}")
+    if n_comps is not None:
+        check_int("n_comps", n_comps)
+    check_key_added(key_added)
+    index = pd.DataFrame(index=adata.obs_names)
+    sizes = pd.Series({"all spots": adata.n_obs})
+    if library_key is not None:
+        check_key(adata.obs, library_key, "adata.obs", "library_key")
+        column = adata.obs[library_key]
+        if column.isna().any():
+            raise ValueError(f"obs column {library_key!r} has missing values; every spot needs a section")
+        index[library_key] = pd.Categorical(column.astype(str))
+        sizes = index[library_key].value_counts()
+    if method == "knn" and sizes.min() <= n_neighs:
+        raise ValueError(f"section {sizes.idxmin()!r} has {sizes.min()} spots; n_neighs={n_neighs} needs more than "
+                         f"{n_neighs} in every section")
+    return coords[:, :2], index
