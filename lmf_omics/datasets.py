@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 from anndata import AnnData
 
 ENV_VAR = "LMF_OMICS_DATA"
@@ -28,14 +29,19 @@ def shared_data_dir() -> Path:
     return next((path for path in candidates if path.is_dir()), candidates[0])
 
 
+def shared_file(name: str) -> Path:
+    """Path of a shared data file, with a clear error if it is absent."""
+    path = shared_data_dir() / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; set {ENV_VAR} to the folder holding the shared datasets")
+    return path
+
+
 def read_shared(name: str) -> AnnData:
     """Read a shared dataset, e.g. ``"eccite_pbmc_500.h5ad"``, with a clear error if it is absent."""
     import anndata as ad
 
-    path = shared_data_dir() / name
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; set {ENV_VAR} to the folder holding the shared datasets")
-    return ad.read_h5ad(path)
+    return ad.read_h5ad(shared_file(name))
 
 
 def eccite_pbmc_500() -> AnnData:
@@ -46,3 +52,17 @@ def eccite_pbmc_500() -> AnnData:
 def breast_st_3slices() -> AnnData:
     """Three serial breast-cancer spatial sections (``obs["slice"]``, ``obsm["spatial"]``)."""
     return read_shared("breast_st_3slices.h5ad")
+
+
+def visium_mouse_brain_49spots() -> AnnData:
+    """49 Visium spots of adult mouse brain (log-normalised, 1,999 genes); ``obsm["spatial"]`` are (x, y)
+    pixel coordinates in :func:`visium_mouse_brain_49spots_image`."""
+    return read_shared("visium_mouse_brain_49spots.h5ad")
+
+
+def visium_mouse_brain_49spots_image() -> np.ndarray:
+    """The matching H&E crop as an RGB ``uint8`` array (1,717 × 950 × 3)."""
+    from PIL import Image
+
+    with Image.open(shared_file("visium_mouse_brain_49spots_hne.jpg")) as image:
+        return np.asarray(image.convert("RGB"))
