@@ -112,9 +112,10 @@ def histology_features(
     Examples
     --------
     >>> import lmf_omics as lmf
+    >>> from lmf_omics import nn as lnn
     >>> adata = lmf.datasets.visium_mouse_brain_49spots()
     >>> image = lmf.datasets.visium_mouse_brain_49spots_image()
-    >>> lmf.nn.histology_features(adata, image, target="obsm:X_pca", n_codes=10)
+    >>> lnn.histology_features(adata, image, target="obsm:X_pca", n_codes=10)
     >>> lmf.tl.lmf(adata, response="X", fixed="obsm:X_histology", n_factors=5)
     """
     check_budget(epochs, batch_size, patience)
