@@ -31,17 +31,17 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.nn import functional as F  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from torch import nn
+from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's lmf_omics
-from lmf_omics.nn import ConvEncoder, LMFHead, LMFNet, seeded, train  # noqa: E402
+from lmf_omics.nn import ConvEncoder, LMFHead, LMFNet, seeded, train
 
 WIDTHS = (16, 32)  # 8×8 → 4×4 → 2×2: 32·2·2 = 128 features
 N_CLASSES = 10
@@ -225,11 +225,11 @@ def main(argv=None) -> None:
     for seed in range(args.seeds):
         data = split(images, labels.numpy(), seed)
         data = tuple((x, torch.as_tensor(y)) for x, y in data)
-        for arm in ARMS:
+        for arm, name in ARMS.items():
             row, curve = run(arm, seed, data, args)
             rows.append(row)
             curves[arm].append(curve)
-            print(f"seed {seed} {ARMS[arm]:32s} test accuracy {100 * row['test_accuracy']:.2f}%  "
+            print(f"seed {seed} {name:32s} test accuracy {100 * row['test_accuracy']:.2f}%  "
                   f"‖βᵀβ−I‖ {row['orthogonality_error']:.3f}  {row['seconds']:.1f}s", flush=True)
     runs = pd.DataFrame(rows)
     runs.to_csv(args.out / "digits_lmf_head_runs.csv", index=False)
@@ -238,10 +238,12 @@ def main(argv=None) -> None:
     text = [
         "# Digits: conv encoder + LMF head vs. linear layers with activations",
         "",
-        f"`python benchmarks/digits_lmf_head.py` — sklearn `load_digits` (1,797 8×8 images), stratified "
-        f"train/validation/test {sizes[0]}/{sizes[1]}/{sizes[2]} per seed, {args.seeds} seeds, {args.epochs} epochs, "
-        f"Adam lr {args.lr:g}, batch {args.batch_size}, weights of the lowest validation loss; "
-        f"torch {torch.__version__}, {args.threads} CPU thread(s).",
+        (
+            f"`python benchmarks/digits_lmf_head.py` — sklearn `load_digits` (1,797 8×8 images), stratified "
+            f"train/validation/test {sizes[0]}/{sizes[1]}/{sizes[2]} per seed, {args.seeds} seeds, "
+            f"{args.epochs} epochs, Adam lr {args.lr:g}, batch {args.batch_size}, weights of the lowest "
+            f"validation loss; torch {torch.__version__}, {args.threads} CPU thread(s)."
+        ),
         "",
         markdown_table(summary),
         "",
