@@ -37,7 +37,6 @@ from anndata import AnnData
 from scipy import sparse
 
 from . import get, tl
-from ._core.model import ROLES
 from ._core.validation import _first_position
 
 R_FILE = Path(__file__).resolve().parent / "R" / "lmf.R"
@@ -107,7 +106,8 @@ def fit(
         _check_missing(matrix, labels[role], cells, features[role])
     keys = _obsm_keys(labels, matrices)
     adata = _anndata(cells, {keys[role]: matrix for role, matrix in matrices.items()}, tables)
-    specs = {role: f"obs:{','.join(tables[role].columns)}" if role in tables else f"obsm:{keys[role]}" for role in given}
+    specs = {role: f"obsm:{keys[role]}" for role in matrices}
+    specs.update({role: f"obs:{','.join(table.columns)}" for role, table in tables.items()})
     tl.lmf(adata, **specs, **_options(options), progress=False)
     features.update({role: get.features(adata)[role] for role in tables})
     return result(adata, features=features, labels=labels)
@@ -198,7 +198,10 @@ def _matrix(value, label: str, cells_in: str):
 
 
 def _table(value, label: str) -> pd.DataFrame:
-    frame = value.copy() if isinstance(value, pd.DataFrame) else pd.DataFrame({str(k): _column(v) for k, v in value.items()})
+    if isinstance(value, pd.DataFrame):
+        frame = value.copy()
+    else:
+        frame = pd.DataFrame({str(name): _column(column) for name, column in value.items()})
     frame.columns = [str(c) for c in frame.columns]
     if frame.shape[1] == 0:
         raise ValueError(f"{label} has no columns; name at least one covariate")

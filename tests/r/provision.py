@@ -93,7 +93,7 @@ def _r_ready() -> bool:
         return False
     libraries = ", ".join(map(repr, R_LIBRARIES))
     check = f"quit(status = !all(nzchar(sapply(c({libraries}), function(p) system.file(package = p)))))"
-    return subprocess.run(["Rscript", "-e", check], capture_output=True, timeout=TIMEOUT).returncode == 0
+    return subprocess.run(["Rscript", "-e", check], capture_output=True, timeout=TIMEOUT, check=False).returncode == 0
 
 
 def requirements(repo: Path) -> list[str]:
@@ -152,7 +152,7 @@ def _locked(path: Path):
 
 def _run(command: list[str], what: str, env: dict[str, str] | None = None) -> None:
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, env=env)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, env=env, check=False)
     except (OSError, subprocess.TimeoutExpired) as error:
         raise Unavailable(f"{what} failed: {error}") from error
     if done.returncode != 0:

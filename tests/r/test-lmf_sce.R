@@ -61,7 +61,7 @@ test_that("lmf_sce agrees with the Python fit of the same data to 1e-6", {
   for (name in c("codes", "fixed_codes", "random_codes")) {
     stored <- reducedDim(fitted, c(codes = "LMF", fixed_codes = "LMF_fixed", random_codes = "LMF_random")[[name]])
     difference <- max_abs(stored, expected(name)[colnames(sce), ])
-    message(sprintf("max |R - Python| of %s: %.3g", name, difference))
+    cat(sprintf("max |R - Python| of %s: %.3g\n", name, difference))
     expect_lt(difference, TOL)
   }
   adt <- rowData(altExp(fitted, "ADT"))$LMF_loadings_response
