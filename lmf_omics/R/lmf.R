@@ -181,6 +181,10 @@ lmf_as_dgCMatrix <- function(x, transpose = FALSE) {
 # Rows of the main experiment used by "assay:" modalities.
 .lmf_rows <- function(sce, subset_row) {
   if (is.null(subset_row)) return(seq_len(nrow(sce)))
+  if (is.logical(subset_row) && length(subset_row) != nrow(sce)) {
+    stop("lmf_sce: subset_row is a logical of length ", length(subset_row), "; it needs one value per row (",
+         nrow(sce), ")", call. = FALSE)
+  }
   index <- seq_len(nrow(sce))
   names(index) <- rownames(sce)
   rows <- tryCatch(unname(index[subset_row]), error = function(e) NULL)
@@ -231,6 +235,9 @@ lmf_as_dgCMatrix <- function(x, transpose = FALSE) {
 .lmf_store <- function(sce, fit, parts, specs, name) {
   stored <- fit[setdiff(names(fit), c("codes", "fixed_codes", "random_codes", "cell_names", "feature_names"))]
   stored$modalities <- specs
+  for (codes in c("codes", "fixed_codes", "random_codes")) {
+    if (!is.null(fit[[codes]])) rownames(fit[[codes]]) <- colnames(sce)  # NULL when sce has no colnames
+  }
   SingleCellExperiment::reducedDim(sce, name) <- fit$codes
   SingleCellExperiment::reducedDim(sce, paste0(name, "_fixed")) <- fit$fixed_codes
   SingleCellExperiment::reducedDim(sce, paste0(name, "_random")) <- fit$random_codes
@@ -267,7 +274,7 @@ lmf_as_dgCMatrix <- function(x, transpose = FALSE) {
   if (reticulate::py_to_r(scipy$issparse(value))) return(lmf_as_dgCMatrix(value, transpose = transpose))
   data <- .lmf_quietly(reticulate::py_to_r(value))
   data <- if (is.data.frame(data)) as.matrix(data) else data
-  if (transpose) t(data) else data
+  if (transpose) base::t(data) else data
 }
 
 .lmf_frame <- function(frame, names) {

@@ -142,10 +142,21 @@ test_that("R's NA is reported, not fitted: numeric, integer, character, logical,
   expect_error(small_fit(sce, random = "colData:depth"), "column 'depth' has 1 missing")
 })
 
+test_that("an experiment without dimnames is fitted without warnings", {
+  sce <- small_sce()
+  bare <- SingleCellExperiment(assays = list(counts = unname(counts(sce))))
+  altExp(bare, "ADT") <- SummarizedExperiment(list(counts = unname(assay(altExp(sce, "ADT")))))
+  expect_warning(fitted <- small_fit(bare), NA)
+  expect_null(rownames(reducedDim(fitted, "LMF")))
+  expect_equal(rownames(metadata(fitted)$LMF$loadings$fixed)[1:2], c("fixed1", "fixed2"))
+})
+
 test_that("bad specs are named with what is available", {
   sce <- small_sce()
   expect_error(lmf_sce(sce, response = "altExp:HTO", fixed = "assay:counts"), "'HTO' not found in altExpNames\\(sce\\); available: ADT")
   expect_error(lmf_sce(sce, response = "altExp:ADT", fixed = "assay:logcounts"), "available: counts")
   expect_error(lmf_sce(sce, response = "altExp:ADT", fixed = "counts"), "is not a modality spec")
   expect_error(lmf_sce(counts(sce), response = "altExp:ADT", fixed = "assay:counts"), "must be a SingleCellExperiment")
+  expect_error(small_fit(sce, subset_row = c(TRUE, FALSE)), "subset_row is a logical of length 2")
+  expect_error(small_fit(sce, subset_row = c("g1", "nope")), "subset_row must select rows")
 })
