@@ -42,6 +42,7 @@ from ._core.validation import _first_position
 R_FILE = Path(__file__).resolve().parent / "R" / "lmf.R"
 R_INTEGER_NA = np.iinfo(np.int32).min
 ORIENTATIONS = ("columns", "rows")
+OPTIONS = ("n_factors", "solver", "center", "scale", "weights", "ridge", "max_iter", "tol", "random_state")
 INTEGER_OPTIONS = ("n_factors", "max_iter", "random_state")
 NA_HELP = "drop those cells (in R: sce[, keep]) or impute the values before fitting"
 
@@ -88,6 +89,7 @@ def fit(
     dict
         See :func:`result`.
     """
+    options = _options(options, OPTIONS)
     given = {"response": response, "fixed": fixed, "random": random}
     given = {role: value for role, value in given.items() if value is not None}
     labels = {role: str((labels or {}).get(role) or role) for role in given}
@@ -104,11 +106,13 @@ def fit(
     for role, matrix in matrices.items():
         features[role] = _feature_names(features[role], matrix.shape[1], role, labels[role])
         _check_missing(matrix, labels[role], cells, features[role])
+    for role, table in tables.items():
+        _check_missing_columns(table, labels[role], cells)
     keys = _obsm_keys(labels, matrices)
     adata = _anndata(cells, {keys[role]: matrix for role, matrix in matrices.items()}, tables)
     specs = {role: f"obsm:{keys[role]}" for role in matrices}
     specs.update({role: f"obs:{','.join(table.columns)}" for role, table in tables.items()})
-    tl.lmf(adata, **specs, **_options(options), progress=False)
+    tl.lmf(adata, **specs, **options, progress=False)
     features.update({role: get.features(adata)[role] for role in tables})
     return result(adata, features=features, labels=labels)
 
@@ -122,11 +126,12 @@ def fit_h5ad(path: str, response: str, fixed: str, random: str | None = None, **
     """
     import anndata as ad
 
+    options = _options(options, (*OPTIONS, "mask_var"))
     source = Path(path).expanduser()
     if not source.is_file():
         raise FileNotFoundError(f"{str(source)!r} is not a file; give the path of an .h5ad file")
     adata = ad.read_h5ad(source)
-    tl.lmf(adata, response=response, fixed=fixed, random=random, **_options(options), progress=False)
+    tl.lmf(adata, response=response, fixed=fixed, random=random, **options, progress=False)
     return result(adata)
 
 
@@ -208,14 +213,20 @@ def _table(value, label: str) -> pd.DataFrame:
     bad = [c for c in frame.columns if "," in c]
     if bad:
         raise ValueError(f"{label}: column names may not contain ',' ({bad}); rename them")
+    return frame.reset_index(drop=True)
+
+
+def _check_missing_columns(frame: pd.DataFrame, label: str, cells: list[str]) -> None:
+    """Report R's NA in covariates: missing values, and the int32 minimum in integer columns."""
     for column in frame.columns:
-        missing = _missing_column(frame[column])
+        missing = frame[column].isna().to_numpy()
+        if pd.api.types.is_integer_dtype(frame[column]):
+            missing |= frame[column].to_numpy() == R_INTEGER_NA
         if missing.any():
             raise ValueError(
                 f"{label}: column {column!r} has {int(missing.sum())} missing value(s) (R NA), the first for "
-                f"cell {int(np.flatnonzero(missing)[0]) + 1}; {NA_HELP}, or make NA a level of its own"
+                f"cell {cells[np.flatnonzero(missing)[0]]!r}; {NA_HELP}, or make NA a level of its own"
             )
-    return frame.reset_index(drop=True)
 
 
 def _check_missing(matrix, label: str, cells: list[str], features: list[str]) -> None:
@@ -287,10 +298,9 @@ def _orientations(cells_in, given: dict) -> dict[str, str]:
     return chosen
 
 
-def _options(options: dict) -> dict:
-    """Integer-valued R numbers (``10`` is a double in R) to ints; unknown names rejected by ``tl.lmf``."""
-    unknown = set(options) - {"n_factors", "solver", "center", "scale", "weights", "ridge", "max_iter", "tol",
-                              "random_state", "mask_var"}
+def _options(options: dict, allowed: Sequence[str]) -> dict:
+    """Known option names only; integer-valued R numbers (``10`` is a double in R) to ints."""
+    unknown = set(options) - set(allowed)
     if unknown:
         raise TypeError(f"unknown option(s) {sorted(unknown)}; see help(lmf_omics.tl.lmf)")
     converted = dict(options)
@@ -310,13 +320,6 @@ def _is_table(value) -> bool:
 def _column(values):
     """A named-list entry as a column; a length-one R vector arrives as a scalar."""
     return [values] if np.ndim(values) == 0 else values
-
-
-def _missing_column(column: pd.Series) -> np.ndarray:
-    missing = column.isna().to_numpy()
-    if pd.api.types.is_integer_dtype(column):
-        missing |= column.to_numpy() == R_INTEGER_NA
-    return missing
 
 
 def _names(names) -> list[str] | None:

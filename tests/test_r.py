@@ -123,7 +123,7 @@ def test_r_na_in_covariates_is_reported(data, column, value):
     covariates = data["covariates"].assign(count=np.arange(80, dtype=np.int32))
     covariates.loc[6, column] = value
     with pytest.raises(ValueError, match=f"column '{column}' has 1 missing value\\(s\\) \\(R NA\\), the first for "
-                                         "cell 7"):
+                                         "cell 'cell6'"):
         fit_as_from_r(data, random=covariates)
 
 

@@ -35,7 +35,7 @@ sce
 size <- Matrix::colSums(counts(sce))
 logcounts(sce) <- log1p(Matrix::t(Matrix::t(counts(sce)) / size * stats::median(size)))
 assay(altExp(sce, "ADT"), "logcounts") <- log1p(assay(altExp(sce, "ADT"), "counts"))
-keep <- Matrix::rowSums(counts(sce) > 0) >= 25           # genes detected in at least 5% of the cells
+keep <- Matrix::rowSums(counts(sce) > 0) >= 50           # genes detected in at least 10% of the cells
 cat(sprintf("%d cells; %d of %d genes kept; %d proteins\n", ncol(sce), sum(keep), nrow(sce),
             nrow(altExp(sce, "ADT"))))
 

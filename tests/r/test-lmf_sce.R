@@ -133,13 +133,13 @@ test_that("R's NA is reported, not fitted: numeric, integer, character, logical,
   expect_error(small_fit(sce), "altExp:ADT has 1 missing value\\(s\\).*cell 'c4' and feature 'p2'")
   sce <- small_sce()
   sce$batch[7] <- NA
-  expect_error(small_fit(sce, random = "colData:batch"), "column 'batch' has 1 missing value\\(s\\) \\(R NA\\)")
+  expect_error(small_fit(sce, random = "colData:batch"), "column 'batch' has 1 missing value\\(s\\) \\(R NA\\), the first for cell 'c7'")
   sce <- small_sce()
   sce$flag[2] <- NA
-  expect_error(small_fit(sce, random = "colData:flag"), "column 'flag' has 1 missing")
+  expect_error(small_fit(sce, random = "colData:flag"), "column 'flag' has 1 missing.*cell 'c2'")
   sce <- small_sce()
   sce$depth[9] <- NA
-  expect_error(small_fit(sce, random = "colData:depth"), "column 'depth' has 1 missing")
+  expect_error(small_fit(sce, random = "colData:depth"), "column 'depth' has 1 missing.*cell 'c9'")
 })
 
 test_that("an experiment without dimnames is fitted without warnings", {
