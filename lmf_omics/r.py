@@ -1,0 +1,361 @@
+"""Entry point for R through reticulate: plain arguments in, a dict of plain arrays and strings out.
+
+R users normally go through the shipped R file (``python -m lmf_omics.r --path`` prints where it
+is), which defines ``lmf_sce()`` for SingleCellExperiment objects and ``lmf_h5ad()`` for files.
+Both call :func:`fit` / :func:`fit_h5ad` here, which call :func:`lmf_omics.tl.lmf`, the function
+Python users call: this module only converts and orients, it does no arithmetic of its own.
+
+Orientation
+    Matrices come as R stores them, **features × cells** (``cells_in="columns"``, the default),
+    like the assays of a SingleCellExperiment. A ``dgCMatrix`` arrives as a scipy CSC matrix and is
+    used through its transpose, a CSR view with cells as rows (no copy, never densified).
+    ``cells_in="rows"`` takes cells × features (reducedDims, data frames); it may be a dict by role.
+
+What reticulate 1.28 delivers (checked from R 4.2 with NumPy 1.26)
+    R ``NA`` is ``NaN`` in double vectors and matrices, ``-2147483648`` in integer ones (int32)
+    and data-frame columns; both are reported here as missing values, with the first cell and
+    feature named. In a *data frame*, a factor's ``NA`` arrives as a missing pandas category,
+    but a character ``NA`` arrives as the string ``"NA"`` and a logical ``NA`` as ``TRUE``: the
+    R file therefore turns character and logical columns into factors before sending them.
+    Dimnames do not cross: pass ``cell_names`` and ``feature_names``. A length-one character
+    vector arrives as a string, and R numbers as floats (``10`` for ``n_factors`` is accepted).
+    The way back: every array returned here is a dense float64 numpy array (an R matrix), every
+    name list a Python list of strings (a character vector); reticulate 1.28 cannot turn scipy ≥
+    1.11 sparse matrices into R ones, so :func:`sparse_parts` gives the slots of a ``dgCMatrix``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from scipy import sparse
+
+from . import get, tl
+from ._core.validation import _first_position
+
+R_FILE = Path(__file__).resolve().parent / "R" / "lmf.R"
+R_INTEGER_NA = np.iinfo(np.int32).min
+ORIENTATIONS = ("columns", "rows")
+OPTIONS = ("n_factors", "solver", "center", "scale", "weights", "ridge", "max_iter", "tol", "random_state")
+INTEGER_OPTIONS = ("n_factors", "max_iter", "random_state")
+NA_HELP = "drop those cells (in R: sce[, keep]) or impute the values before fitting"
+
+
+def fit(
+    response,
+    fixed,
+    random=None,
+    *,
+    cell_names: Sequence[str] | str | None = None,
+    feature_names: Mapping[str, Sequence[str] | str | None] | None = None,
+    labels: Mapping[str, str] | None = None,
+    cells_in: str | Mapping[str, str] = "columns",
+    **options,
+) -> dict:
+    """Fit Linear Mixed Forms on modalities passed from R; return the result as plain values.
+
+    Parameters
+    ----------
+    response, fixed, random
+        Each either a matrix — a numpy array (an R matrix, double, integer or logical) or a
+        scipy sparse matrix (a ``dgCMatrix``) — oriented as ``cells_in`` says, or a table of
+        per-cell covariates: a pandas DataFrame (an R ``data.frame``) or a dict of columns (a
+        named list), numeric columns used as they are, categorical, string and boolean columns
+        one-hot encoded. ``random=None`` fits without random effects.
+    cell_names
+        Names of the cells (R: ``colnames(sce)``); default ``"1"``, ``"2"``, ...
+    feature_names
+        Dict from role to the feature names of a matrix modality (R: ``rownames(assay)``);
+        default ``"<role>1"``, ... Tables name their features after their columns.
+    labels
+        Dict from role to a description used in error messages and ``params`` (e.g.
+        ``"altExp:ADT"``); default the role.
+    cells_in
+        ``"columns"`` (features × cells, Bioconductor) or ``"rows"`` (cells × features), or a
+        dict from role to either.
+    **options
+        ``n_factors``, ``solver``, ``center``, ``scale``, ``weights``, ``ridge``, ``max_iter``,
+        ``tol``, ``random_state`` as in :func:`lmf_omics.tl.lmf` (integer-valued floats are
+        accepted for the integer ones).
+
+    Returns
+    -------
+    dict
+        See :func:`result`.
+    """
+    options = _options(options, OPTIONS)
+    given = {"response": response, "fixed": fixed, "random": random}
+    given = {role: value for role, value in given.items() if value is not None}
+    labels = {role: str((labels or {}).get(role) or role) for role in given}
+    orientation = _orientations(cells_in, given)
+    features = {role: _names((feature_names or {}).get(role)) for role in given}
+    matrices, tables = {}, {}
+    for role, value in given.items():
+        if _is_table(value):
+            tables[role] = _table(value, labels[role])
+        else:
+            matrices[role] = _matrix(value, labels[role], orientation[role])
+    n_cells = _n_cells(matrices, tables, labels)
+    cells = _cell_names(cell_names, n_cells)
+    for role, matrix in matrices.items():
+        features[role] = _feature_names(features[role], matrix.shape[1], role, labels[role])
+        _check_missing(matrix, labels[role], cells, features[role])
+    for role, table in tables.items():
+        _check_missing_columns(table, labels[role], cells)
+    keys = _obsm_keys(labels, matrices)
+    adata = _anndata(cells, {keys[role]: matrix for role, matrix in matrices.items()}, tables)
+    specs = {role: f"obsm:{keys[role]}" for role in matrices}
+    specs.update({role: f"obs:{','.join(table.columns)}" for role, table in tables.items()})
+    tl.lmf(adata, **specs, **options, progress=False)
+    features.update({role: get.features(adata)[role] for role in tables})
+    return result(adata, features=features, labels=labels)
+
+
+def fit_h5ad(path: str, response: str, fixed: str, random: str | None = None, **options) -> dict:
+    """Read an ``.h5ad`` file, fit :func:`lmf_omics.tl.lmf` on it and return the result.
+
+    ``response``, ``fixed`` and ``random`` are AnnData modality specs (``"X"``,
+    ``"layer:<name>"``, ``"obsm:<key>"``, ``"obs:<col>"``, ...); ``options`` as in :func:`fit`,
+    plus ``mask_var``. The file is only read.
+    """
+    import anndata as ad
+
+    options = _options(options, (*OPTIONS, "mask_var"))
+    source = Path(path).expanduser()
+    if not source.is_file():
+        raise FileNotFoundError(f"{str(source)!r} is not a file; give the path of an .h5ad file")
+    adata = ad.read_h5ad(source)
+    tl.lmf(adata, response=response, fixed=fixed, random=random, **options, progress=False)
+    return result(adata)
+
+
+def result(adata: AnnData, key: str = "lmf", *, features=None, labels=None) -> dict:
+    """A fit stored by :func:`lmf_omics.tl.lmf`, as values reticulate converts cleanly.
+
+    Keys: ``codes`` (K + H), ``fixed_codes`` (K), ``random_codes`` (H or ``None``), cells × k;
+    ``cell_names``; ``factor_names`` (``Factor1`` ...); ``loadings`` and ``feature_names`` by
+    role (features × k, in the order fitted); ``variance_explained`` (R² per factor, by role);
+    ``total_variance_explained``; ``objective_history``; ``n_iter``; ``converged``; ``params``.
+    """
+    stored = get.results(adata, key)
+    model = get.model(adata, key)
+    features = {**get.features(adata, key), **(features or {})}
+    k = model.n_factors
+    obsm = {name: adata.obsm.get(f"X_{key}{suffix}") for name, suffix in
+            (("codes", ""), ("fixed_codes", "_fixed"), ("random_codes", "_random"))}
+    params = {name: _plain(value) for name, value in stored["params"].items()}
+    params.update({role: label for role, label in (labels or {}).items()})
+    return {
+        **{name: None if codes is None else _dense(codes) for name, codes in obsm.items()},
+        "cell_names": [str(name) for name in adata.obs_names],
+        "factor_names": [f"Factor{i + 1}" for i in range(k)],
+        "loadings": {role: _dense(loadings) for role, loadings in model.loadings_.items()},
+        "feature_names": {role: [str(name) for name in features[role]] for role in model.loadings_},
+        "variance_explained": {role: _floats(v) for role, v in stored["variance_explained"].items()},
+        "total_variance_explained": {name: float(v) for name, v in stored["total_variance_explained"].items()},
+        "objective_history": _floats(stored["objective_history"]),
+        "n_iter": int(stored["n_iter"]),
+        "converged": bool(stored["converged"]),
+        "params": params,
+    }
+
+
+def sparse_parts(matrix, *, transpose: bool = False) -> dict:
+    """The slots of an R ``dgCMatrix`` for ``Matrix::sparseMatrix(i=, p=, x=, dims=, index1=FALSE)``.
+
+    reticulate 1.28 cannot convert scipy ≥ 1.11 sparse matrices to R itself. ``transpose=True``
+    gives the transpose (e.g. AnnData's cells × genes ``X`` as a genes × cells assay); with a CSR
+    matrix that is its CSC transpose, without conversion. Never densifies.
+    """
+    if not sparse.issparse(matrix):
+        raise TypeError(f"sparse_parts needs a scipy sparse matrix, got {type(matrix).__name__}")
+    csc = sparse.csc_matrix(matrix.T if transpose else matrix)
+    if not csc.has_sorted_indices:
+        csc = csc.sorted_indices()
+    if csc.nnz > np.iinfo(np.int32).max:
+        raise ValueError(f"the matrix has {csc.nnz} stored values; an R dgCMatrix holds at most 2^31 - 1")
+    return {
+        "i": csc.indices.astype(np.int32),
+        "p": csc.indptr.astype(np.int32),
+        "x": csc.data.astype(np.float64),
+        "dim": [int(n) for n in csc.shape],
+    }
+
+
+# ------------------------------------------------------------------------------ conversion
+def _matrix(value, label: str, cells_in: str):
+    """A modality matrix as cells × features (a transposed view for R's features × cells)."""
+    if not sparse.issparse(value):
+        value = np.asarray(value)
+        if value.ndim != 2:
+            raise ValueError(f"{label} must be a matrix or a data frame, got an array of shape {value.shape}")
+        if value.dtype.kind not in "biuf":
+            raise ValueError(f"{label} must be numeric, got dtype {value.dtype}; convert it to numbers first")
+    elif value.format not in ("csr", "csc"):
+        value = value.tocsc()
+    return value.T if cells_in == "columns" else value
+
+
+def _table(value, label: str) -> pd.DataFrame:
+    if isinstance(value, pd.DataFrame):
+        frame = value.copy()
+    else:
+        frame = pd.DataFrame({str(name): _column(column) for name, column in value.items()})
+    frame.columns = [str(c) for c in frame.columns]
+    if frame.shape[1] == 0:
+        raise ValueError(f"{label} has no columns; name at least one covariate")
+    bad = [c for c in frame.columns if "," in c]
+    if bad:
+        raise ValueError(f"{label}: column names may not contain ',' ({bad}); rename them")
+    return frame.reset_index(drop=True)
+
+
+def _check_missing_columns(frame: pd.DataFrame, label: str, cells: list[str]) -> None:
+    """Report R's NA in covariates: missing values, and the int32 minimum in integer columns."""
+    for column in frame.columns:
+        missing = frame[column].isna().to_numpy()
+        if pd.api.types.is_integer_dtype(frame[column]):
+            missing |= frame[column].to_numpy() == R_INTEGER_NA
+        if missing.any():
+            raise ValueError(
+                f"{label}: column {column!r} has {int(missing.sum())} missing value(s) (R NA), the first for "
+                f"cell {cells[np.flatnonzero(missing)[0]]!r}; {NA_HELP}, or make NA a level of its own"
+            )
+
+
+def _check_missing(matrix, label: str, cells: list[str], features: list[str]) -> None:
+    """Report R's NA (NaN in doubles, the int32 minimum in integers) by count and first position."""
+    values = matrix.data if sparse.issparse(matrix) else matrix
+    if values.dtype.kind not in "fi":
+        return
+    missing = np.isnan(values) if values.dtype.kind == "f" else values == R_INTEGER_NA
+    if not missing.any():
+        return
+    row, col = _first_position(matrix, missing)
+    raise ValueError(
+        f"{label} has {int(missing.sum())} missing value(s) (R NA), the first for cell {cells[row]!r} and "
+        f"feature {features[col]!r}; {NA_HELP}"
+    )
+
+
+def _anndata(cells: list[str], matrices: dict, tables: dict[str, pd.DataFrame]) -> AnnData:
+    obs = pd.DataFrame(index=pd.Index(cells, dtype=object))
+    for frame in tables.values():
+        for column in frame.columns:
+            values = frame[column].set_axis(obs.index)  # a categorical keeps its levels in order
+            if column in obs and not obs[column].equals(values):
+                raise ValueError(f"column {column!r} appears in two modalities with different values; rename one")
+            obs[column] = values
+    adata = AnnData(obs=obs)
+    for key, matrix in matrices.items():
+        adata.obsm[key] = matrix
+    return adata
+
+
+def _obsm_keys(labels: dict[str, str], roles) -> dict[str, str]:
+    """obsm keys named after the R labels (so errors from ``tl.lmf`` name them), unique per role."""
+    chosen = [labels[role] for role in roles]
+    return {role: labels[role] if chosen.count(labels[role]) == 1 else f"{labels[role]} ({role})" for role in roles}
+
+
+def _n_cells(matrices: dict, tables: dict, labels: dict[str, str]) -> int:
+    counts = {role: m.shape[0] for role, m in matrices.items()} | {role: len(t) for role, t in tables.items()}
+    if len(set(counts.values())) > 1:
+        listing = ", ".join(f"{labels[role]}: {n}" for role, n in counts.items())
+        raise ValueError(f"modalities must describe the same cells; got cell counts {listing} (check cells_in)")
+    return next(iter(counts.values()))
+
+
+def _cell_names(names, n_cells: int) -> list[str]:
+    names = _names(names)
+    if names is None:
+        return [str(i + 1) for i in range(n_cells)]
+    if len(names) != n_cells:
+        raise ValueError(f"cell_names has {len(names)} names for {n_cells} cells; pass one name per cell")
+    return names
+
+
+def _feature_names(names, n_features: int, role: str, label: str) -> list[str]:
+    if names is None:
+        return [f"{role}{i + 1}" for i in range(n_features)]
+    if len(names) != n_features:
+        raise ValueError(f"feature_names[{role!r}] has {len(names)} names but {label} has {n_features} features")
+    return names
+
+
+def _orientations(cells_in, given: dict) -> dict[str, str]:
+    chosen = {role: cells_in.get(role, "columns") for role in given} if isinstance(cells_in, Mapping) else (
+        dict.fromkeys(given, cells_in))
+    for role, value in chosen.items():
+        if value not in ORIENTATIONS:
+            raise ValueError(f"cells_in for {role} must be one of {ORIENTATIONS}, got {value!r}")
+    return chosen
+
+
+def _options(options: dict, allowed: Sequence[str]) -> dict:
+    """Known option names only; integer-valued R numbers (``10`` is a double in R) to ints."""
+    unknown = set(options) - set(allowed)
+    if unknown:
+        raise TypeError(f"unknown option(s) {sorted(unknown)}; see help(lmf_omics.tl.lmf)")
+    converted = dict(options)
+    for name in INTEGER_OPTIONS:
+        value = converted.get(name)
+        if isinstance(value, float) and value.is_integer():
+            converted[name] = int(value)
+    if converted.get("weights") is not None:
+        converted["weights"] = {str(role): float(w) for role, w in dict(converted["weights"]).items()}
+    return converted
+
+
+def _is_table(value) -> bool:
+    return isinstance(value, (pd.DataFrame, Mapping))
+
+
+def _column(values):
+    """A named-list entry as a column; a length-one R vector arrives as a scalar."""
+    return [values] if np.ndim(values) == 0 else values
+
+
+def _names(names) -> list[str] | None:
+    if names is None:
+        return None
+    return [names] if isinstance(names, str) else [str(name) for name in names]
+
+
+def _dense(array) -> np.ndarray:
+    return np.ascontiguousarray(array, dtype=np.float64)
+
+
+def _floats(values) -> list[float]:
+    return [float(v) for v in np.asarray(values, dtype=np.float64).ravel()]
+
+
+def _plain(value):
+    """Numbers, strings and dicts of them as plain Python values (R scalars and named lists)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lmf_omics.r", description="Helpers for using lmf_omics from R.")
+    parser.add_argument("--path", action="store_true", help="print the path of the shipped R file (lmf.R) and exit")
+    args = parser.parse_args(argv)
+    if not args.path:
+        parser.print_help()
+        return 2
+    if not R_FILE.is_file():
+        print(f"lmf_omics.r: error: {R_FILE} is missing from this installation; reinstall lmf-omics", file=sys.stderr)
+        return 1
+    print(R_FILE)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
