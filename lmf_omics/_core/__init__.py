@@ -1,5 +1,6 @@
 """Numeric core: arrays in, arrays out. Imports numpy and scipy only (never anndata)."""
 
 from .model import Codes, LinearMixedForms
+from .selection import cross_validate
 
-__all__ = ["Codes", "LinearMixedForms"]
+__all__ = ["Codes", "LinearMixedForms", "cross_validate"]

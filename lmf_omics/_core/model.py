@@ -318,6 +318,10 @@ class LinearMixedForms:
     # ------------------------------------------------------------------------ persistence
     PARAMS = ("n_factors", "solver", "codes", "n_pcs", "center", "scale", "ridge", "max_iter", "tol", "random_state")
 
+    def get_options(self) -> dict:
+        """The constructor's options as given (``LinearMixedForms(**model.get_options())`` is a fresh copy)."""
+        return {name: getattr(self, name) for name in (*self.PARAMS, "weights", "progress")}
+
     def get_params(self) -> dict:
         """The options, with ``codes`` and ``n_pcs`` resolved (never ``None``: h5ad-writable)."""
         params = {name: getattr(self, name) for name in self.PARAMS}

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from anndata import AnnData
 
-from .._core import LinearMixedForms
+from .._core import LinearMixedForms, cross_validate
 from .._keys import Keys
 from .._modalities import Modality, masks_for, read_modality, resolve_observed
 
@@ -21,7 +21,8 @@ def lmf(
     response: str,
     fixed: str,
     random: str | None = None,
-    n_factors: int = 10,
+    n_factors: int | Sequence[int] = 10,
+    cv_folds: int = 5,
     mask_var: str | np.ndarray | Mapping[str, str | np.ndarray] | None = None,
     observed: Mapping[str, str | np.ndarray] | None = None,
     solver: str = "joint",
@@ -55,7 +56,11 @@ def lmf(
         string and boolean columns one-hot encoded, sparse). ``random=None`` fits
         ``Y ≈ K αᵀ``, ``X ≈ K βᵀ``.
     n_factors
-        Number of factors ``k``.
+        Number of factors ``k``, or several candidates (e.g. ``(5, 10, 20)``): the one whose fits
+        predict the response of held-out cells best in ``cv_folds``-fold cross-validation is used
+        (see :func:`lmf_omics.cross_validate`); the scores are stored in ``uns[key]["cross_validation"]``.
+    cv_folds
+        Folds of that cross-validation.
     mask_var
         Features to use: a boolean ``var`` column (e.g. ``"highly_variable"``) or array, applied
         to every var-aligned modality (``"X"`` and layers), or a dict from role to mask.
@@ -94,8 +99,9 @@ def lmf(
     >>> lmf.tl.lmf(adata, response="obsm:protein", fixed="X", random="obs:sample", n_factors=20)
     >>> sc.pp.neighbors(adata, use_rep="X_lmf"); sc.tl.leiden(adata); sc.tl.umap(adata)
     """
+    candidates = _candidates(n_factors)
     model = LinearMixedForms(
-        n_factors, solver=solver, codes=codes, n_pcs=n_pcs, center=center, scale=scale, weights=dict(weights or {}),
+        max(candidates), solver=solver, codes=codes, n_pcs=n_pcs, center=center, scale=scale, weights=dict(weights or {}),
         ridge=ridge, max_iter=max_iter, tol=tol, random_state=random_state, progress=progress,
     )
     model.check_options()
@@ -103,10 +109,16 @@ def lmf(
     labels = {role: f"{role}={m.spec!r}" for role, m in modalities.items()}
     matrices = {role: m.matrix for role, m in modalities.items()}
     masks = observed_masks(adata, observed, labels)
-    model.fit(matrices["response"], matrices["fixed"], matrices.get("random"), observed=masks, labels=labels)
+    arrays = (matrices["response"], matrices["fixed"], matrices.get("random"))
+    scores = None
+    if len(candidates) > 1:
+        best, scores = cross_validate(model, *arrays, grid={"n_factors": candidates}, folds=cv_folds, observed=masks)
+        logger.info("LMF cross-validation: n_factors=%d of %s", best["n_factors"], candidates)
+        model.n_factors = best["n_factors"]
+    model.fit(*arrays, observed=masks, labels=labels)
 
     target = adata.copy() if copy else adata
-    store(target, model, modalities, Keys(key_added), mask_var=mask_var)
+    store(target, model, modalities, Keys(key_added), mask_var=mask_var, scores=scores)
     logger.info(
         "LMF %s: %d iterations, converged=%s; added obsm %r", solver, model.n_iter_, model.converged_,
         [k for k in Keys(key_added).obsm_keys if k in target.obsm],
@@ -126,6 +138,17 @@ def read_modalities(adata: AnnData, specs: Mapping[str, str | None], mask_var) -
     }
 
 
+def _candidates(n_factors) -> list:
+    """``n_factors`` as a list of candidates (one for a plain number; each checked by the estimator)."""
+    if isinstance(n_factors, Sequence) and not isinstance(n_factors, str):
+        if len(n_factors) == 0:
+            raise ValueError("n_factors is an empty sequence; give a number or several candidates, e.g. (5, 10, 20)")
+        for value in n_factors:
+            LinearMixedForms(value).check_options()
+        return list(n_factors)
+    return [n_factors]
+
+
 def observed_masks(adata: AnnData, observed, labels: Mapping[str, str]) -> dict[str, np.ndarray]:
     """``observed`` by role as boolean arrays (obs column names resolved)."""
     if observed is None:
@@ -138,7 +161,8 @@ def observed_masks(adata: AnnData, observed, labels: Mapping[str, str]) -> dict[
     return {role: resolve_observed(adata, value, labels[role]) for role, value in observed.items()}
 
 
-def store(adata: AnnData, model: LinearMixedForms, modalities: dict[str, Modality], keys: Keys, *, mask_var) -> None:
+def store(adata: AnnData, model: LinearMixedForms, modalities: dict[str, Modality], keys: Keys, *, mask_var,
+          scores: list[dict] | None = None) -> None:
     """Write a fit into ``adata``: everything is built first, then assigned, so nothing is half-written."""
     obsm = {keys.combined: model.codes_, keys.fixed: model.fixed_codes_}
     if model.random_codes_ is not None:
@@ -167,6 +191,8 @@ def store(adata: AnnData, model: LinearMixedForms, modalities: dict[str, Modalit
         "n_iter": model.n_iter_,
         "converged": model.converged_,
     }
+    if scores is not None:
+        uns["cross_validation"] = {name: np.array([row[name] for row in scores]) for name in scores[0]}
     _drop_stale(adata, keys)
     adata.obsm.update(obsm)
     adata.varm.update(varm)

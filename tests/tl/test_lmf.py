@@ -143,3 +143,18 @@ def test_results_of_a_missing_fit_name_what_exists(fitted):
         lmf.get.model(fitted, key="prot")
     with pytest.raises(TypeError, match="adata must be an AnnData, got ndarray"):
         lmf.tl.lmf(np.ones((3, 3)), **OPTIONS)
+
+
+def test_n_factors_chosen_by_cross_validation():
+    adata = _planted_adata(seed=6, n=150)
+    lmf.tl.lmf(adata, **{**OPTIONS, "n_factors": (2, 4, 6), "tol": 1e-5}, cv_folds=3)
+    scores = adata.uns["lmf"]["cross_validation"]
+    np.testing.assert_array_equal(scores["n_factors"], [2, 4, 6])
+    chosen = int(scores["n_factors"][np.argmin(scores["mse"])])
+    assert adata.uns["lmf"]["params"]["n_factors"] == chosen >= N_FACTORS  # at least the planted rank
+    assert scores["mse"][0] > 1.5 * scores["mse"].min()  # too few factors predict clearly worse
+    assert adata.obsm["X_lmf"].shape == (150, chosen)
+    with pytest.raises(ValueError, match="n_factors is an empty sequence"):
+        lmf.tl.lmf(adata, **{**OPTIONS, "n_factors": ()})
+    with pytest.raises(ValueError, match="n_factors must be a positive integer, got 0"):
+        lmf.tl.lmf(adata, **{**OPTIONS, "n_factors": (3, 0)})
