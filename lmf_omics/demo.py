@@ -21,7 +21,8 @@ def run_demo(outdir: str | Path = "lmf_demo", *, n_factors: int = 15) -> Path:
 
     Response: the scaled expression (``X``); fixed effects: the log-normalised expression
     (``raw``); random effects: cell-cycle phase and scores, mitochondrial fraction and depth.
-    The fixed code is expression structure the covariates do not explain.
+    The fixed code is expression structure the covariates do not explain; cells are clustered and
+    embedded on it.
     """
     import scanpy as sc
 
@@ -29,7 +30,7 @@ def run_demo(outdir: str | Path = "lmf_demo", *, n_factors: int = 15) -> Path:
     outdir.mkdir(parents=True, exist_ok=True)
     adata = pbmc68k_reduced()
     tl.lmf(adata, response="X", fixed="raw", random=DEMO_COVARIATES, n_factors=n_factors, scale=True)
-    sc.pp.neighbors(adata, use_rep="X_lmf", random_state=0)
+    sc.pp.neighbors(adata, use_rep="X_lmf_fixed", random_state=0)  # the fixed code: covariates removed
     sc.tl.leiden(adata, flavor="igraph", n_iterations=2, random_state=0, key_added="leiden_lmf")
     sc.tl.umap(adata, random_state=0)
     figures = _figures(adata, outdir)
@@ -44,7 +45,7 @@ def _figures(adata, outdir: Path) -> list[Path]:
     paths = [outdir / "variance_explained.png", outdir / "convergence.png", outdir / "umap_lmf.png"]
     plt.close(pl.variance_explained(adata, save=paths[0]).figure)
     plt.close(pl.convergence(adata, save=paths[1]).figure)
-    figure = sc.pl.umap(adata, color=["bulk_labels", "leiden_lmf", "phase"], ncols=2, wspace=0.75, show=False,
+    figure = sc.pl.umap(adata, color=["bulk_labels", "leiden_lmf", "phase"], ncols=2, wspace=0.55, show=False,
                         return_fig=True)
     figure.savefig(paths[2], dpi=120, bbox_inches="tight")
     plt.close(figure)
