@@ -37,6 +37,7 @@ from lmf_omics import LinearMixedForms, cross_validate
 from lmf_omics.datasets import breast_st_3slices, eccite_pbmc_500
 
 RESULTS = Path(__file__).parent / "results"
+logger = logging.getLogger("predict_modality")
 ALPHAS = np.logspace(-2, 5, 29)
 N_FACTORS = 10
 
@@ -197,7 +198,7 @@ def run(quick: bool) -> pd.DataFrame:
     rows = []
     methods = {name: f for name, f in METHODS.items() if not (quick and name.startswith("MOFA"))}
     if not quick and not _has_mofapy2():
-        logging.warning("mofapy2 is not installed: MOFA+ skipped (pip install mofapy2)")
+        logger.warning("mofapy2 is not installed: MOFA+ skipped (pip install mofapy2)")
         methods.pop("MOFA+ factors + ridge")
     for task, (splits, n_splits) in TASKS.items():
         for split in splits(1 if quick else n_splits):
@@ -207,7 +208,7 @@ def run(quick: bool) -> pd.DataFrame:
                 seconds = time.perf_counter() - start
                 rows.append({"task": task, "split": split.name, "method": name, "seconds": seconds,
                              "rmse": rmse(split.Y_test, predicted), "pearson": mean_pearson(split.Y_test, predicted)})
-                logging.info("%s | %s | %s: RMSE %.4f, Pearson %.4f (%.1f s)", task, split.name, name,
+                logger.info("%s | %s | %s: RMSE %.4f, Pearson %.4f (%.1f s)", task, split.name, name,
                              rows[-1]["rmse"], rows[-1]["pearson"], seconds)
     return pd.DataFrame(rows)
 

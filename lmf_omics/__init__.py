@@ -9,4 +9,4 @@ from ._core import Codes, LinearMixedForms, cross_validate
 
 __version__ = "0.1.0"
 
-__all__ = ["Codes", "LinearMixedForms", "cross_validate", "__version__", "datasets", "get", "pl", "pp", "tl"]
+__all__ = ["Codes", "LinearMixedForms", "__version__", "cross_validate", "datasets", "get", "pl", "pp", "tl"]

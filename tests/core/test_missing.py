@@ -41,7 +41,7 @@ def test_cells_without_the_response_still_get_codes_and_predictions(sim, codes):
 @pytest.mark.parametrize("codes", ["encoded", "free"])
 def test_nan_rows_and_observed_mask_are_the_same_and_unobserved_values_are_never_read(sim, codes):
     without = np.arange(N) % 4 == 0
-    fit = lambda Y, observed=None: LinearMixedForms(3, codes=codes, max_iter=40, tol=1e-12).fit(  # noqa: E731
+    fit = lambda Y, observed=None: LinearMixedForms(3, codes=codes, max_iter=40, tol=1e-12).fit(
         Y, sim["X"], sim["Z"], observed=observed)
     by_nan = fit(_with_nan_rows(sim["Y"], without))
     garbage = sim["Y"].copy()

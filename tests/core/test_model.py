@@ -74,7 +74,7 @@ def test_sparse_fit_equals_dense_fit(codes):
 @pytest.mark.parametrize("codes", ["encoded", "free"])
 def test_same_seed_identical_results(codes):
     sim = simulate(p_x=120, seed=9)  # X wider than the principal sketch: its basis is randomised
-    fit = lambda seed: LinearMixedForms(3, codes=codes, max_iter=30, random_state=seed).fit(sim["Y"], sim["X"], sim["Z"])  # noqa: E731
+    fit = lambda seed: LinearMixedForms(3, codes=codes, max_iter=30, random_state=seed).fit(sim["Y"], sim["X"], sim["Z"])
     first, second, other = fit(0), fit(0), fit(1)
     assert np.array_equal(first.codes_, second.codes_)
     assert np.array_equal(first.objective_history_, second.objective_history_)

@@ -60,7 +60,7 @@ def test_code_update_without_random_is_ridge_regression():
 
 def _confined_reference(Y, Z, K_known, Q, a, u, observed):
     """min over G of ‖D(Y − (K + QG)aᵀ)‖² + ‖Z − QGuᵀ‖² + ρ‖G‖² (column-major vec; Q orthonormal)."""
-    n, r = Q.shape
+    r = Q.shape[1]
     D = np.diag(observed.astype(float))
     # vec(D Q G aᵀ) = (a ⊗ D Q) vec(G)
     blocks = [(np.kron(a, D @ Q), (D @ (Y - K_known @ a.T)).ravel(order="F")), (np.kron(u, Q), Z.ravel(order="F"))]
@@ -101,7 +101,7 @@ def test_encoded_code_update_is_exact_least_squares_in_each_basis():
 
 
 def test_encoded_moments_match_dense_products():
-    rng, ops, (Y, X, Z), _, observed = _problem(seed=4, n=15, missing_response=(3,))
+    rng, ops, (Y, X, _), _, observed = _problem(seed=4, n=15, missing_response=(3,))
     fixed, random = principal_basis(ops[1], 4, rng=rng), principal_basis(ops[2], 3, rng=rng)
     problem = EncodedProblem.build(Data(*ops), fixed, random)
     factors = Factors(K=rng.standard_normal((4, 2)), H=rng.standard_normal((3, 2)))

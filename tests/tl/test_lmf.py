@@ -12,7 +12,8 @@ import lmf_omics as lmf
 from lmf_omics import LinearMixedForms
 from lmf_omics._modalities import MissingKeyError
 
-from .planted import N_CELL_TYPES, N_FACTORS, planted_adata as _planted_adata
+from .planted import N_CELL_TYPES, N_FACTORS
+from .planted import planted_adata as _planted_adata
 
 OPTIONS = {"response": "obsm:protein", "fixed": "X", "random": "obs:batch", "n_factors": N_FACTORS, "tol": 1e-7}
 

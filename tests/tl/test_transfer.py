@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from anndata.tests.helpers import assert_equal
-
 from sklearn.linear_model import RidgeCV
 
 import lmf_omics as lmf
