@@ -230,6 +230,22 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
+def paired_differences(results: pd.DataFrame, method: str) -> pd.DataFrame:
+    """``method`` minus every other method on the same split: mean ± sd over splits, per task."""
+    wide = results.pivot_table(index=["task", "split"], columns="method", values=["rmse", "pearson"])
+    rows = []
+    for task, block in wide.groupby(level="task", sort=False):
+        for other in results.method.unique():
+            if other == method:
+                continue
+            row = {"task": task, "method": method, "versus": other}
+            for metric in ("rmse", "pearson"):
+                difference = block[(metric, method)] - block[(metric, other)]
+                row[f"{metric}_mean"], row[f"{metric}_std"] = difference.mean(), difference.std()
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def markdown(summary: pd.DataFrame) -> str:
     lines = ["| task | method | RMSE (lower is better) | mean Pearson (higher is better) | seconds per fit |",
              "|---|---|---|---|---|"]
@@ -242,7 +258,17 @@ def markdown(summary: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def markdown_paired(paired: pd.DataFrame) -> str:
+    lines = ["Paired differences on the same splits (negative RMSE and positive Pearson favour the LMF row):", "",
+             "| task | LMF | versus | Δ RMSE | Δ Pearson |", "|---|---|---|---|---|"]
+    for _, row in paired.iterrows():
+        lines.append(f"| {row.task} | {row.method} | {row.versus} | {row.rmse_mean:+.4f} ± {row.rmse_std:.4f} "
+                     f"| {row.pearson_mean:+.4f} ± {row.pearson_std:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
 def figure(summary: pd.DataFrame, path: Path) -> None:
+    """Dot plots (mean ± sd over splits) per task and metric; methods off the scale are named at the edge."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -251,38 +277,57 @@ def figure(summary: pd.DataFrame, path: Path) -> None:
     tasks = list(dict.fromkeys(summary.task))
     fig, axes = plt.subplots(2, len(tasks), figsize=(6.5 * len(tasks), 7.5), squeeze=False)
     for column, task in enumerate(tasks):
-        rows = summary[summary.task == task]
-        positions = np.arange(len(rows))
+        rows = summary[summary.task == task].reset_index(drop=True)
         for row, (metric, label) in enumerate((("rmse", "RMSE (lower is better)"),
                                                ("pearson", "mean per-feature Pearson (higher is better)"))):
-            ax = axes[row, column]
-            colours = ["tab:orange" if m.startswith("LMF default") else "tab:gray" for m in rows.method]
-            ax.barh(positions, rows[f"{metric}_mean"], xerr=rows[f"{metric}_std"], color=colours)
-            ax.set_yticks(positions, rows.method, fontsize=8)
-            ax.invert_yaxis()
-            ax.set_xlabel(label)
-            low = rows[f"{metric}_mean"].min() - 2 * rows[f"{metric}_std"].max()
-            ax.set_xlim(left=max(0.0, low) if metric == "rmse" else min(0.0, low))
+            _dot_panel(axes[row, column], rows, metric, label)
             if row == 0:
-                ax.set_title(task)
+                axes[row, column].set_title(task)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
 
 
+def _dot_panel(ax, rows: pd.DataFrame, metric: str, label: str) -> None:
+    mean, sd = rows[f"{metric}_mean"].to_numpy(), rows[f"{metric}_std"].fillna(0).to_numpy()
+    baseline = mean[rows.method == "mean baseline"][0]
+    shown = mean <= baseline * 1.02 if metric == "rmse" else mean >= baseline - 1e-12
+    low, high = (mean - sd)[shown].min(), (mean + sd)[shown].max()
+    margin = 0.08 * (high - low)
+    ax.set_xlim(low - margin, high + margin)
+    positions = np.arange(len(rows))
+    colours = np.where(rows.method.str.startswith("LMF default"), "tab:orange", "tab:gray")
+    for y, m, s, colour, inside in zip(positions, mean, sd, colours, shown):
+        if inside:
+            ax.errorbar(m, y, xerr=s, fmt="o", color=colour, capsize=3)
+        else:  # e.g. the paper's diverging cycle: name its value at the edge instead of squashing the rest
+            edge = high + margin if metric == "rmse" else low - margin
+            ax.annotate(f"off scale: {m:.2f}", (edge, y), ha="right" if metric == "rmse" else "left",
+                        va="center", fontsize=8, color="tab:red")
+    ax.set_yticks(positions, rows.method, fontsize=8)
+    ax.invert_yaxis()
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_xlabel(label)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one split per task, no MOFA+")
+    parser.add_argument("--replot", action="store_true", help="redraw the table and figure from the saved runs")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the table and figure")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     warnings.filterwarnings("ignore", category=FutureWarning)
-    results = run(args.quick)
-    summary = summarise(results)
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = "predict_modality" + ("_quick" if args.quick else "")
-    results.to_csv(args.out / f"{stem}_runs.csv", index=False)
-    (args.out / f"{stem}.md").write_text(markdown(summary))
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.replot:
+        results = pd.read_csv(args.out / f"{stem}_runs.csv")
+    else:
+        results = run(args.quick)
+        results.to_csv(args.out / f"{stem}_runs.csv", index=False)
+    summary = summarise(results)
+    paired = pd.concat([paired_differences(results, m) for m in METHODS if m.startswith("LMF default")])
+    (args.out / f"{stem}.md").write_text(markdown(summary) + "\n" + markdown_paired(paired))
     figure(summary, args.out / f"{stem}.png")
     print(markdown(summary))
 
