@@ -126,7 +126,9 @@ class LinearMixedForms:
         Per-modality centring offsets and divisors.
     variance_explained_, total_variance_explained_
         R² per factor (arrays of length k) and in total, per modality; the totals also hold
-        ``"response_fixed_code"`` and ``"response_random_code"``: R² of Y by ``Kαᵀ`` and ``Hαᵀ``.
+        ``"response_fixed_code"`` and ``"response_random_code"``: R² of Y by ``Kαᵀ`` and ``Hαᵀ`` alone
+        (negative when one code alone moves the fit away from the data, e.g. a random code that
+        encodes covariates the response does not depend on).
     objective_history_, n_iter_, converged_
         Objective after each iteration, the iteration count and whether ``tol`` was reached.
     """
