@@ -59,6 +59,18 @@ def test_pbmc68k_scores_are_reported_for_each_embedding(outdir):
     assert results["covariate_r2"]["LMF random H"]["S_score"] > 0.99  # H encodes the covariates exactly
 
 
+def test_cite_seq_fixed_code_ignores_the_hashtag_and_predicts_held_out_proteins(outdir):
+    path = outdir / "cite_seq_pbmc" / "results.json"
+    if not path.exists():
+        pytest.skip("runs after the tutorial itself")
+    results = json.loads(path.read_text())
+    nmi = results["hashtag_nmi"]
+    assert nmi["LMF encoded: K (X_lmf_fixed)"] < 0.1  # as hashtag-free as RNA PCs (about 0.02)
+    assert nmi["LMF encoded: K + H (X_lmf)"] > 0.3  # H encodes the hashtag by construction
+    assert 0.2 < results["held_out_r2"] < 0.9
+    assert results["held_out_correlation"]["CD8"] > 0.6
+
+
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
 def test_tutorial_is_a_percent_format_notebook(script):
     notebook = jupytext.read(script)
