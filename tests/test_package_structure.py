@@ -10,7 +10,8 @@ import lmf_omics
 from lmf_omics import get, pl, pp, tl
 
 PACKAGE = Path(lmf_omics.__file__).parent
-CORE_ALLOWED = {"numpy", "scipy", "tqdm", "logging", "dataclasses", "collections", "numbers", "typing", "__future__"}
+CORE_ALLOWED = {"numpy", "scipy", "tqdm", "logging", "dataclasses", "collections", "numbers", "typing", "__future__",
+                "contextlib", "contextvars"}
 
 
 @pytest.mark.parametrize("path", sorted((PACKAGE / "_core").glob("*.py")), ids=lambda p: p.name)
