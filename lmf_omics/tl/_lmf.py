@@ -9,7 +9,7 @@ import numpy as np
 from anndata import AnnData
 
 from .._core import LinearMixedForms
-from .._keys import Keys
+from .._keys import Keys, check_key_added
 from .._modalities import Modality, masks_for, read_modality, resolve_observed
 
 logger = logging.getLogger("lmf_omics")
@@ -99,6 +99,7 @@ def lmf(
         ridge=ridge, max_iter=max_iter, tol=tol, random_state=random_state, progress=progress,
     )
     model.check_options()
+    check_key_added(key_added)
     modalities = read_modalities(adata, {"response": response, "fixed": fixed, "random": random}, mask_var)
     labels = {role: f"{role}={m.spec!r}" for role, m in modalities.items()}
     matrices = {role: m.matrix for role, m in modalities.items()}
