@@ -7,6 +7,7 @@ import logging
 import numpy as np
 import pandas as pd
 from anndata import AnnData
+from scipy import sparse
 
 from ._checks import check_adata, check_choice, check_int, check_key, check_key_added, check_non_negative, target
 
@@ -68,7 +69,13 @@ def normalize_rna(
     sc.pp.normalize_total(work, target_sum=target_sum)
     sc.pp.log1p(work)
     if n_top_genes is not None:
-        sc.pp.highly_variable_genes(work, n_top_genes=n_top_genes, flavor=flavor, batch_key=batch_key)
+        try:
+            sc.pp.highly_variable_genes(work, n_top_genes=n_top_genes, flavor=flavor, batch_key=batch_key)
+        except IndexError as error:  # scanpy's own failure when no gene has a finite dispersion
+            raise ValueError(
+                f"highly variable genes: no gene varies across the cells after normalisation ({error}); "
+                "check the counts, or pass n_top_genes=None to skip gene selection"
+            ) from None
 
     out = target(adata, copy)
     if key_added is None:
@@ -97,7 +104,12 @@ def _check(adata, layer, target_sum, n_top_genes, flavor, batch_key, key_added):
     else:
         check_key(adata.layers, layer, "adata.layers", "layer")
         counts, label = adata.layers[layer], f"layers[{layer!r}]"
-    check_non_negative(counts, label, "normalize_rna")
+    check_non_negative(counts, label, "normalize_rna", cells=adata.obs_names)
+    if not (counts.nnz if sparse.issparse(counts) else np.count_nonzero(counts)):
+        raise ValueError(f"{label} holds no counts (every value is 0); normalize_rna needs raw counts")
+    if n_top_genes is not None and adata.n_obs < 2:
+        raise ValueError(f"highly variable genes need at least 2 cells, adata has {adata.n_obs}; "
+                         "pass n_top_genes=None to skip gene selection")
     if target_sum is not None and not (np.isscalar(target_sum) and np.isfinite(target_sum) and target_sum > 0):
         raise ValueError(f"target_sum={target_sum!r} must be a positive number or None")
     if n_top_genes is not None:
