@@ -1,4 +1,4 @@
-"""Atomic h5ad writing: the target holds the old file or the complete new one, never a partial one."""
+"""Reading and atomic writing of h5ad files: the target holds the old file or the complete new one, never a partial one."""
 
 from __future__ import annotations
 
@@ -8,13 +8,47 @@ from pathlib import Path
 from anndata import AnnData
 
 
+def read_h5ad(path: str | os.PathLike, what: str = "input file") -> AnnData:
+    """Read an ``.h5ad`` file; a missing, unreadable or corrupt file is one clear ``ValueError`` naming it."""
+    import anndata as ad
+
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise IsADirectoryError(f"{what} {str(path)!r} is a directory; give the path of an .h5ad file")
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist")
+    try:
+        return ad.read_h5ad(path)
+    except (KeyboardInterrupt, SystemExit, MemoryError):
+        raise
+    except BaseException as error:  # h5py/anndata report a damaged file in many ways
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(f"cannot read {what} {str(path)!r} as an .h5ad file ({reason}); is it truncated or not "
+                         "an AnnData file?") from error
+
+
 def write_h5ad_atomic(adata: AnnData, path: str | os.PathLike) -> Path:
-    """Write to a temporary file beside ``path``, then rename it over ``path`` in one step."""
+    """Write to a temporary file beside ``path``, flush it to disk, then rename it over ``path`` in one step.
+
+    Whatever stops the write (an error, Ctrl-C, SIGTERM turned into an exception by the CLI) removes
+    the temporary file and leaves ``path`` as it was; a SIGKILL leaves at most the hidden temporary
+    file (``.<name>.<pid>.tmp``) beside an untouched ``path``.
+    """
     path = Path(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         adata.write_h5ad(temporary)
+        _fsync(temporary)
         os.replace(temporary, path)
+        _fsync(path.parent)  # the rename itself survives a crash
     finally:
         temporary.unlink(missing_ok=True)
     return path
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
