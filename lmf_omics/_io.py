@@ -3,9 +3,54 @@
 from __future__ import annotations
 
 import os
+import signal
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from anndata import AnnData
+
+
+class Terminated(BaseException):
+    """SIGTERM, as an exception: what was being written is dropped on the way out."""
+
+
+_stopped: list[int] = []  # SIGTERM/SIGINT received while :func:`signals_stop_writes` is active
+_EXCEPTIONS = {signal.SIGTERM: Terminated, signal.SIGINT: KeyboardInterrupt}
+
+
+@contextmanager
+def signals_stop_writes():
+    """While active, SIGTERM raises :class:`Terminated` (SIGINT ``KeyboardInterrupt``), and no later
+    :func:`write_h5ad_atomic` renames its file into place.
+
+    An exception raised by a signal handler can be swallowed: Python drops exceptions raised inside
+    weakref callbacks and finalisers, which h5py runs during a write. So the signal is also kept as
+    a flag that the write checks before its one irreversible step, and those swallowed exceptions
+    are not printed. Main thread only; elsewhere signals are left alone.
+    """
+
+    def handler(signum, frame):
+        _stopped.append(signum)
+        raise _EXCEPTIONS[signum](signum)
+
+    def unraisable(report):
+        if not isinstance(report.exc_value, tuple(_EXCEPTIONS.values())):
+            previous_hook(report)
+
+    try:
+        previous = {signum: signal.signal(signum, handler) for signum in _EXCEPTIONS}
+    except ValueError:  # not the main thread
+        yield
+        return
+    previous_hook, sys.unraisablehook = sys.unraisablehook, unraisable
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+        sys.unraisablehook = previous_hook
+        _stopped.clear()
 
 
 def read_h5ad(path: str | os.PathLike, what: str = "input file") -> AnnData:
@@ -30,15 +75,17 @@ def read_h5ad(path: str | os.PathLike, what: str = "input file") -> AnnData:
 def write_h5ad_atomic(adata: AnnData, path: str | os.PathLike) -> Path:
     """Write to a temporary file beside ``path``, flush it to disk, then rename it over ``path`` in one step.
 
-    Whatever stops the write (an error, Ctrl-C, SIGTERM turned into an exception by the CLI) removes
-    the temporary file and leaves ``path`` as it was; a SIGKILL leaves at most the hidden temporary
-    file (``.<name>.<pid>.tmp``) beside an untouched ``path``.
+    Whatever stops the write (an error, or Ctrl-C and SIGTERM under :func:`signals_stop_writes`, as
+    in the CLI) removes the temporary file and leaves ``path`` as it was; a SIGKILL leaves at most
+    the hidden temporary file (``.<name>.<pid>.tmp``) beside an untouched ``path``.
     """
     path = Path(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         adata.write_h5ad(temporary)
         _fsync(temporary)
+        if _stopped:  # a signal arrived, and its exception was swallowed inside the write
+            raise _EXCEPTIONS[_stopped[0]](_stopped[0])
         os.replace(temporary, path)
         _fsync(path.parent)  # the rename itself survives a crash
     finally:

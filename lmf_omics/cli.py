@@ -5,17 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
-from contextlib import contextmanager
 from pathlib import Path
 
+from ._io import Terminated, signals_stop_writes
+
 PROG = "lmf-omics"
-
-
-class Terminated(BaseException):
-    """SIGTERM as an exception, so that the temporary output is removed on the way out."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -23,7 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     try:
-        with _sigterm_raises():
+        with signals_stop_writes():
             return args.run(args)
     except (KeyboardInterrupt, Terminated) as stop:
         if args.debug:
@@ -37,24 +33,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines = [line for line in str(error).splitlines() if line.strip()]
         print(f"{PROG}: error: {lines[0] if lines else type(error).__name__}", file=sys.stderr)
         return 1
-
-
-@contextmanager
-def _sigterm_raises():
-    """Turn SIGTERM into :class:`Terminated` while the command runs (main thread only)."""
-
-    def handler(signum, frame):
-        raise Terminated(signum)
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _fit(args: argparse.Namespace) -> int:

@@ -29,7 +29,8 @@ from scipy import sparse
 
 from lmf_omics import LinearMixedForms
 
-FAST = settings(max_examples=int(os.environ.get("LMF_HYPOTHESIS_EXAMPLES", 20)), deadline=None, derandomize=bool(os.environ.get("CI")),
+FAST = settings(max_examples=int(os.environ.get("LMF_HYPOTHESIS_EXAMPLES", "20")), deadline=None,
+                derandomize=bool(os.environ.get("CI")),
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 CODES = st.sampled_from(["encoded", "free"])
 
