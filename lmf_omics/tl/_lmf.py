@@ -63,7 +63,9 @@ def lmf(
     observed
         Cells that have a modality, by role: a boolean ``obs`` column name or array (e.g.
         ``{"response": "has_protein"}``). Rows of NaN (e.g. in an ``obsm`` DataFrame) are
-        unobserved too. A cell contributes to the modalities it has and still gets codes.
+        unobserved too, and so is a missing value of a numeric ``obs`` column named alone in its
+        spec (``random="obs:depth"``). A cell contributes to the modalities it has and still gets
+        codes.
     solver, codes, n_pcs, center, scale, weights, ridge, max_iter, tol, random_state, progress
         As in :class:`lmf_omics.LinearMixedForms`. The default (joint solver, encoded codes)
         makes each code a linear encoding of its modality, so :func:`lmf_omics.tl.transform`
