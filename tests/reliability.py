@@ -337,6 +337,45 @@ def counts_adata(n: int = 40, n_genes: int = 30, n_proteins: int = 6, seed: int 
     return adata
 
 
+# edits of a counts_adata, shared by the catalogues: each returns a function of the AnnData (or a frame)
+def set_obs(column, values):
+    def edit(adata):
+        adata.obs[column] = values(adata)
+
+    return edit
+
+
+def set_obsm(key, values):
+    def edit(adata):
+        adata.obsm[key] = values(adata)
+
+    return edit
+
+
+def protein(change):
+    """Edit the protein counts as a float DataFrame."""
+    return set_obsm("protein", lambda a: change(a.obsm["protein"].astype(np.float64)))
+
+
+def at(row, column, value):
+    def change(frame):
+        frame.iloc[row, column] = value
+        return frame
+
+    return change
+
+
+def duplicate_names(axis="obs"):
+    """The second obs (or var) name made equal to the first."""
+
+    def edit(adata):
+        names = list(getattr(adata, f"{axis}_names"))
+        names[1] = names[0]
+        setattr(adata, f"{axis}_names", names)
+
+    return edit
+
+
 def finite_codes(key: str = "X_lmf", adata_name: str = "adata"):
     """A check: the codes exist for every cell and are finite."""
 

@@ -8,7 +8,7 @@ from scipy import sparse
 from lmf_omics import pp
 from lmf_omics._modalities import MissingKeyError
 
-from ..reliability import Case, counts_adata
+from ..reliability import Case, at, counts_adata, duplicate_names, protein, set_obs
 
 NAN = "NaN/inf in a modality"
 
@@ -44,31 +44,6 @@ def _set(where, value):
         return dense
 
     return change
-
-
-def _protein(change):
-    def edit(adata):
-        adata.obsm["protein"] = change(adata.obsm["protein"].astype(np.float64))
-
-    return edit
-
-
-def _at(frame, row, column, value):
-    frame.iloc[row, column] = value
-    return frame
-
-
-def _obs(column, values):
-    def edit(adata):
-        adata.obs[column] = values(adata)
-
-    return edit
-
-
-def _duplicate_obs_names(adata):
-    names = list(adata.obs_names)
-    names[1] = names[0]
-    adata.obs_names = names
 
 
 normalize = _helper(pp.normalize_rna, ("layers/lognorm", "var/*", "uns/hvg*", "uns/log1p*"),
@@ -112,55 +87,55 @@ CASES = [
               match=r"key_added='log/norm' contains '/'"),
     normalize("dtype", "integer counts", _x(lambda d: d.astype(np.int64))),
     normalize("sparse format", "CSC counts", lambda a: setattr(a, "X", a.X.tocsc())),
-    normalize("duplicated names", "repeated obs names", _duplicate_obs_names),
-    clr("bad counts", "a negative protein count", _protein(lambda f: _at(f, 2, 1, -1.0)), ValueError,
+    normalize("duplicated names", "repeated obs names", duplicate_names()),
+    clr("bad counts", "a negative protein count", protein(at(2, 1, -1.0)), ValueError,
         r"source='obsm:protein' has negative values \(minimum -1\); clr needs raw, non-negative counts"),
-    clr("bad counts", "an infinite protein count", _protein(lambda f: _at(f, 2, 1, np.inf)), ValueError,
+    clr("bad counts", "an infinite protein count", protein(at(2, 1, np.inf)), ValueError,
         r"source='obsm:protein' has 1 NaN or infinite value\(s\) \(first in cell 'cell2'\)"),
-    clr(NAN, "one NaN in a cell's counts", _protein(lambda f: _at(f, 6, 0, np.nan)), ValueError,
+    clr(NAN, "one NaN in a cell's counts", protein(at(6, 0, np.nan)), ValueError,
         r"has 1 NaN or infinite value\(s\) \(first in cell 'cell6'\).*a cell without these counts is a row of NaN"),
-    clr(NAN, "a cell without protein (a row of NaN) stays NaN", _protein(lambda f: _at(f, 4, slice(None), np.nan)),
+    clr(NAN, "a cell without protein (a row of NaN) stays NaN", protein(at(4, slice(None), np.nan)),
         check=_clr_kept_nan_row),
     clr("missing key", "an obsm key that is not there", source="obsm:adt", error=MissingKeyError,
         match=r"'adt' not found in adata.obsm; available: \['protein', 'spatial'\]"),
     clr("options", "an obs source", source="obs:depth", error=ValueError,
         match=r"source='obs:depth' must be 'obsm:<key>', 'layer:<name>' or 'X'"),
-    clr("all-zero modality", "all-zero counts map to zero", _protein(lambda f: f * 0),
+    clr("all-zero modality", "all-zero counts map to zero", protein(lambda f: f * 0),
         check=lambda i, r: np.testing.assert_array_equal(i["adata"].obsm["protein_clr"].to_numpy(), 0.0)),
     clr("single cell", "one cell", n=1),
-    clr("DataFrame", "integer column names (kept)", _protein(lambda f: f.set_axis(range(6), axis=1)),
+    clr("DataFrame", "integer column names (kept)", protein(lambda f: f.set_axis(range(6), axis=1)),
         check=lambda i, r: np.testing.assert_array_equal(i["adata"].obsm["protein_clr"].columns, range(6))),
-    clr("DataFrame", "nullable Int64 counts", _protein(lambda f: f.astype("Int64"))),
+    clr("DataFrame", "nullable Int64 counts", protein(lambda f: f.astype("Int64"))),
     clr("sparse format", "sparse counts stay sparse",
         lambda a: a.obsm.__setitem__("protein", sparse.csr_matrix(a.obsm["protein"].to_numpy(np.float64))),
         check=lambda i, r: np.testing.assert_equal(sparse.issparse(i["adata"].obsm["protein_clr"]), True)),
     covariates("obs column", "a numeric covariate with a missing value",
-               _obs("depth", lambda a: a.obs["depth"].mask(a.obs_names == "cell3")), ValueError,
+               set_obs("depth", lambda a: a.obs["depth"].mask(a.obs_names == "cell3")), ValueError,
                r"numeric covariate 'depth' has 1 NaN or infinite value\(s\), the first for cell 'cell3'; fill or drop"),
-    covariates("obs column", "a covariate with no values", _obs("depth", lambda a: np.nan), ValueError,
+    covariates("obs column", "a covariate with no values", set_obs("depth", lambda a: np.nan), ValueError,
                r"numeric covariate 'depth' has 40 NaN or infinite value\(s\)"),
-    covariates("obs column", "an identifier column", _obs("barcode", lambda a: a.obs_names.to_numpy()),
+    covariates("obs column", "an identifier column", set_obs("barcode", lambda a: a.obs_names.to_numpy()),
                keys=["barcode"], max_levels=20, error=ValueError,
                match=r"obs column 'barcode' has 40 levels \(> max_levels=20\); is it an identifier"),
-    covariates("obs column", "a text column is one-hot encoded", _obs("donor", lambda a: ["d1", "d2"] * 20),
+    covariates("obs column", "a text column is one-hot encoded", set_obs("donor", lambda a: ["d1", "d2"] * 20),
                keys=["donor"]),
-    covariates("constant feature", "a constant numeric column is only centred", _obs("depth", lambda a: 3.0),
+    covariates("constant feature", "a constant numeric column is only centred", set_obs("depth", lambda a: 3.0),
                check=lambda i, r: np.testing.assert_array_equal(i["adata"].obsm["covariates"]["depth"], 0.0)),
     covariates("missing key", "an obs column that is not there", keys=["donor"], error=MissingKeyError,
                match=r"keys='donor' not found in adata.obs; available: \['batch', 'depth'\]"),
     covariates("single cell", "one cell", n=1),
-    covariates("duplicated names", "repeated obs names", _duplicate_obs_names),
+    covariates("duplicated names", "repeated obs names", duplicate_names()),
     spatial(NAN, "a NaN coordinate", lambda a: a.obsm["spatial"].__setitem__((0, 0), np.nan), ValueError,
             r"obsm\['spatial'\] has NaN or infinite coordinates"),
-    spatial(NAN, "a NaN in the averaged modality", _protein(lambda f: _at(f, 7, 2, np.nan)), ValueError,
+    spatial(NAN, "a NaN in the averaged modality", protein(at(7, 2, np.nan)), ValueError,
             r"source='obsm:protein' has NaN or infinite values, the first in cell 'cell7'; the niche mean would "
             r"spread them"),
     spatial("missing key", "no coordinates", spatial_key="xy", error=MissingKeyError,
             match=r"spatial_key='xy' not found in adata.obsm; available: \['protein', 'spatial'\]"),
     spatial("single cell", "fewer spots than neighbours", n=4, error=ValueError,
             match=r"section 'all spots' has 4 spots; n_neighs=4 needs more than 4 in every section"),
-    spatial("duplicated names", "repeated obs names", _duplicate_obs_names),
-    spatial("DataFrame", "integer column names in the source", _protein(lambda f: f.set_axis(range(6), axis=1))),
+    spatial("duplicated names", "repeated obs names", duplicate_names()),
+    spatial("DataFrame", "integer column names in the source", protein(lambda f: f.set_axis(range(6), axis=1))),
     spatial("options", "radius without method='radius'", radius=5.0, error=ValueError,
             match=r"radius=5.0 is only used with method='radius', not method='knn'"),
 ]
@@ -171,7 +146,7 @@ def _image_adata(_tmp=None, duplicate=False):
     adata.obsm["spatial"] = np.column_stack([np.arange(12) % 4 * 20 + 20, np.arange(12) // 4 * 20 + 20]).astype(float)
     adata.obsm["far"] = adata.obsm["spatial"] + 1000.0
     if duplicate:
-        _duplicate_obs_names(adata)
+        duplicate_names()(adata)
     rng = np.random.default_rng(0)
     return {"adata": adata, "image": rng.integers(0, 255, (100, 100, 3)).astype(np.uint8)}
 

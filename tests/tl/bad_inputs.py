@@ -10,7 +10,16 @@ from scipy import sparse
 from lmf_omics import tl
 from lmf_omics._modalities import MissingKeyError
 
-from ..reliability import Case, counts_adata, finite_codes
+from ..reliability import (
+    Case,
+    at,
+    counts_adata,
+    duplicate_names,
+    finite_codes,
+    protein,
+    set_obs,
+    set_obsm,
+)
 
 FIT = {"response": "obsm:protein", "fixed": "X", "random": "obs:batch", "n_factors": 3, "max_iter": 20,
        "progress": False}
@@ -37,37 +46,11 @@ def _fit(category, name, edit=None, error=None, match=None, check=FINITE_CODES, 
                 error=error, match=match, writes=WRITES if error is None else (), check=None if error else check)
 
 
-def _obsm(key, values):
-    def edit(adata):
-        adata.obsm[key] = values(adata)
-
-    return edit
-
-
-def _protein(transform):
-    return _obsm("protein", lambda a: transform(a.obsm["protein"].astype(np.float64)))
-
-
-def _obs(column, values):
-    def edit(adata):
-        adata.obs[column] = values(adata)
-
-    return edit
-
-
 def _x(values):
     def edit(adata):
         adata.X = values(adata)
 
     return edit
-
-
-def _at(row, column, value):
-    def change(frame):
-        frame.iloc[row, column] = value
-        return frame
-
-    return change
 
 
 def _nan_row(row):
@@ -95,15 +78,6 @@ def _layer_inf(adata):
     adata.layers["dense"][2, 5] = np.inf
 
 
-def _duplicate_names(axis):
-    def edit(adata):
-        names = list(getattr(adata, f"{axis}_names"))
-        names[1] = names[0]
-        setattr(adata, f"{axis}_names", names)
-
-    return edit
-
-
 def _all_at(value, rows=slice(None), columns=slice(0, 3)):
     def edit(adata):
         dense = adata.X.toarray()
@@ -114,21 +88,21 @@ def _all_at(value, rows=slice(None), columns=slice(0, 3)):
 
 
 LMF_CASES = [
-    _fit(NAN, "NaN in one protein value", _protein(_at(3, 1, np.nan)), ValueError,
+    _fit(NAN, "NaN in one protein value", protein(at(3, 1, np.nan)), ValueError,
          r"response='obsm:protein' contains 1 NaN .*row 3, column 1.*impute them, or mark a cell"),
     _fit(NAN, "inf in a layer", _layer_inf, ValueError,
          r"fixed='layer:dense' contains 1 NaN or infinite value\(s\) \(first at row 2, column 5\)", fixed="layer:dense"),
-    _fit(NAN, "a cell without protein (a row of NaN)", _protein(_nan_row(4)),
+    _fit(NAN, "a cell without protein (a row of NaN)", protein(_nan_row(4)),
          check=_centred_without("response", lambda a: a.obsm["protein"].drop(index="cell4"))),
     _fit(NAN, "cells without protein flagged by observed=",
-         _obs("has_protein", lambda a: np.arange(a.n_obs) % 4 != 0), observed={"response": "has_protein"},
+         set_obs("has_protein", lambda a: np.arange(a.n_obs) % 4 != 0), observed={"response": "has_protein"},
          check=_centred_without("response", lambda a: a.obsm["protein"][a.obs["has_protein"].to_numpy()])),
     _fit("mismatched cells", "observed= with one flag too few", observed={"response": np.ones(39, bool)},
          error=ValueError, match=r"response='obsm:protein' observed must be a column name of adata.obs or a boolean "
                                  r"array of length 40, got dtype bool and shape \(39,\)"),
-    _fit("duplicated names", "duplicated obs names (rows are used by position)", _duplicate_names("obs")),
-    _fit("duplicated names", "duplicated var names", _duplicate_names("var")),
-    _fit("duplicated names", "duplicated protein names", _protein(lambda f: f.set_axis(["A", "A", *f.columns[2:]],
+    _fit("duplicated names", "duplicated obs names (rows are used by position)", duplicate_names("obs")),
+    _fit("duplicated names", "duplicated var names", duplicate_names("var")),
+    _fit("duplicated names", "duplicated protein names", protein(lambda f: f.set_axis(["A", "A", *f.columns[2:]],
                                                                                         axis=1))),
     _fit("missing key", "an obsm key that is not there", response="obsm:adt", error=MissingKeyError,
          match=r"response='obsm:adt': 'adt' not found in adata.obsm; available: \['protein', 'spatial'\]"),
@@ -144,36 +118,36 @@ LMF_CASES = [
          match=r"fixed='layers:dense' is not a modality spec; use 'X', 'raw', 'layer:<name>'"),
     _fit("missing key", "raw when there is none", fixed="raw", error=ValueError,
          match=r"fixed='raw': adata.raw is None; use 'X' or a layer instead"),
-    _fit("obs column", "a text obs column (one-hot)", _obs("donor", lambda a: ["d1", "d2"] * 20), random="obs:donor"),
+    _fit("obs column", "a text obs column (one-hot)", set_obs("donor", lambda a: ["d1", "d2"] * 20), random="obs:donor"),
     _fit("obs column", "a numeric obs column with a missing value: that cell has no Z",
-         _obs("depth", lambda a: a.obs["depth"].mask(a.obs_names == "cell5")), random="obs:depth",
+         set_obs("depth", lambda a: a.obs["depth"].mask(a.obs_names == "cell5")), random="obs:depth",
          check=_centred_without("random", lambda a: a.obs[["depth"]].dropna())),
-    _fit("obs column", "a missing value in one of two columns", _obs("depth", lambda a: a.obs["depth"].mask(
+    _fit("obs column", "a missing value in one of two columns", set_obs("depth", lambda a: a.obs["depth"].mask(
         a.obs_names == "cell5")), random="obs:batch,depth", error=ValueError,
          match=r"obs column 'depth' has 1 missing value\(s\), the first for cell 'cell5'; fill them, or give"),
-    _fit("obs column", "an obs column with no values", _obs("depth", lambda a: np.nan), random="obs:depth",
+    _fit("obs column", "an obs column with no values", set_obs("depth", lambda a: np.nan), random="obs:depth",
          error=ValueError, match=r"random='obs:depth': obs column 'depth' has no values \(all 40 are missing\)"),
-    _fit("obs column", "an infinite value in an obs column", _obs("depth", lambda a: a.obs["depth"].mask(
+    _fit("obs column", "an infinite value in an obs column", set_obs("depth", lambda a: a.obs["depth"].mask(
         a.obs_names == "cell2", np.inf)), random="obs:depth", error=ValueError,
          match=r"obs column 'depth' has 1 infinite value\(s\), the first for cell 'cell2'"),
     _fit("obs column", "a categorical obs column with a missing level",
-         _obs("batch", lambda a: a.obs["batch"].mask(a.obs_names == "cell0")), error=ValueError,
+         set_obs("batch", lambda a: a.obs["batch"].mask(a.obs_names == "cell0")), error=ValueError,
          match=r"obs column 'batch' has 1 missing value\(s\); fill them \(e.g. with an 'unknown' category\)"),
-    _fit("obs column", "a constant obs column", _obs("one", lambda a: "x"), random="obs:one", error=ValueError,
+    _fit("obs column", "a constant obs column", set_obs("one", lambda a: "x"), random="obs:one", error=ValueError,
          match=r"random='obs:one' has no variance after centring .*drop it or choose another modality"),
     _fit("obs column", "a nullable boolean obs column with pd.NA",
-         _obs("flag", lambda a: pd.array([True, False, None, True] * 10, dtype="boolean")), random="obs:flag",
+         set_obs("flag", lambda a: pd.array([True, False, None, True] * 10, dtype="boolean")), random="obs:flag",
          error=ValueError, match=r"obs column 'flag' has 10 missing value\(s\)"),
     Case("tl.lmf", "single cell", "one cell", lambda _t: {"adata": counts_adata()[:1].copy()},
          partial(_lmf, n_factors=1), error=ValueError, match=r"the modalities have 1 cell\(s\); LMF needs at least 2"),
-    _fit("single feature", "one protein, one factor", _protein(lambda f: f.iloc[:, :1]), n_factors=1),
+    _fit("single feature", "one protein, one factor", protein(lambda f: f.iloc[:, :1]), n_factors=1),
     _fit("single feature", "one gene, one factor", mask_var=np.arange(30) == 1, n_factors=1),
     _fit("all-zero modality", "X all zero", _x(lambda a: sparse.csr_matrix(a.shape, dtype=np.float32)),
          ValueError, r"fixed='X' has no variance after centring"),
     _fit("all-zero modality", "mask_var keeps only constant genes", _all_at(1.0),
          mask_var=np.arange(30) < 3, error=ValueError, match=r"fixed='X' has no variance after centring"),
     _fit("all-zero modality", "observed= keeps only cells where Z is constant",
-         _obs("same_batch", lambda a: (a.obs["batch"] == "b1").to_numpy()), observed={"random": "same_batch"},
+         set_obs("same_batch", lambda a: (a.obs["batch"] == "b1").to_numpy()), observed={"random": "same_batch"},
          error=ValueError, match=r"random='obs:batch' has no variance after centring"),
     _fit("all-zero modality", "observed= keeps no cell", observed={"response": np.zeros(40, bool)},
          error=ValueError, match=r"response='obsm:protein' is observed in 0 cell\(s\); it needs at least 2"),
@@ -184,13 +158,13 @@ LMF_CASES = [
     _fit("dtype", "X as int64 counts", _x(lambda a: a.X.astype(np.int64))),
     _fit("dtype", "a boolean layer", lambda a: a.layers.__setitem__("flags", a.layers["dense"] > 1),
          fixed="layer:flags"),
-    _fit("dtype", "protein counts as float32", _protein(lambda f: f.astype(np.float32))),
+    _fit("dtype", "protein counts as float32", protein(lambda f: f.astype(np.float32))),
     _fit("sparse format", "X as CSC", _x(lambda a: a.X.tocsc())),
-    _fit("sparse format", "a sparse obsm array", _obsm("protein", lambda a: sparse.csr_array(
+    _fit("sparse format", "a sparse obsm array", set_obsm("protein", lambda a: sparse.csr_array(
         a.obsm["protein"].to_numpy(np.float64)))),
-    _fit("DataFrame", "protein DataFrame with integer column names", _protein(lambda f: f.set_axis(range(6), axis=1))),
-    _fit("DataFrame", "protein DataFrame with nullable Int64 columns", _protein(lambda f: f.astype("Int64"))),
-    _fit("DataFrame", "protein DataFrame with a text column", _protein(lambda f: f.assign(kind="x")), ValueError,
+    _fit("DataFrame", "protein DataFrame with integer column names", protein(lambda f: f.set_axis(range(6), axis=1))),
+    _fit("DataFrame", "protein DataFrame with nullable Int64 columns", protein(lambda f: f.astype("Int64"))),
+    _fit("DataFrame", "protein DataFrame with a text column", protein(lambda f: f.assign(kind="x")), ValueError,
          r"response='obsm:protein': obsm DataFrame has non-numeric columns \['kind'\]; drop or encode them"),
     _fit("options", "key_added with '/'", key_added="a/b", error=ValueError,
          match=r"key_added='a/b' contains '/', which an h5ad file cannot store in a key"),
@@ -259,7 +233,7 @@ def _zero_random_code(inputs, result):
 TRANSFER_CASES = [
     _transfer(tl.transform, NAN, "NaN in the query's X", _all_at(np.nan, rows=3, columns=4), ValueError,
               r"fixed='X' contains 1 NaN or infinite value\(s\) \(first at row 3, column 4\)"),
-    _transfer(tl.transform, NAN, "a query cell without protein", _protein(_nan_row(0)),
+    _transfer(tl.transform, NAN, "a query cell without protein", protein(_nan_row(0)),
               check=finite_codes(), writes=TRANSFORM),
     _transfer(tl.transform, "missing key", "no fit under the key", key="lmf2", error=MissingKeyError,
               match=r"no LMF fit under uns\['lmf2'\]; fits present: \['lmf'\]. Run lmf_omics.tl.lmf first"),
@@ -267,17 +241,17 @@ TRANSFER_CASES = [
               ValueError, r"fixed='X': the query lacks 5 of the 30 features .*\['gene0', 'gene1'"),
     _transfer(tl.predict, "missing key", "the query has no modality of the fit", _without_x_and_batch, ValueError,
               r"the query has neither the fixed-effect \('X'\) nor the random-effect modality of the fit"),
-    _transfer(tl.transform, "duplicated names", "the query repeats a gene of the fit", _duplicate_names("var"),
+    _transfer(tl.transform, "duplicated names", "the query repeats a gene of the fit", duplicate_names("var"),
               ValueError, r"fixed='X': the query names 1 of the fit's features more than once, e.g. \['gene0'\]; "
                           r"make the names unique"),
     _transfer(tl.transform, "duplicated names", "the query repeats a gene the fit does not use", _extra_genes,
               check=finite_codes(), writes=TRANSFORM),
-    _transfer(tl.predict, "duplicated names", "duplicated query cell names", _duplicate_names("obs"), writes=PREDICT,
+    _transfer(tl.predict, "duplicated names", "duplicated query cell names", duplicate_names("obs"), writes=PREDICT,
               check=lambda i, r: np.testing.assert_array_equal(np.isfinite(i["adata"].obsm["lmf_predicted"]), True)),
     _transfer(tl.transform, "obs column", "a batch never seen in training", _forget_levels, writes=TRANSFORM,
               check=_zero_random_code),
     _transfer(tl.transform, "obs column", "a query cell without a batch",
-              _obs("batch", lambda a: a.obs["batch"].astype(str).mask(a.obs_names == "cell1")), writes=TRANSFORM,
+              set_obs("batch", lambda a: a.obs["batch"].astype(str).mask(a.obs_names == "cell1")), writes=TRANSFORM,
               check=finite_codes()),
     _transfer(tl.predict, "single cell", "one query cell", lambda q: q._inplace_subset_obs(np.arange(40) == 0),
               writes=PREDICT, check=lambda i, r: np.testing.assert_equal(i["adata"].obsm["lmf_predicted"].shape,
@@ -287,7 +261,7 @@ TRANSFER_CASES = [
     _transfer(tl.transform, "sparse format", "the query's X as CSC", _x(lambda a: a.X.tocsc()), writes=TRANSFORM,
               check=finite_codes()),
     _transfer(tl.predict, "DataFrame", "the query's protein with integer column names",
-              _protein(lambda f: f.set_axis(range(6), axis=1)), writes=PREDICT,
+              protein(lambda f: f.set_axis(range(6), axis=1)), writes=PREDICT,
               check=lambda i, r: np.testing.assert_equal(list(i["adata"].obsm["lmf_predicted"].columns),
                                                          [f"ADT{j}" for j in range(6)])),
     _transfer(tl.predict, "options", "key_added with '/'", key_added="pred/x", error=ValueError,
