@@ -119,7 +119,7 @@ def _as_array_or_sparse(data, label: str):
     """A numpy array, a CSR/CSC/COO matrix or array, or ``data`` itself when it is neither (checked later)."""
     if sparse.issparse(data):
         return data if data.format in ("csr", "csc", "coo") else data.tocsr()
-    if hasattr(data, "dtypes") and hasattr(data, "to_numpy"):  # a pandas DataFrame (no pandas import here)
+    if hasattr(data, "columns") and hasattr(data, "dtypes") and hasattr(data, "to_numpy"):  # a DataFrame (no pandas here)
         kinds = [getattr(dtype, "kind", "O") for dtype in data.dtypes]
         bad = [str(column) for column, kind in zip(data.columns, kinds) if kind not in "biuf"]
         if bad:

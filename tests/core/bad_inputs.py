@@ -158,6 +158,8 @@ CASES = [
           error=ValueError, match=r"fixed-effect data X contains 1 NaN .*row 2, column 0"),
     _case("DataFrame", "nullable Int64 columns", X=lambda m: pd.DataFrame(np.round(m * 4)).astype("Int64"),
           check=_codes_finite),
+    _case("DataFrame", "Y as a pandas Series", Y=lambda m: pd.Series(m[:, 0]), error=ValueError,
+          match=r"response Y must be a 2-D matrix \(cells × features\), got ndarray of shape \(40,\)"),
     _case("DataFrame", "a text column", Z=lambda m: pd.DataFrame(m).assign(kind="a"), error=ValueError,
           match=r"random-effect covariates Z has non-numeric columns \['kind'\]; drop or encode them"),
     # options, checked before the data
