@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -94,8 +95,15 @@ def write_h5ad_atomic(adata: AnnData, path: str | os.PathLike) -> Path:
 
 
 def _fsync(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
+    """Flush a file (or a folder's entries) to disk; a file system that cannot is not an error."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
     try:
         os.fsync(descriptor)
+    except OSError as error:
+        if error.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF) and not path.is_dir():
+            raise
     finally:
         os.close(descriptor)
