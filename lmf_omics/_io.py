@@ -65,9 +65,9 @@ def read_h5ad(path: str | os.PathLike, what: str = "input file") -> AnnData:
         raise FileNotFoundError(f"{what} {str(path)!r} does not exist")
     try:
         return ad.read_h5ad(path)
-    except (KeyboardInterrupt, SystemExit, MemoryError):
+    except MemoryError:
         raise
-    except BaseException as error:  # h5py/anndata report a damaged file in many ways
+    except Exception as error:  # h5py/anndata report a damaged file in many ways
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ValueError(f"cannot read {what} {str(path)!r} as an .h5ad file ({reason}); is it truncated or not "
                          "an AnnData file?") from error

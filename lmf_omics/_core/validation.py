@@ -92,21 +92,25 @@ def checked_matrix(data, role: str, labels: Mapping[str, str] | None = None, obs
                 f"column {where[1]}); impute them, or mark a cell without this modality as unobserved "
                 "(a row of NaN, or observed=...)"
             )
-    _check_magnitude(values if mask is None or sparse.issparse(data) else values[mask], label)
+    _check_magnitude(values, label, None if sparse.issparse(data) else mask)
     return data, mask
 
 
 MAGNITUDE = 1e140  # beyond it (or below its inverse) sums of squares of a large matrix leave float64
 
 
-def _check_magnitude(values: np.ndarray, label: str) -> None:
-    """Values must be neither so large that their squares overflow nor so small that they underflow.
+def _check_magnitude(values: np.ndarray, label: str, rows: np.ndarray | None = None) -> None:
+    """Values (in the observed ``rows``) must be neither so large that their squares overflow nor so
+    small that they underflow; no copy of the data is made.
 
     The objective is scale-free, so multiplying a modality by a constant changes nothing but this.
     """
     if values.size == 0 or values.dtype.kind not in "iuf":
         return
-    largest = float(np.max(np.abs(values)))
+    where = True if rows is None else rows[:, None]
+    high = values.max(where=where, initial=0)  # 0 changes no largest magnitude, and fits every dtype
+    low = values.min(where=where, initial=0)
+    largest = max(abs(float(high)), abs(float(low)))
     if largest > MAGNITUDE or 0 < largest < 1 / MAGNITUDE:
         what = f"values as large as {largest:.3g}" if largest > 1 else f"no value larger than {largest:.3g}"
         raise ValueError(
