@@ -7,6 +7,15 @@ from dataclasses import dataclass
 ROLES = ("response", "fixed", "random")
 
 
+def check_key_added(key_added, name: str = "key_added") -> None:
+    """A key to write must be a non-empty string that an h5ad file can hold (no ``'/'``)."""
+    if not isinstance(key_added, str) or not key_added:
+        raise ValueError(f"{name}={key_added!r} must be a non-empty string")
+    if "/" in key_added:
+        raise ValueError(f"{name}={key_added!r} contains '/', which an h5ad file cannot store in a key; "
+                         "choose a name without it")
+
+
 @dataclass(frozen=True)
 class Keys:
     """Names under which a fit called ``key_added`` is stored.

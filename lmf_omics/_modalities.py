@@ -124,12 +124,7 @@ def _is_var_aligned(spec: str) -> bool:
 def _read_obsm(adata: AnnData, key: str, label: str):
     value = _lookup(adata.obsm, key, "adata.obsm", label)
     if isinstance(value, pd.DataFrame):
-        numeric = value.select_dtypes(include=["number", "bool"])
-        bad = [str(c) for c in value.columns if c not in numeric.columns]
-        if bad:
-            raise ValueError(f"{label}: obsm DataFrame has non-numeric columns {bad}; drop or encode them")
-        dtype = np.result_type(*value.dtypes) if len(value.columns) else np.float64
-        return value.to_numpy(dtype=dtype if dtype.kind == "f" else np.float64), [str(c) for c in value.columns]
+        return _frame_values(value, f"{label}: obsm DataFrame"), [str(c) for c in value.columns]
     if sparse.issparse(value) or isinstance(value, np.ndarray):
         if value.ndim != 2:
             raise ValueError(f"{label}: obsm[{key!r}] must be 2-D, got shape {value.shape}")
@@ -137,12 +132,22 @@ def _read_obsm(adata: AnnData, key: str, label: str):
     raise ValueError(f"{label}: obsm[{key!r}] is a {type(value).__name__}; expected an array, sparse matrix or DataFrame")
 
 
+def _frame_values(frame: pd.DataFrame, label: str) -> np.ndarray:
+    """A numeric DataFrame as a float array: float32 if every column is, else float64; ``pd.NA`` as NaN."""
+    numeric = frame.select_dtypes(include=["number", "bool"])
+    bad = [str(c) for c in frame.columns if c not in numeric.columns]
+    if bad:
+        raise ValueError(f"{label} has non-numeric columns {bad}; drop or encode them")
+    single = len(frame.columns) and all(isinstance(d, np.dtype) and d == np.float32 for d in frame.dtypes)
+    return frame.to_numpy(dtype=np.float32 if single else np.float64, na_value=np.nan)
+
+
 def _read_obs(adata: AnnData, columns: list[str], label: str):
     blocks, names = [], []
     for column in columns:
         values = _lookup(adata.obs, column, "adata.obs", label)
         if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-            blocks.append(values.to_numpy(dtype=np.float64)[:, None])
+            blocks.append(_numeric_column(values, column, label, alone=len(columns) == 1)[:, None])
             names.append(column)
         else:
             block, levels = _one_hot(values, column, label)
@@ -151,6 +156,26 @@ def _read_obs(adata: AnnData, columns: list[str], label: str):
     if any(sparse.issparse(b) for b in blocks):
         return sparse.hstack([sparse.csr_matrix(b) for b in blocks], format="csr"), names
     return np.hstack(blocks), names
+
+
+def _numeric_column(values: pd.Series, column: str, label: str, *, alone: bool) -> np.ndarray:
+    """A numeric obs column as float64. Alone in its spec, a missing value marks a cell without the modality."""
+    numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    missing = np.isnan(numbers)
+    if missing.all():
+        raise ValueError(f"{label}: obs column {column!r} has no values (all {len(numbers)} are missing); "
+                         "fill it or leave it out")
+    infinite = np.isinf(numbers)
+    if infinite.any():
+        raise ValueError(f"{label}: obs column {column!r} has {int(infinite.sum())} infinite value(s), the first "
+                         f"for cell {values.index[np.flatnonzero(infinite)[0]]!r}; replace them with finite numbers")
+    if missing.any() and not alone:
+        raise ValueError(
+            f"{label}: obs column {column!r} has {int(missing.sum())} missing value(s), the first for cell "
+            f"{values.index[np.flatnonzero(missing)[0]]!r}; fill them, or give the column a spec of its own "
+            "(a cell without a value is then a cell without that modality)"
+        )
+    return numbers
 
 
 def _one_hot(values: pd.Series, column: str, label: str):
@@ -206,14 +231,26 @@ def read_aligned(adata: AnnData, spec: str, features, *, role: str) -> tuple[obj
 
 
 def _columns(matrix, names: pd.Index, features: list[str], label: str):
-    """The columns named ``features``, in order; an error lists the missing ones."""
-    index = pd.Index(names).get_indexer(features)
-    missing = [f for f, i in zip(features, index) if i < 0]
+    """The columns named ``features``, in order; an error lists the missing ones (or repeated ones)."""
+    names = pd.Index(names)
+    positions = np.arange(len(names))
+    if not names.is_unique:  # repeated names the fit does not use are harmless; the others are ambiguous
+        repeated = names.duplicated(keep=False)
+        used = sorted({str(n) for n in names[repeated]} & set(features))
+        if used:
+            raise ValueError(
+                f"{label}: the query names {len(used)} of the fit's features more than once, e.g. {used[:10]}; "
+                "make the names unique (e.g. adata.var_names_make_unique()) or drop the copies"
+            )
+        names, positions = names[~repeated], positions[~repeated]
+    found = names.get_indexer(features)
+    missing = [f for f, i in zip(features, found) if i < 0]
     if missing:
         raise ValueError(
             f"{label}: the query lacks {len(missing)} of the {len(features)} features the model was fitted on, "
             f"e.g. {missing[:10]}; give the query the same features (names matched)"
         )
+    index = positions[found]
     if np.array_equal(index, np.arange(matrix.shape[1])):
         return matrix
     return matrix[:, index]

@@ -4,36 +4,44 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from ._io import Terminated, signals_stop_writes
 
 PROG = "lmf-omics"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (0 success, 1 bad input or failure, 2 usage)."""
+    """Run the command line; returns the exit code (0 success, 1 bad input or failure, 2 usage, 130/143 stopped)."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     try:
-        return args.run(args)
+        with signals_stop_writes():
+            return args.run(args)
+    except (KeyboardInterrupt, Terminated) as stop:
+        if args.debug:
+            raise
+        name, code = ("SIGTERM", 143) if isinstance(stop, Terminated) else ("interrupt", 130)
+        print(f"{PROG}: error: stopped by {name}; no output was written", file=sys.stderr)
+        return code
     except Exception as error:  # one line for the user; --debug shows the traceback
         if args.debug:
             raise
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        print(f"{PROG}: error: {message}", file=sys.stderr)
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        print(f"{PROG}: error: {lines[0] if lines else type(error).__name__}", file=sys.stderr)
         return 1
 
 
 def _fit(args: argparse.Namespace) -> int:
-    import anndata as ad
-
     from . import tl
-    from ._io import write_h5ad_atomic
+    from ._io import read_h5ad, write_h5ad_atomic
 
     source, target = Path(args.input), Path(args.output)
     _check_paths(source, target, in_place=args.in_place)
-    adata = ad.read_h5ad(source)
+    adata = read_h5ad(source)
     tl.lmf(
         adata, response=args.response, fixed=args.fixed, random=args.random, n_factors=args.n_factors,
         mask_var=args.mask_var, solver=args.solver, scale=args.scale, ridge=args.ridge,
@@ -45,17 +53,17 @@ def _fit(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    import anndata as ad
-
     from . import tl
-    from ._io import write_h5ad_atomic
+    from ._io import read_h5ad, write_h5ad_atomic
 
-    source, target = Path(args.input), Path(args.output)
+    source, target, reference_path = Path(args.input), Path(args.output), Path(args.reference)
     _check_paths(source, target, in_place=args.in_place)
-    if not Path(args.reference).is_file():
+    if not reference_path.is_file():
         raise FileNotFoundError(f"reference file {args.reference!r} does not exist")
-    reference = ad.read_h5ad(args.reference)
-    query = ad.read_h5ad(source)
+    if target.resolve() == reference_path.resolve():
+        raise ValueError(f"output {str(target)!r} is the reference file; write the predictions elsewhere")
+    reference = read_h5ad(reference_path, "reference file")
+    query = read_h5ad(source)
     tl.transform(query, reference, key=args.key)
     tl.predict(query, reference, key=args.key, layer=args.layer)
     write_h5ad_atomic(query, target)
@@ -71,10 +79,17 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _check_paths(source: Path, target: Path, *, in_place: bool) -> None:
+    """Everything about the paths is checked before the input is read."""
+    if source.is_dir():
+        raise IsADirectoryError(f"input {str(source)!r} is a directory; give the path of an .h5ad file")
     if not source.is_file():
         raise FileNotFoundError(f"input file {str(source)!r} does not exist")
     if not target.parent.is_dir():
         raise FileNotFoundError(f"output directory {str(target.parent)!r} does not exist")
+    if target.is_dir():
+        raise IsADirectoryError(f"output {str(target)!r} is a directory; give a file name, e.g. {str(target / 'out.h5ad')!r}")
+    if not os.access(target.parent, os.W_OK):
+        raise PermissionError(f"output directory {str(target.parent)!r} is not writable")
     if target.resolve() == source.resolve() and not in_place:
         raise ValueError(f"output {str(target)!r} is the input file; pass --in-place to overwrite it")
 

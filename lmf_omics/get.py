@@ -10,6 +10,8 @@ from ._core import LinearMixedForms
 from ._keys import ROLES, Keys
 from ._modalities import MissingKeyError
 
+STATE_FIELDS = ("spec", "features", "mean", "scale", "weight", "loadings")  # what a stored modality needs
+
 
 def model(adata: AnnData, key: str = "lmf") -> LinearMixedForms:
     """Rebuild the fitted :class:`~lmf_omics.LinearMixedForms` stored under ``key``.
@@ -26,6 +28,11 @@ def model(adata: AnnData, key: str = "lmf") -> LinearMixedForms:
             if array is not None:
                 entry[field] = array
         modalities[role] = entry
+    for role, entry in modalities.items():
+        absent = [field for field in STATE_FIELDS if field not in entry]
+        if absent:
+            raise ValueError(f"the fit under uns[{key!r}] is incomplete: modality {role!r} has no {absent} "
+                             "(was it edited or subset?); run lmf_omics.tl.lmf again")
     return LinearMixedForms.from_state({"params": stored["params"], "modalities": modalities})
 
 

@@ -124,13 +124,13 @@ def fit_h5ad(path: str, response: str, fixed: str, random: str | None = None, **
     ``"layer:<name>"``, ``"obsm:<key>"``, ``"obs:<col>"``, ...); ``options`` as in :func:`fit`,
     plus ``mask_var``. The file is only read.
     """
-    import anndata as ad
+    from ._io import read_h5ad
 
     options = _options(options, (*OPTIONS, "mask_var"))
     source = Path(path).expanduser()
     if not source.is_file():
         raise FileNotFoundError(f"{str(source)!r} is not a file; give the path of an .h5ad file")
-    adata = ad.read_h5ad(source)
+    adata = read_h5ad(source, "file")
     tl.lmf(adata, response=response, fixed=fixed, random=random, **options, progress=False)
     return result(adata)
 
@@ -230,18 +230,20 @@ def _check_missing_columns(frame: pd.DataFrame, label: str, cells: list[str]) ->
 
 
 def _check_missing(matrix, label: str, cells: list[str], features: list[str]) -> None:
-    """Report R's NA (NaN in doubles, the int32 minimum in integers) by count and first position."""
+    """Report R's NA (NaN in doubles, the int32 minimum in integers) and Inf by count and first position."""
     values = matrix.data if sparse.issparse(matrix) else matrix
     if values.dtype.kind not in "fi":
         return
     missing = np.isnan(values) if values.dtype.kind == "f" else values == R_INTEGER_NA
-    if not missing.any():
-        return
-    row, col = _first_position(matrix, missing)
-    raise ValueError(
-        f"{label} has {int(missing.sum())} missing value(s) (R NA), the first for cell {cells[row]!r} and "
-        f"feature {features[col]!r}; {NA_HELP}"
-    )
+    infinite = np.isinf(values) if values.dtype.kind == "f" else np.zeros_like(missing)
+    for flagged, what, fix in ((missing, "missing value(s) (R NA)", NA_HELP),
+                               (infinite, "infinite value(s) (R Inf)", "replace them with finite numbers")):
+        if flagged.any():
+            row, col = _first_position(matrix, flagged)
+            raise ValueError(
+                f"{label} has {int(flagged.sum())} {what}, the first for cell {cells[row]!r} and "
+                f"feature {features[col]!r}; {fix}"
+            )
 
 
 def _anndata(cells: list[str], matrices: dict, tables: dict[str, pd.DataFrame]) -> AnnData:
@@ -309,8 +311,16 @@ def _options(options: dict, allowed: Sequence[str]) -> dict:
         if isinstance(value, float) and value.is_integer():
             converted[name] = int(value)
     if converted.get("weights") is not None:
-        converted["weights"] = {str(role): float(w) for role, w in dict(converted["weights"]).items()}
+        converted["weights"] = {str(role): _number(w, f"weights[{str(role)!r}]")
+                                for role, w in dict(converted["weights"]).items()}
     return converted
+
+
+def _number(value, name: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
 
 
 def _is_table(value) -> bool:

@@ -17,3 +17,14 @@ def shared_data():
             pytest.fail(message)
         pytest.skip(message)
     return folder
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The count table of the bad-input catalogues (tests/test_bad_inputs.py), from this run."""
+    from .reliability import RECORDS, summary_table
+
+    lines = summary_table(RECORDS)
+    if lines:
+        terminalreporter.section("bad inputs tried, by entry point")
+        for line in lines:
+            terminalreporter.write_line(line)

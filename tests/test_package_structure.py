@@ -12,6 +12,7 @@ from lmf_omics import get, pl, pp, tl
 PACKAGE = Path(lmf_omics.__file__).parent
 CORE_ALLOWED = {
     "numpy", "scipy", "tqdm", "logging", "dataclasses", "collections", "numbers", "typing", "itertools", "__future__",
+    "contextlib", "contextvars",
 }
 
 

@@ -31,9 +31,9 @@ def prepare(
         raise ValueError(f"observed names modalities that were not given: {sorted(unknown)}; use {sorted(matrices)}")
     masks, ready = {}, {}
     for role, matrix in matrices.items():
-        masks[role] = validation.check_matrix(matrix, role, labels, observed.get(role), minimum_observed)
+        matrix, masks[role] = validation.checked_matrix(matrix, role, labels, observed.get(role), minimum_observed)
         ready[role] = _zero_filled(matrix, masks[role])
-    validation.check_shapes({role: m.shape for role, m in matrices.items()}, labels)
+    validation.check_shapes({role: m.shape for role, m in ready.items()}, labels)
     return ready, masks
 
 

@@ -3,11 +3,42 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 from scipy import linalg
 
 logger = logging.getLogger("lmf_omics")
+_fallbacks: ContextVar[Counter | None] = ContextVar("lmf_fallbacks", default=None)
+
+
+@contextmanager
+def fallback_notes(log: logging.Logger, what: str):
+    """Count the singular-system fallbacks met inside the block and log one note for all of them.
+
+    A rank-deficient fit (``ridge=0``, duplicated features, fewer directions than factors) meets a
+    singular system at every iteration: one line per fit says so, instead of one per system.
+    """
+    counts = Counter()
+    token = _fallbacks.set(counts)
+    try:
+        yield counts
+    finally:
+        _fallbacks.reset(token)
+        if counts:
+            done = ", ".join(f"{n} by {how}" for how, n in counts.items())
+            log.info("%s: %d singular system(s) solved by fallback (%s); the data are rank-deficient for "
+                     "this many factors, or ridge=0", what, sum(counts.values()), done)
+
+
+def _note(how: str, shape: tuple[int, int]) -> None:
+    counts = _fallbacks.get()
+    if counts is None:
+        logger.info("singular %d×%d system: using %s", *shape, how)
+    else:
+        counts[how] += 1
 
 
 def solve_right(rhs: np.ndarray, gram: np.ndarray, ridge: float = 0.0) -> np.ndarray:
@@ -24,7 +55,7 @@ def solve_right(rhs: np.ndarray, gram: np.ndarray, ridge: float = 0.0) -> np.nda
             return solution
     except linalg.LinAlgError:
         pass
-    logger.info("singular %d×%d system: using the pseudo-inverse", *system.shape)
+    _note("the pseudo-inverse", system.shape)
     return rhs @ np.linalg.pinv(system, hermitian=True)
 
 
@@ -54,7 +85,7 @@ def solve_sylvester(left: tuple[np.ndarray, np.ndarray], inner: np.ndarray, oute
 
 
 def _sylvester_least_squares(M, A, B, C):
-    logger.info("singular %d×%d code system: using least squares", *B.shape)
+    _note("least squares", B.shape)
     r, k = C.shape
     system = np.kron(A, M) + np.kron(B, np.eye(r))  # column-major vec(M G A + G B)
     solution = np.linalg.lstsq(system, C.ravel(order="F"), rcond=None)[0]

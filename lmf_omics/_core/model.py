@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import inputs, validation
+from . import inputs, linalg, validation
 from .canonical import canonical_rotation, column_signs
 from .encode import encode
 from .operators import Operator
@@ -180,7 +180,7 @@ class LinearMixedForms:
             raise ValueError("fit needs a response Y and fixed-effect data X (Z is optional)")
         given = {role: m for role, m in zip(ROLES, (Y, X, Z)) if m is not None}
         ready, masks = inputs.prepare(given, observed, labels)
-        validation.check_rank(self.n_factors, Y.shape[0], {r: m.shape[1] for r, m in given.items()},
+        validation.check_rank(self.n_factors, ready["response"].shape[0], {r: m.shape[1] for r, m in ready.items()},
                               self.center, labels)
         if self.solver == "paper" and any(mask is not None for mask in masks.values()):
             raise ValueError("solver='paper' needs every modality in every cell; use solver='joint' for missing rows")
@@ -189,17 +189,25 @@ class LinearMixedForms:
         validation.check_variance(norms, labels)
 
         weights = self._weights()
-        self.means_ = {role: op.mean for role, op in operators.items()}
-        self.scales_ = {role: op.scale for role, op in operators.items()}
-        self.modality_weights_ = {role: weights[role] / norms[role] for role in operators}
-        self._fit_weighted(self._weighted(operators))
+        before = dict(vars(self))  # a failed (re)fit leaves the estimator as it was, never half-updated
+        try:
+            self.means_ = {role: op.mean for role, op in operators.items()}
+            self.scales_ = {role: op.scale for role, op in operators.items()}
+            self.modality_weights_ = {role: weights[role] / norms[role] for role in operators}
+            with linalg.fallback_notes(logger, "LMF fit"):
+                self._fit_weighted(self._weighted(operators))
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(before)
+            raise
         return self
 
     def check_options(self) -> None:
         """Raise a ``ValueError`` naming any invalid option (called by :meth:`fit` before any work)."""
         validation.check_options(
             n_factors=self.n_factors, solver=self.solver, codes=self.codes, n_pcs=self.n_pcs, ridge=self.ridge,
-            weights=self._weights(), max_iter=self.max_iter, tol=self.tol,
+            weights=self.weights if self.weights is not None else {}, max_iter=self.max_iter, tol=self.tol,
+            center=self.center, scale=self.scale, random_state=self.random_state, progress=self.progress,
         )
 
     @property
@@ -284,14 +292,15 @@ class LinearMixedForms:
         self.n_iter_ = len(history)
 
     # ------------------------------------------------------------------------ using a fit
-    def transform(self, *, Y=None, X=None, Z=None, observed: dict | None = None) -> Codes:
+    def transform(self, *, Y=None, X=None, Z=None, observed: dict | None = None,
+                  labels: dict[str, str] | None = None) -> Codes:
         """Codes of (new) cells from whichever modalities they have.
 
         Encoded codes are their encoders applied to their modality (``K = X̃ W_K``), exactly as
         for the training cells; the rest is solved by least squares from the modalities a cell
         has, loadings fixed (absent modalities, NaN rows and ``observed=False`` drop out).
         Features must be in the training order. Without ``Z`` a cell's random code is zero, as a
-        mixed model predicts a group it has not seen.
+        mixed model predicts a group it has not seen. ``labels`` names the modalities in errors.
         """
         self._check_fitted()
         given = {role: m for role, m in zip(ROLES, (Y, X, Z)) if m is not None}
@@ -303,20 +312,22 @@ class LinearMixedForms:
             expected = self.means_[role].shape[0]
             if len(getattr(matrix, "shape", ())) == 2 and matrix.shape[1] != expected:
                 raise ValueError(
-                    f"{validation.DEFAULT_LABELS[role]} has {matrix.shape[1]} features but the model was fitted "
-                    f"with {expected}; pass the same features in the same order"
+                    f"{(labels or validation.DEFAULT_LABELS).get(role, role)} has {matrix.shape[1]} features but "
+                    f"the model was fitted with {expected}; pass the same features in the same order"
                 )
-        ready, masks = inputs.prepare(given, observed, None, minimum_observed=0)
+        ready, masks = inputs.prepare(given, observed, labels, minimum_observed=0)
         operators = {r: Operator(m, self.means_[r], self.scales_[r], masks[r]) for r, m in ready.items()}
         root = {role: np.sqrt(w) for role, w in self.modality_weights_.items()}
         encoders = {role: e / root[role] for role, e in self.encoders_.items()}
-        K, H = encode(self._weighted(operators), self._loadings_weighted, encoders, self._ridge(),
-                      has_random="random" in self.means_)
+        with linalg.fallback_notes(logger, "LMF transform"):
+            K, H = encode(self._weighted(operators), self._loadings_weighted, encoders, self._ridge(),
+                          has_random="random" in self.means_)
         return Codes(fixed=K, random=H)
 
-    def predict(self, *, X=None, Z=None, observed: dict | None = None) -> np.ndarray:
+    def predict(self, *, X=None, Z=None, observed: dict | None = None,
+                labels: dict[str, str] | None = None) -> np.ndarray:
         """Predicted response ``μ + ((K + H) αᵀ) · s`` (dense, cells × response features)."""
-        codes = self.transform(X=X, Z=Z, observed=observed)
+        codes = self.transform(X=X, Z=Z, observed=observed, labels=labels)
         centred = codes.combined @ self.loadings_["response"].T
         return centred * self.scales_["response"] + self.means_["response"]
 

@@ -161,6 +161,8 @@ def rebalance(factors: Factors) -> Factors:
     if a_half is None or b_eigen[0] <= 1e-12 * b_eigen[-1]:
         return factors
     middle, _ = _sqrt_and_inverse(a_half @ loadings_gram @ a_half)
+    if middle is None:  # singular to working precision after all
+        return factors
     target = a_inv_half @ middle @ a_inv_half
     transform, inverse = _sqrt_and_inverse(target)
     if transform is None:

@@ -34,16 +34,18 @@ def principal_basis(operator: Operator, max_rank: int, *, rng: np.random.Generat
     """The leading ``max_rank`` principal directions of ``Ã`` (fewer where its numerical rank is lower).
 
     Right singular vectors come from a randomised range finder (exact when ``Ã`` has at most
-    ``max_rank + 10`` columns); the basis is then made exactly orthonormal from one more product,
-    ``T = Ã V`` with ``TᵀT = E Λ Eᵀ``, so ``vectors = T E Λ^{-½}`` and ``encoder = V E Λ^{-½}``.
+    ``max_rank + 10`` columns): ``V`` is an orthonormal basis of ``ÃᵀQ``, ``Q`` the range finder's.
+    The basis is then made exactly orthonormal from one more product, ``T = Ã V`` with
+    ``TᵀT = E Λ Eᵀ`` (Rayleigh–Ritz: ``V`` must be orthonormal for ``Λ`` to be ``Ã``'s squared
+    singular values and the leading ``E`` its principal directions), so ``vectors = T E Λ^{-½}``
+    and ``encoder = V E Λ^{-½}``.
     """
     p = operator.shape[1]
     if p <= max_rank + OVERSAMPLE:
         right = np.eye(p)
     else:
         left = range_finder([operator], max_rank + OVERSAMPLE, rng=rng)
-        right = operator.rmatmul(left)  # ≈ V S: orthogonal columns; unit length is enough (and in place)
-        right /= np.maximum(np.linalg.norm(right, axis=0), np.finfo(float).tiny)
+        right, _ = np.linalg.qr(operator.rmatmul(left))  # orthonormal, or the Ritz values below are not Ã's
     projected = operator.matmul(right)
     values, vectors = np.linalg.eigh(projected.T @ projected)
     order = np.argsort(values)[::-1][:max_rank]

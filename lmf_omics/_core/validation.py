@@ -14,7 +14,8 @@ ROLES = ("response", "fixed", "random")
 DEFAULT_LABELS = {"response": "response Y", "fixed": "fixed-effect data X", "random": "random-effect covariates Z"}
 
 
-def check_options(*, n_factors, solver, codes, n_pcs, ridge, weights, max_iter, tol) -> None:
+def check_options(*, n_factors, solver, codes, n_pcs, ridge, weights, max_iter, tol, center=True, scale=False,
+                  random_state=0, progress=None) -> None:
     """Validate estimator options (types and ranges)."""
     if not _is_int(n_factors) or n_factors < 1:
         raise ValueError(f"n_factors must be a positive integer, got {n_factors!r}")
@@ -32,10 +33,19 @@ def check_options(*, n_factors, solver, codes, n_pcs, ridge, weights, max_iter, 
         raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
     if not _is_real(tol) or not np.isfinite(tol) or tol <= 0:
         raise ValueError(f"tol must be a finite number > 0, got {tol!r}")
+    for name, value in (("center", center), ("scale", scale)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"{name} must be True or False, got {value!r}")
+    if progress is not None and not isinstance(progress, (bool, np.bool_)):
+        raise ValueError(f"progress must be True, False or None, got {progress!r}")
+    if random_state is not None and (not _is_int(random_state) or random_state < 0):
+        raise ValueError(f"random_state must be a non-negative integer seed (or None), got {random_state!r}")
     check_weights(weights)
 
 
 def check_weights(weights: Mapping[str, float]) -> None:
+    if not isinstance(weights, Mapping):
+        raise ValueError(f"weights must be a dict from modality name {ROLES} to a number, got {weights!r}")
     unknown = set(weights) - set(ROLES)
     if unknown:
         raise ValueError(f"weights has unknown modality names {sorted(unknown)}; use {ROLES}")
@@ -50,13 +60,24 @@ def check_matrix(data, role: str, labels: Mapping[str, str] | None = None, obser
 
     Returns the observed-row mask (see :func:`observed_rows`), ``None`` when all rows are observed.
     """
+    return checked_matrix(data, role, labels, observed, minimum_observed)[1]
+
+
+def checked_matrix(data, role: str, labels: Mapping[str, str] | None = None, observed=None,
+                   minimum_observed: int = 2) -> tuple[object, np.ndarray | None]:
+    """:func:`check_matrix`, also returning the data as a numpy array or a CSR/CSC/COO matrix.
+
+    Sparse formats without a ``data`` array of values (LIL, DOK, DIA, BSR) become CSR, and a
+    pandas DataFrame a numpy array (nullable columns with ``pd.NA`` as NaN); nothing is densified.
+    """
     label = (labels or DEFAULT_LABELS).get(role, role)
+    data = _as_array_or_sparse(data, label)
     shape = getattr(data, "shape", None)
     if shape is None or len(shape) != 2:
         raise ValueError(f"{label} must be a 2-D matrix (cells × features), got {type(data).__name__} of shape {shape}")
     if shape[0] == 0 or shape[1] == 0:
         raise ValueError(f"{label} is empty (shape {shape}); give it at least one cell and one feature")
-    values = data.data if sparse.issparse(data) else np.asarray(data)
+    values = data.data if sparse.issparse(data) else data
     if values.dtype.kind not in "biuf":
         raise ValueError(f"{label} must be numeric, got dtype {values.dtype}; convert or drop non-numeric columns")
     mask = observed_rows(data, role, observed, labels, minimum_observed)
@@ -71,7 +92,46 @@ def check_matrix(data, role: str, labels: Mapping[str, str] | None = None, obser
                 f"column {where[1]}); impute them, or mark a cell without this modality as unobserved "
                 "(a row of NaN, or observed=...)"
             )
-    return mask
+    _check_magnitude(values, label, None if sparse.issparse(data) else mask)
+    return data, mask
+
+
+MAGNITUDE = 1e140  # beyond it (or below its inverse) sums of squares of a large matrix leave float64
+
+
+def _check_magnitude(values: np.ndarray, label: str, rows: np.ndarray | None = None) -> None:
+    """Values (in the observed ``rows``) must be neither so large that their squares overflow nor so
+    small that they underflow; no copy of the data is made.
+
+    The objective is scale-free, so multiplying a modality by a constant changes nothing but this.
+    """
+    if values.size == 0 or values.dtype.kind not in "iuf":
+        return
+    where = True if rows is None else rows[:, None]
+    high = values.max(where=where, initial=0)  # 0 changes no largest magnitude, and fits every dtype
+    low = values.min(where=where, initial=0)
+    largest = max(abs(float(high)), abs(float(low)))
+    if largest > MAGNITUDE or 0 < largest < 1 / MAGNITUDE:
+        what = f"values as large as {largest:.3g}" if largest > 1 else f"no value larger than {largest:.3g}"
+        raise ValueError(
+            f"{label} has {what}, out of float64's range for sums of squares; multiply it by a constant "
+            f"(e.g. {1 / largest:.0e}) first, which does not change the fit"
+        )
+
+
+def _as_array_or_sparse(data, label: str):
+    """A numpy array, a CSR/CSC/COO matrix or array, or ``data`` itself when it is neither (checked later)."""
+    if sparse.issparse(data):
+        return data if data.format in ("csr", "csc", "coo") else data.tocsr()
+    if hasattr(data, "columns") and hasattr(data, "dtypes") and hasattr(data, "to_numpy"):  # a DataFrame (no pandas here)
+        kinds = [getattr(dtype, "kind", "O") for dtype in data.dtypes]
+        bad = [str(column) for column, kind in zip(data.columns, kinds) if kind not in "biuf"]
+        if bad:
+            raise ValueError(f"{label} has non-numeric columns {bad[:10]}; drop or encode them")
+        return data.to_numpy(dtype=np.float64, na_value=np.nan)
+    if isinstance(data, (list, tuple)) or getattr(data, "__array__", None) is None:
+        return data
+    return np.asarray(data)
 
 
 def observed_rows(data, role: str, given, labels: Mapping[str, str] | None = None,
@@ -126,6 +186,11 @@ def check_rank(n_factors: int, n_obs: int, widths: Mapping[str, int], center: bo
     The random-effect modality is exempt: a low-rank Z (a few batches) is allowed.
     """
     labels = labels or DEFAULT_LABELS
+    if n_obs - int(center) < 1:
+        raise ValueError(
+            f"the modalities have {n_obs} cell(s); LMF needs at least {1 + int(center)} cells"
+            + (" (each feature is centred)" if center else "")
+        )
     limits = {"cells" + (" minus one (centring)" if center else ""): n_obs - int(center)}
     limits.update({f"features of {labels.get(r, r)}": w for r, w in widths.items() if r != "random"})
     for what, limit in limits.items():

@@ -9,6 +9,7 @@ import numpy as np
 from anndata import AnnData
 from scipy import sparse
 
+from .._keys import check_key_added  # noqa: F401  (the helpers' key check is the package's)
 from .._modalities import MissingKeyError
 
 
@@ -41,21 +42,38 @@ def check_key(container, key: str, where: str, name: str) -> None:
         raise MissingKeyError(f"{name}={key!r} not found in {where}; available: {available}")
 
 
-def check_key_added(key_added, name: str = "key_added") -> None:
-    if not isinstance(key_added, str) or not key_added:
-        raise ValueError(f"{name}={key_added!r} must be a non-empty string")
+def check_non_negative(matrix, label: str, what: str, *, cells=None, missing_rows: bool = False) -> np.ndarray | None:
+    """Counts must be finite and non-negative (checked on stored values only: sparse stays sparse).
 
-
-def check_non_negative(matrix, label: str, what: str) -> None:
-    """Counts must be finite and non-negative (checked on stored values only: sparse stays sparse)."""
-    values = matrix.data if sparse.issparse(matrix) else np.asarray(matrix)
+    With ``missing_rows=True`` a dense row of NaN is a cell without this modality (as ``tl.lmf``
+    reads it): allowed, and reported as the returned mask of observed rows (``None``: all observed).
+    ``cells`` names the rows in errors.
+    """
+    dense = not sparse.issparse(matrix)
+    values = np.asarray(matrix) if dense else matrix.data
     if values.size == 0:
-        return
-    if not np.all(np.isfinite(values)):
-        raise ValueError(f"{label} has NaN or infinite values; {what} needs finite counts")
+        return None
+    observed = None
+    if missing_rows and dense and values.dtype.kind == "f" and values.ndim == 2:
+        empty = np.isnan(values).all(axis=1)
+        if empty.all():
+            raise ValueError(f"{label} has no values (every row is NaN); {what} needs counts in some cells")
+        if empty.any():
+            observed, values = ~empty, values[~empty]
+    finite = np.isfinite(values)
+    if not finite.all():
+        detail = ""
+        if dense and values.ndim == 2:
+            row = int(np.flatnonzero(~finite.all(axis=1))[0])
+            row = row if observed is None else int(np.flatnonzero(observed)[row])
+            detail = f" (first in cell {cells[row] if cells is not None else row!r})"
+        hint = " (a cell without these counts is a row of NaN)" if missing_rows and dense else ""
+        raise ValueError(f"{label} has {int((~finite).sum())} NaN or infinite value(s){detail}; {what} needs "
+                         f"finite counts{hint}")
     low = values.min()
     if low < 0:
         raise ValueError(f"{label} has negative values (minimum {low:g}); {what} needs raw, non-negative counts")
+    return observed
 
 
 def target(adata: AnnData, copy: bool) -> AnnData:

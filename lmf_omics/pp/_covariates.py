@@ -65,6 +65,7 @@ def covariates(
         check_key(adata.obs, key, "adata.obs", "keys")
         column = adata.obs[key]
         if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            _check_finite(column, key)
             numeric.append(key)
         elif column.nunique() > max_levels:
             raise ValueError(
@@ -73,8 +74,6 @@ def covariates(
             )
     matrix, names = _read_obs(adata, keys, f"keys={keys!r}")
     design = pd.DataFrame(matrix.toarray() if sparse.issparse(matrix) else matrix, index=adata.obs_names, columns=names)
-    if not np.all(np.isfinite(design[numeric].to_numpy())):
-        raise ValueError(f"numeric covariates {numeric} have NaN or infinite values; fill or drop them first")
     if scale and numeric:
         spread = design[numeric].std(ddof=0).replace(0.0, 1.0)
         design[numeric] = (design[numeric] - design[numeric].mean()) / spread
@@ -84,3 +83,11 @@ def covariates(
     out.uns[key_added] = {"params": {"keys": keys, "scale": scale}}
     logger.info("covariates: %d columns from %s -> obsm[%r]", design.shape[1], keys, key_added)
     return out if copy else None
+
+
+def _check_finite(column: pd.Series, key: str) -> None:
+    values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise ValueError(f"numeric covariate {key!r} has {int(bad.sum())} NaN or infinite value(s), the first for "
+                         f"cell {column.index[np.flatnonzero(bad)[0]]!r}; fill or drop them first")

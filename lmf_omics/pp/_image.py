@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from anndata import AnnData
 
 from ._checks import check_adata, check_key, check_key_added, check_positive, target
@@ -93,8 +94,8 @@ def image_features(
     coords = np.asarray(adata.obsm[spatial_key], dtype=np.float64)[:, :2]
     _check_inside(coords * container.data.attrs.get("scale", 1.0), container.shape, spatial_key)
 
-    scratch = AnnData(
-        obs=adata.obs[[]].copy(),
+    scratch = AnnData(  # spots named by position: squidpy indexes by name, and obs names may repeat
+        obs=pd.DataFrame(index=pd.Index([str(i) for i in range(adata.n_obs)])),
         obsm={"spatial": coords},
         uns={"spatial": {library_id: {"scalefactors": {"spot_diameter_fullres": diameter}}}},
     )
@@ -102,7 +103,7 @@ def image_features(
         scratch, container, features=features, features_kwargs=dict(features_kwargs or {}), library_id=library_id,
         copy=True, n_jobs=n_jobs, show_progress_bar=False, spot_scale=spot_scale, mask_circle=mask_circle,
     )
-    table = table.loc[adata.obs_names]
+    table = table.loc[scratch.obs_names].set_axis(adata.obs_names)
     table.columns = table.columns.astype(str)
 
     out = target(adata, copy)

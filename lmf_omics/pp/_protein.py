@@ -30,7 +30,8 @@ def clr(
     - ``axis=0`` (default, as muon): for each protein across cells (Seurat's ``margin = 2``);
     - ``axis=1``: for each cell across proteins (Seurat's ``margin = 1``, the classic CLR).
 
-    Sparse counts stay sparse (zeros map to zero).
+    Sparse counts stay sparse (zeros map to zero). A cell without protein counts (a row of NaN, as
+    ``tl.lmf`` reads a cell without a modality) stays NaN and is left out of the geometric means.
 
     Parameters
     ----------
@@ -58,11 +59,15 @@ def clr(
         raise ValueError(f"source={source!r} must be 'obsm:<key>', 'layer:<name>' or 'X'")
     check_choice("axis", axis, (0, 1))
     counts = read_modality(adata, source, role="source").matrix
-    check_non_negative(counts, f"source={source!r}", "clr")
+    observed = check_non_negative(counts, f"source={source!r}", "clr", cells=adata.obs_names, missing_rows=True)
     key_added = f"{name or 'X'}_clr" if key_added is None else key_added
     check_key_added(key_added)
 
-    values = clr_matrix(counts, axis=axis)
+    if observed is None:
+        values = clr_matrix(counts, axis=axis)
+    else:  # cells without counts stay NaN and take no part in the geometric means
+        values = np.full(counts.shape, np.nan)
+        values[observed] = clr_matrix(np.asarray(counts)[observed], axis=axis)
     out = target(adata, copy)
     if kind == "obsm":
         original = adata.obsm[name]

@@ -7,6 +7,7 @@ import logging
 import numpy as np
 import pandas as pd
 from anndata import AnnData
+from scipy import sparse
 
 from ._checks import check_adata, check_choice, check_int, check_key, check_key_added, check_non_negative, target
 
@@ -68,7 +69,13 @@ def normalize_rna(
     sc.pp.normalize_total(work, target_sum=target_sum)
     sc.pp.log1p(work)
     if n_top_genes is not None:
-        sc.pp.highly_variable_genes(work, n_top_genes=n_top_genes, flavor=flavor, batch_key=batch_key)
+        try:
+            sc.pp.highly_variable_genes(work, n_top_genes=n_top_genes, flavor=flavor, batch_key=batch_key)
+        except IndexError as error:  # scanpy's own failure when no gene has a finite dispersion
+            raise ValueError(
+                f"highly variable genes: no gene varies across the cells after normalisation ({error}); "
+                "check the counts, or pass n_top_genes=None to skip gene selection"
+            ) from None
 
     out = target(adata, copy)
     if key_added is None:
@@ -97,7 +104,15 @@ def _check(adata, layer, target_sum, n_top_genes, flavor, batch_key, key_added):
     else:
         check_key(adata.layers, layer, "adata.layers", "layer")
         counts, label = adata.layers[layer], f"layers[{layer!r}]"
-    check_non_negative(counts, label, "normalize_rna")
+    check_non_negative(counts, label, "normalize_rna", cells=adata.obs_names)
+    if not (counts.nnz if sparse.issparse(counts) else np.count_nonzero(counts)):
+        raise ValueError(f"{label} holds no counts (every value is 0); normalize_rna needs raw counts")
+    if n_top_genes is not None and adata.n_obs < 2:
+        raise ValueError(f"highly variable genes need at least 2 cells, adata has {adata.n_obs}; "
+                         "pass n_top_genes=None to skip gene selection")
+    if n_top_genes is not None and not _some_gene_varies(counts):
+        raise ValueError(f"highly variable genes: every cell of {label} has the same profile (no gene's share of the "
+                         "counts varies), so none can be selected; check the counts, or pass n_top_genes=None")
     if target_sum is not None and not (np.isscalar(target_sum) and np.isfinite(target_sum) and target_sum > 0):
         raise ValueError(f"target_sum={target_sum!r} must be a positive number or None")
     if n_top_genes is not None:
@@ -108,3 +123,16 @@ def _check(adata, layer, target_sum, n_top_genes, flavor, batch_key, key_added):
     if key_added is not None:
         check_key_added(key_added)
     return counts
+
+
+def _some_gene_varies(counts) -> bool:
+    """Whether any gene's share of a cell's counts differs between cells (O(nnz), nothing densified)."""
+    totals = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
+    counted = totals > 0
+    shares = (sparse.diags(1.0 / np.where(counted, totals, 1.0)) @ counts)[counted]
+    if sparse.issparse(shares):
+        shares = sparse.csr_matrix(shares)
+        highest, lowest = shares.max(axis=0).toarray().ravel(), shares.min(axis=0).toarray().ravel()
+    else:
+        highest, lowest = shares.max(axis=0), shares.min(axis=0)
+    return bool(np.any(highest - lowest > 1e-12 * np.maximum(highest, 1e-300)))

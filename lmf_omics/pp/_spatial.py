@@ -81,6 +81,7 @@ def spatial_context(
     check_adata(adata)
     coords, sections = _check(adata, source, library_key, spatial_key, method, n_neighs, radius, n_comps, key_added)
     data = read_modality(adata, source, role="source")
+    _check_finite(data.matrix, f"source={source!r}", adata.obs_names)
     if n_comps is not None:
         check_int("n_comps", n_comps, high=min(adata.n_obs, data.matrix.shape[1]) - 1)
 
@@ -132,6 +133,17 @@ def neighbourhood_mean(graph: sparse.csr_matrix, matrix):
     weights = sparse.diags(1.0 / degree) @ graph
     result = weights @ matrix
     return sparse.csr_matrix(result) if sparse.issparse(result) else np.asarray(result)
+
+
+def _check_finite(matrix, label: str, cells) -> None:
+    """A niche is a mean over neighbours: one NaN would spread to every neighbour's niche."""
+    values = matrix.data if sparse.issparse(matrix) else np.asarray(matrix)
+    if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+        detail = ""
+        if not sparse.issparse(matrix):
+            detail = f", the first in cell {cells[int(np.flatnonzero(~np.isfinite(values).all(axis=1))[0])]!r}"
+        raise ValueError(f"{label} has NaN or infinite values{detail}; the niche mean would spread them to the "
+                         "neighbours: fill them first (or average a modality every spot has)")
 
 
 def _check(adata, source, library_key, spatial_key, method, n_neighs, radius, n_comps, key_added):

@@ -9,7 +9,7 @@ import numpy as np
 from anndata import AnnData
 
 from .._core import LinearMixedForms, cross_validate
-from .._keys import Keys
+from .._keys import Keys, check_key_added
 from .._modalities import Modality, masks_for, read_modality, resolve_observed
 
 logger = logging.getLogger("lmf_omics")
@@ -68,7 +68,9 @@ def lmf(
     observed
         Cells that have a modality, by role: a boolean ``obs`` column name or array (e.g.
         ``{"response": "has_protein"}``). Rows of NaN (e.g. in an ``obsm`` DataFrame) are
-        unobserved too. A cell contributes to the modalities it has and still gets codes.
+        unobserved too, and so is a missing value of a numeric ``obs`` column named alone in its
+        spec (``random="obs:depth"``). A cell contributes to the modalities it has and still gets
+        codes.
     solver, codes, n_pcs, center, scale, weights, ridge, max_iter, tol, random_state, progress
         As in :class:`lmf_omics.LinearMixedForms`. The default (joint solver, encoded codes)
         makes each code a linear encoding of its modality, so :func:`lmf_omics.tl.transform`
@@ -105,6 +107,7 @@ def lmf(
         ridge=ridge, max_iter=max_iter, tol=tol, random_state=random_state, progress=progress,
     )
     model.check_options()
+    check_key_added(key_added)
     modalities = read_modalities(adata, {"response": response, "fixed": fixed, "random": random}, mask_var)
     labels = {role: f"{role}={m.spec!r}" for role, m in modalities.items()}
     matrices = {role: m.matrix for role, m in modalities.items()}

@@ -12,7 +12,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .. import get
-from .._keys import ROLES, Keys
+from .._keys import ROLES, Keys, check_key_added
 from .._modalities import read_aligned
 
 logger = logging.getLogger("lmf_omics")
@@ -56,11 +56,12 @@ def transform(
     ``uns["<key_added>_transform"]["params"]``: the reference key and the modalities used.
     """
     query = adata
+    check_key_added(key_added or key, "key_added")
     model, inputs = _read(query, reference, key, roles=ROLES)
     if not inputs:
         specs = {role: str(entry["spec"]) for role, entry in get.results(reference, key)["modalities"].items()}
         raise ValueError(f"the query has none of the fit's modalities {specs}; add one with the same spec")
-    codes = model.transform(**_arguments(inputs))
+    codes = model.transform(**_arguments(inputs), labels=_labels(reference, key))
     keys = Keys(key_added or key)
     obsm = {keys.combined: codes.combined, keys.fixed: codes.fixed}
     if codes.random is not None:
@@ -107,6 +108,9 @@ def predict(
     ``None`` or a copy of ``query`` holding the predictions.
     """
     query = adata
+    check_key_added(key_added or Keys(key).predicted, "key_added")
+    if layer is not None:
+        check_key_added(layer, "layer")
     model, inputs = _read(query, reference, key, roles=("fixed", "random"))
     if not inputs:
         raise ValueError(f"the query has neither the fixed-effect ({_spec(reference, key, 'fixed')!r}) "
@@ -115,7 +119,7 @@ def predict(
     features = [str(f) for f in response["features"]]
     if layer is not None:
         columns = _layer_columns(query, response, features, layer)
-    predicted = model.predict(**_arguments(inputs))
+    predicted = model.predict(**_arguments(inputs), labels=_labels(reference, key))
     target = query.copy() if copy else query
     if layer is None:
         target.obsm[key_added or Keys(key).predicted] = pd.DataFrame(predicted, index=query.obs_names, columns=features)
@@ -129,8 +133,9 @@ def predict(
 
 def _read(query: AnnData, reference: AnnData, key: str, *, roles):
     """The reference's model and the query's matrices ``{role: (matrix, observed)}`` it has (checked first)."""
-    if not isinstance(query, AnnData):
-        raise TypeError(f"query must be an AnnData, got {type(query).__name__}")
+    for name, value in (("adata", query), ("reference", reference)):
+        if not isinstance(value, AnnData):
+            raise TypeError(f"{name} must be an AnnData, got {type(value).__name__}")
     model = get.model(reference, key)
     stored = get.results(reference, key)["modalities"]
     inputs = {}
@@ -149,6 +154,11 @@ def _arguments(inputs) -> dict:
     arguments = {names[role]: matrix for role, (matrix, _) in inputs.items()}
     observed = {role: mask for role, (_, mask) in inputs.items() if mask is not None}
     return {**arguments, "observed": observed or None}
+
+
+def _labels(reference: AnnData, key: str) -> dict[str, str]:
+    """``{role: "role='spec'"}``: the query's modalities named in errors as in :func:`lmf_omics.tl.lmf`."""
+    return {role: f"{role}={str(entry['spec'])!r}" for role, entry in get.results(reference, key)["modalities"].items()}
 
 
 def _log_unseen(random, n_obs: int) -> None:

@@ -1,0 +1,278 @@
+"""Bad and odd inputs to ``tl.lmf``, ``tl.transform`` and ``tl.predict``: the catalogue."""
+
+from functools import cache, partial
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from lmf_omics import tl
+from lmf_omics._modalities import MissingKeyError
+
+from ..reliability import (
+    Case,
+    at,
+    counts_adata,
+    duplicate_names,
+    finite_codes,
+    protein,
+    set_obs,
+    set_obsm,
+)
+
+FIT = {"response": "obsm:protein", "fixed": "X", "random": "obs:batch", "n_factors": 3, "max_iter": 20,
+       "progress": False}
+WRITES = ("obsm/X_lmf*", "varm/lmf_*", "uns/lmf*")
+NAN = "NaN/inf in a modality"
+
+
+def _adata(_tmp=None, edit=None):
+    adata = counts_adata()
+    if edit is not None:
+        edit(adata)
+    return {"adata": adata}
+
+
+def _lmf(inputs, **options):
+    return tl.lmf(inputs["adata"], **{**FIT, **options})
+
+
+FINITE_CODES = finite_codes()
+
+
+def _fit(category, name, edit=None, error=None, match=None, check=FINITE_CODES, **options):
+    return Case("tl.lmf", category, name, partial(_adata, edit=edit), partial(_lmf, **options),
+                error=error, match=match, writes=WRITES if error is None else (), check=None if error else check)
+
+
+def _x(values):
+    def edit(adata):
+        adata.X = values(adata)
+
+    return edit
+
+
+def _nan_row(row):
+    def change(frame):
+        frame.iloc[row, :] = np.nan
+        return frame
+
+    return change
+
+
+def _centred_without(role, observed_values):
+    """A check: every cell has codes, and the modality is centred on the cells that have it."""
+
+    def check(inputs, result):
+        finite_codes()(inputs, result)
+        adata = inputs["adata"]
+        means = np.asarray(adata.uns["lmf"]["modalities"][role]["mean"])
+        np.testing.assert_allclose(means, np.asarray(observed_values(adata), dtype=np.float64).mean(axis=0),
+                                   rtol=1e-12)
+
+    return check
+
+
+def _layer_inf(adata):
+    adata.layers["dense"][2, 5] = np.inf
+
+
+def _all_at(value, rows=slice(None), columns=slice(0, 3)):
+    def edit(adata):
+        dense = adata.X.toarray()
+        dense[rows, columns] = value
+        adata.X = sparse.csr_matrix(dense)
+
+    return edit
+
+
+LMF_CASES = [
+    _fit(NAN, "NaN in one protein value", protein(at(3, 1, np.nan)), ValueError,
+         r"response='obsm:protein' contains 1 NaN .*row 3, column 1.*impute them, or mark a cell"),
+    _fit(NAN, "inf in a layer", _layer_inf, ValueError,
+         r"fixed='layer:dense' contains 1 NaN or infinite value\(s\) \(first at row 2, column 5\)", fixed="layer:dense"),
+    _fit(NAN, "a cell without protein (a row of NaN)", protein(_nan_row(4)),
+         check=_centred_without("response", lambda a: a.obsm["protein"].drop(index="cell4"))),
+    _fit(NAN, "cells without protein flagged by observed=",
+         set_obs("has_protein", lambda a: np.arange(a.n_obs) % 4 != 0), observed={"response": "has_protein"},
+         check=_centred_without("response", lambda a: a.obsm["protein"][a.obs["has_protein"].to_numpy()])),
+    _fit("mismatched cells", "observed= with one flag too few", observed={"response": np.ones(39, bool)},
+         error=ValueError, match=r"response='obsm:protein' observed must be a column name of adata.obs or a boolean "
+                                 r"array of length 40, got dtype bool and shape \(39,\)"),
+    _fit("duplicated names", "duplicated obs names (rows are used by position)", duplicate_names("obs")),
+    _fit("duplicated names", "duplicated var names", duplicate_names("var")),
+    _fit("duplicated names", "duplicated protein names", protein(lambda f: f.set_axis(["A", "A", *f.columns[2:]],
+                                                                                        axis=1))),
+    _fit("missing key", "an obsm key that is not there", response="obsm:adt", error=MissingKeyError,
+         match=r"response='obsm:adt': 'adt' not found in adata.obsm; available: \['protein', 'spatial'\]"),
+    _fit("missing key", "a layer that is not there", fixed="layer:counts", error=MissingKeyError,
+         match=r"fixed='layer:counts': 'counts' not found in adata.layers; available: \['dense'\]"),
+    _fit("missing key", "an obs column that is not there", random="obs:donor", error=MissingKeyError,
+         match=r"random='obs:donor': 'donor' not found in adata.obs; available: \['batch', 'depth'\]"),
+    _fit("missing key", "a mask_var column that is not there", mask_var="hvg", error=MissingKeyError,
+         match=r"'hvg' not found in adata.var; available: \['highly_variable'\]"),
+    _fit("missing key", "an observed column that is not there", observed={"response": "has_adt"},
+         error=MissingKeyError, match=r"'has_adt' not found in adata.obs; available: \['batch', 'depth'\]"),
+    _fit("missing key", "a spec that is not one", fixed="layers:dense", error=ValueError,
+         match=r"fixed='layers:dense' is not a modality spec; use 'X', 'raw', 'layer:<name>'"),
+    _fit("missing key", "raw when there is none", fixed="raw", error=ValueError,
+         match=r"fixed='raw': adata.raw is None; use 'X' or a layer instead"),
+    _fit("obs column", "a text obs column (one-hot)", set_obs("donor", lambda a: ["d1", "d2"] * 20), random="obs:donor"),
+    _fit("obs column", "a numeric obs column with a missing value: that cell has no Z",
+         set_obs("depth", lambda a: a.obs["depth"].mask(a.obs_names == "cell5")), random="obs:depth",
+         check=_centred_without("random", lambda a: a.obs[["depth"]].dropna())),
+    _fit("obs column", "a missing value in one of two columns", set_obs("depth", lambda a: a.obs["depth"].mask(
+        a.obs_names == "cell5")), random="obs:batch,depth", error=ValueError,
+         match=r"obs column 'depth' has 1 missing value\(s\), the first for cell 'cell5'; fill them, or give"),
+    _fit("obs column", "an obs column with no values", set_obs("depth", lambda a: np.nan), random="obs:depth",
+         error=ValueError, match=r"random='obs:depth': obs column 'depth' has no values \(all 40 are missing\)"),
+    _fit("obs column", "an infinite value in an obs column", set_obs("depth", lambda a: a.obs["depth"].mask(
+        a.obs_names == "cell2", np.inf)), random="obs:depth", error=ValueError,
+         match=r"obs column 'depth' has 1 infinite value\(s\), the first for cell 'cell2'"),
+    _fit("obs column", "a categorical obs column with a missing level",
+         set_obs("batch", lambda a: a.obs["batch"].mask(a.obs_names == "cell0")), error=ValueError,
+         match=r"obs column 'batch' has 1 missing value\(s\); fill them \(e.g. with an 'unknown' category\)"),
+    _fit("obs column", "a constant obs column", set_obs("one", lambda a: "x"), random="obs:one", error=ValueError,
+         match=r"random='obs:one' has no variance after centring .*drop it or choose another modality"),
+    _fit("obs column", "a nullable boolean obs column with pd.NA",
+         set_obs("flag", lambda a: pd.array([True, False, None, True] * 10, dtype="boolean")), random="obs:flag",
+         error=ValueError, match=r"obs column 'flag' has 10 missing value\(s\)"),
+    Case("tl.lmf", "single cell", "one cell", lambda _t: {"adata": counts_adata()[:1].copy()},
+         partial(_lmf, n_factors=1), error=ValueError, match=r"the modalities have 1 cell\(s\); LMF needs at least 2"),
+    _fit("single feature", "one protein, one factor", protein(lambda f: f.iloc[:, :1]), n_factors=1),
+    _fit("single feature", "one gene, one factor", mask_var=np.arange(30) == 1, n_factors=1),
+    _fit("all-zero modality", "X all zero", _x(lambda a: sparse.csr_matrix(a.shape, dtype=np.float32)),
+         ValueError, r"fixed='X' has no variance after centring"),
+    _fit("all-zero modality", "mask_var keeps only constant genes", _all_at(1.0),
+         mask_var=np.arange(30) < 3, error=ValueError, match=r"fixed='X' has no variance after centring"),
+    _fit("all-zero modality", "observed= keeps only cells where Z is constant",
+         set_obs("same_batch", lambda a: (a.obs["batch"] == "b1").to_numpy()), observed={"random": "same_batch"},
+         error=ValueError, match=r"random='obs:batch' has no variance after centring"),
+    _fit("all-zero modality", "observed= keeps no cell", observed={"response": np.zeros(40, bool)},
+         error=ValueError, match=r"response='obsm:protein' is observed in 0 cell\(s\); it needs at least 2"),
+    _fit("constant feature", "three constant genes", _all_at(2.0)),
+    _fit("n_factors", "n_factors=0", n_factors=0, error=ValueError, match="n_factors must be a positive integer, got 0"),
+    _fit("n_factors", "more factors than proteins", n_factors=7, error=ValueError,
+         match=r"n_factors=7 is larger than the features of response='obsm:protein' \(6\); choose n_factors <= 6"),
+    _fit("dtype", "X as int64 counts", _x(lambda a: a.X.astype(np.int64))),
+    _fit("dtype", "a boolean layer", lambda a: a.layers.__setitem__("flags", a.layers["dense"] > 1),
+         fixed="layer:flags"),
+    _fit("dtype", "protein counts as float32", protein(lambda f: f.astype(np.float32))),
+    _fit("sparse format", "X as CSC", _x(lambda a: a.X.tocsc())),
+    _fit("sparse format", "a sparse obsm array", set_obsm("protein", lambda a: sparse.csr_array(
+        a.obsm["protein"].to_numpy(np.float64)))),
+    _fit("DataFrame", "protein DataFrame with integer column names", protein(lambda f: f.set_axis(range(6), axis=1))),
+    _fit("DataFrame", "protein DataFrame with nullable Int64 columns", protein(lambda f: f.astype("Int64"))),
+    _fit("DataFrame", "protein DataFrame with a text column", protein(lambda f: f.assign(kind="x")), ValueError,
+         r"response='obsm:protein': obsm DataFrame has non-numeric columns \['kind'\]; drop or encode them"),
+    _fit("options", "key_added with '/'", key_added="a/b", error=ValueError,
+         match=r"key_added='a/b' contains '/', which an h5ad file cannot store in a key"),
+    _fit("options", "empty key_added", key_added="", error=ValueError, match=r"key_added='' must be a non-empty string"),
+    _fit("options", "a spec that is not a string", fixed=3, error=TypeError,
+         match=r"fixed must be a modality spec string, got int"),
+    _fit("options", "weights for an unknown modality", weights={"protein": 2.0}, error=ValueError,
+         match=r"weights has unknown modality names \['protein'\]"),
+    Case("tl.lmf", "options", "an array instead of an AnnData", lambda _t: {"X": np.ones((5, 3))},
+         lambda i: tl.lmf(i["X"], **FIT), error=TypeError, match=r"adata must be an AnnData, got ndarray"),
+    Case("tl.lmf", "duplicated names", "a view (obs names of the parent): the parent stays as it was",
+         lambda _t: {"adata": counts_adata()}, lambda i: tl.lmf(i["adata"][:30], **FIT)),
+]
+
+
+# transform and predict: a reference fitted once, queries built per case
+@cache
+def _reference_state():
+    reference = counts_adata(seed=1)
+    tl.lmf(reference, **FIT)
+    return reference
+
+
+def _query(_tmp=None, edit=None, edit_reference=None):
+    """A query (``edit`` changes it in place or returns a replacement) and a copy of the reference."""
+    query, reference = counts_adata(seed=2), _reference_state().copy()
+    if edit is not None:
+        query = edit(query) or query
+    if edit_reference is not None:
+        edit_reference(reference)
+    return {"adata": query, "reference": reference}
+
+
+def _extra_genes(query):
+    """The query with two more genes, both called 'extra' (the fit knows neither)."""
+    extra = ad.AnnData(sparse.csr_matrix(np.ones((query.n_obs, 2), np.float32)), obs=query.obs[[]])
+    extra.var_names = ["extra", "extra"]
+    joined = ad.concat([query, extra], axis=1, merge="first")
+    joined.obs = query.obs.copy()
+    return joined
+
+
+def _transfer(function, category, name, edit=None, error=None, match=None, check=None, writes=(), **options):
+    return Case(f"tl.{function.__name__}", category, name, partial(_query, edit=edit),
+                lambda i: function(i["adata"], i["reference"], **options), error=error, match=match,
+                writes=writes if error is None else (), check=None if error else check)
+
+
+TRANSFORM = ("obsm/X_lmf*", "uns/lmf_transform*")
+PREDICT = ("obsm/lmf_predicted", "uns/lmf_predicted*")
+
+
+def _without_x_and_batch(query):
+    query.X = None
+    del query.obs["batch"]
+
+
+def _forget_levels(query):
+    query.obs["batch"] = pd.Categorical(["new"] * query.n_obs)
+
+
+def _zero_random_code(inputs, result):
+    np.testing.assert_array_equal(inputs["adata"].obsm["X_lmf_random"], 0.0)
+
+
+TRANSFER_CASES = [
+    _transfer(tl.transform, NAN, "NaN in the query's X", _all_at(np.nan, rows=3, columns=4), ValueError,
+              r"fixed='X' contains 1 NaN or infinite value\(s\) \(first at row 3, column 4\)"),
+    _transfer(tl.transform, NAN, "a query cell without protein", protein(_nan_row(0)),
+              check=finite_codes(), writes=TRANSFORM),
+    _transfer(tl.transform, "missing key", "no fit under the key", key="lmf2", error=MissingKeyError,
+              match=r"no LMF fit under uns\['lmf2'\]; fits present: \['lmf'\]. Run lmf_omics.tl.lmf first"),
+    _transfer(tl.transform, "missing key", "the query lacks genes", lambda q: q._inplace_subset_var(np.arange(30) > 4),
+              ValueError, r"fixed='X': the query lacks 5 of the 30 features .*\['gene0', 'gene1'"),
+    _transfer(tl.predict, "missing key", "the query has no modality of the fit", _without_x_and_batch, ValueError,
+              r"the query has neither the fixed-effect \('X'\) nor the random-effect modality of the fit"),
+    _transfer(tl.transform, "duplicated names", "the query repeats a gene of the fit", duplicate_names("var"),
+              ValueError, r"fixed='X': the query names 1 of the fit's features more than once, e.g. \['gene0'\]; "
+                          r"make the names unique"),
+    _transfer(tl.transform, "duplicated names", "the query repeats a gene the fit does not use", _extra_genes,
+              check=finite_codes(), writes=TRANSFORM),
+    _transfer(tl.predict, "duplicated names", "duplicated query cell names", duplicate_names("obs"), writes=PREDICT,
+              check=lambda i, r: np.testing.assert_array_equal(np.isfinite(i["adata"].obsm["lmf_predicted"]), True)),
+    _transfer(tl.transform, "obs column", "a batch never seen in training", _forget_levels, writes=TRANSFORM,
+              check=_zero_random_code),
+    _transfer(tl.transform, "obs column", "a query cell without a batch",
+              set_obs("batch", lambda a: a.obs["batch"].astype(str).mask(a.obs_names == "cell1")), writes=TRANSFORM,
+              check=finite_codes()),
+    _transfer(tl.predict, "single cell", "one query cell", lambda q: q._inplace_subset_obs(np.arange(40) == 0),
+              writes=PREDICT, check=lambda i, r: np.testing.assert_equal(i["adata"].obsm["lmf_predicted"].shape,
+                                                                          (1, 6))),
+    _transfer(tl.transform, "dtype", "the query's X as float32 dense", _x(lambda a: a.X.toarray()),
+              writes=TRANSFORM, check=finite_codes()),
+    _transfer(tl.transform, "sparse format", "the query's X as CSC", _x(lambda a: a.X.tocsc()), writes=TRANSFORM,
+              check=finite_codes()),
+    _transfer(tl.predict, "DataFrame", "the query's protein with integer column names",
+              protein(lambda f: f.set_axis(range(6), axis=1)), writes=PREDICT,
+              check=lambda i, r: np.testing.assert_equal(list(i["adata"].obsm["lmf_predicted"].columns),
+                                                         [f"ADT{j}" for j in range(6)])),
+    _transfer(tl.predict, "options", "key_added with '/'", key_added="pred/x", error=ValueError,
+              match=r"key_added='pred/x' contains '/'"),
+    _transfer(tl.predict, "options", "layer= for a response that is not var-aligned", layer="predicted",
+              error=ValueError, match=r"layer='predicted' needs a var-aligned response .*leave layer=None"),
+    Case("tl.transform", "options", "a reference that is not an AnnData", _query,
+         lambda i: tl.transform(i["adata"], i["reference"].X), error=TypeError,
+         match=r"reference must be an AnnData, got csr_matrix"),
+    Case("tl.transform", "missing key", "a reference whose fit was edited",
+         partial(_query, edit_reference=lambda r: r.uns["lmf"]["modalities"]["fixed"].pop("mean")),
+         lambda i: tl.transform(i["adata"], i["reference"]), error=ValueError,
+         match=r"the fit under uns\['lmf'\] is incomplete: modality 'fixed' has no \['mean'\]"),
+]
