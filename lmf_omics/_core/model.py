@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import inputs, validation
+from . import inputs, parallel, validation
 from .canonical import canonical_rotation, column_signs
 from .encode import encode
 from .operators import Operator
@@ -112,6 +112,10 @@ class LinearMixedForms:
         Seed of the randomised SVD initialisation; the same seed gives identical results.
     progress
         Show a progress bar (``None``: only on a terminal).
+    n_jobs
+        Threads for the products with the data (``None`` or ``-1``: every core this process may
+        use). Results do not depend on it: the work is split by the data alone and partial sums
+        are added in a fixed order. BLAS is held to one thread during a fit.
 
     Attributes
     ----------
@@ -146,6 +150,7 @@ class LinearMixedForms:
         tol: float = 1e-6,
         random_state: int = 0,
         progress: bool | None = None,
+        n_jobs: int | None = None,
     ):
         self.n_factors = n_factors
         self.solver = solver
@@ -159,13 +164,18 @@ class LinearMixedForms:
         self.tol = tol
         self.random_state = random_state
         self.progress = progress
+        self.n_jobs = n_jobs
 
     # ----------------------------------------------------------------------------- fitting
     def fit(self, Y, X, Z=None, *, observed: dict | None = None, labels: dict[str, str] | None = None
             ) -> LinearMixedForms:
         """Fit the model to a response ``Y``, fixed-effect data ``X`` and optional covariates ``Z``.
 
-        Each is a numpy array or a scipy sparse matrix/array with cells as rows. A cell without a
+        Each is a numpy array or a scipy sparse matrix/array with cells as rows, or out-of-core
+        data read in row chunks and never held whole in memory: an HDF5/zarr dataset or CSR
+        group, a backed AnnData's ``X`` (``anndata.read_h5ad(path, backed="r").X``), or a dask
+        array of numpy or scipy sparse chunks (its products run as dask reductions, on a
+        ``dask.distributed`` cluster when a client is active). A cell without a
         modality is a row of NaN (dense) or flagged ``False`` in ``observed[role]`` (a boolean
         array per role, ``"response"``, ``"fixed"`` or ``"random"``). ``labels`` names the
         modalities in error messages. All input is checked before any work.
@@ -173,6 +183,10 @@ class LinearMixedForms:
         self.check_options()
         if Y is None or X is None:
             raise ValueError("fit needs a response Y and fixed-effect data X (Z is optional)")
+        with parallel.workers(self.n_jobs):
+            return self._fit(Y, X, Z, observed, labels)
+
+    def _fit(self, Y, X, Z, observed, labels) -> LinearMixedForms:
         given = {role: m for role, m in zip(ROLES, (Y, X, Z)) if m is not None}
         ready, masks = inputs.prepare(given, observed, labels)
         validation.check_rank(self.n_factors, Y.shape[0], {r: m.shape[1] for r, m in given.items()},
@@ -194,7 +208,7 @@ class LinearMixedForms:
         """Raise a ``ValueError`` naming any invalid option (called by :meth:`fit` before any work)."""
         validation.check_options(
             n_factors=self.n_factors, solver=self.solver, codes=self.codes, n_pcs=self.n_pcs, ridge=self.ridge,
-            weights=self._weights(), max_iter=self.max_iter, tol=self.tol,
+            weights=self._weights(), max_iter=self.max_iter, tol=self.tol, n_jobs=self.n_jobs,
         )
 
     @property
@@ -305,8 +319,9 @@ class LinearMixedForms:
         operators = {r: Operator(m, self.means_[r], self.scales_[r], masks[r]) for r, m in ready.items()}
         root = {role: np.sqrt(w) for role, w in self.modality_weights_.items()}
         encoders = {role: e / root[role] for role, e in self.encoders_.items()}
-        K, H = encode(self._weighted(operators), self._loadings_weighted, encoders, self._ridge(),
-                      has_random="random" in self.means_)
+        with parallel.workers(self.n_jobs):
+            K, H = encode(self._weighted(operators), self._loadings_weighted, encoders, self._ridge(),
+                          has_random="random" in self.means_)
         return Codes(fixed=K, random=H)
 
     def predict(self, *, X=None, Z=None, observed: dict | None = None) -> np.ndarray:

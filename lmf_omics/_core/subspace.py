@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import linalg
 
 from .operators import Operator
 
@@ -56,15 +57,23 @@ def principal_basis(operator: Operator, max_rank: int, *, rng: np.random.Generat
 def range_finder(
     operators: Sequence[Operator], size: int, *, rng: np.random.Generator, power_iterations: int = POWER_ITERATIONS
 ) -> np.ndarray:
-    """Orthonormal n × size basis approximating the range of ``[Ã₁ | Ã₂ | ...]`` (Halko et al. 2011)."""
+    """Orthonormal n × size basis approximating the range of ``[Ã₁ | Ã₂ | ...]`` (Halko et al. 2011).
+
+    The power iterations are kept from collapsing by LU factors (``P L`` of the iterate, as
+    scikit-learn's ``randomized_range_finder``: a quarter of the flops of a QR, same span); the
+    last iterate is made orthonormal by QR.
+    """
     widths = [op.shape[1] for op in operators]
     size = min(size, sum(widths))
-    basis = _orthonormal(sum(op.matmul(rng.standard_normal((w, size))) for op, w in zip(operators, widths)))
+    basis = sum(op.matmul(rng.standard_normal((w, size))) for op, w in zip(operators, widths))
     for _ in range(power_iterations):  # one p × size temporary at a time
-        basis = _orthonormal(sum(op.matmul(op.rmatmul(basis)) for op in operators))
-    return basis
-
-
-def _orthonormal(matrix: np.ndarray) -> np.ndarray:
-    q, _ = np.linalg.qr(matrix)
+        basis = _normalised(basis)
+        basis = sum(op.matmul(op.rmatmul(basis)) for op in operators)
+    q, _ = np.linalg.qr(basis)
     return q
+
+
+def _normalised(matrix: np.ndarray) -> np.ndarray:
+    """``P L`` of ``matrix = P L U``: same column span, entries of ``L`` at most 1 in size."""
+    permuted, _ = linalg.lu(matrix, permute_l=True, check_finite=False)
+    return permuted
