@@ -97,9 +97,13 @@ class StreamedMatrix(ChunkedMatrix):
         cannot be read by rows: rewrite it as CSR (``adata.X = adata.X.tocsr()``) first.
     chunk_nnz
         Stored entries (sparse) or values (dense) per chunk read.
+    columns
+        Boolean mask or indices of the features to use (applied to each chunk as it is read).
     """
 
-    def __init__(self, source, *, chunk_nnz: int = CHUNK_NNZ):
+    def __init__(self, source, *, chunk_nnz: int = CHUNK_NNZ, columns=None):
+        if isinstance(source, np.ndarray) or sparse.issparse(source):
+            raise TypeError("StreamedMatrix reads from a file; an in-memory matrix is used as it is")
         group = getattr(source, "group", source)  # AnnData's backed sparse dataset wraps a group
         self._group = group if _is_sparse_group(group) else None
         self._dense = None if self._group is not None else source
@@ -116,6 +120,9 @@ class StreamedMatrix(ChunkedMatrix):
             self.dtype = np.dtype(source.dtype)
         self.is_sparse = self._group is not None
         self.chunk_nnz = int(chunk_nnz)
+        self.columns = None if columns is None else np.arange(self.shape[1])[columns]
+        if self.columns is not None:
+            self.shape = (self.shape[0], len(self.columns))
 
     def __repr__(self) -> str:
         kind = "CSR" if self.is_sparse else "dense"
@@ -124,12 +131,18 @@ class StreamedMatrix(ChunkedMatrix):
     def _edges(self) -> list[tuple[int, int]]:
         if self.is_sparse:
             return parallel.split_by_nnz(self._indptr, self.chunk_nnz)
-        rows = max(1, self.chunk_nnz // max(self.shape[1], 1))
+        rows = max(1, self.chunk_nnz // max(self._width, 1))
         return [(a, min(a + rows, self.shape[0])) for a in range(0, self.shape[0], rows)]
+
+    @property
+    def _width(self) -> int:
+        """Features stored in the file (before ``columns``)."""
+        return int(self._dense.shape[1]) if self._group is None else int(_attr(self._group, "shape")[1])
 
     def chunks(self):
         for start, stop in self._edges():
-            yield start, stop, self._read(start, stop)
+            rows = self._read(start, stop)
+            yield start, stop, rows if self.columns is None else rows[:, self.columns]
 
     def _read(self, start: int, stop: int):
         if not self.is_sparse:
@@ -138,14 +151,14 @@ class StreamedMatrix(ChunkedMatrix):
         data = _float(np.asarray(self._group["data"][low:high]))
         indices = np.asarray(self._group["indices"][low:high])
         return sparse.csr_matrix((data, indices, self._indptr[start:stop + 1] - low),
-                                 shape=(stop - start, self.shape[1]))
+                                 shape=(stop - start, self._width))
 
 
 def _is_sparse_group(obj) -> bool:
-    try:
-        return all(key in obj for key in ("data", "indices", "indptr"))
-    except TypeError:
+    """An HDF5/zarr group (mapping of datasets) holding ``data``, ``indices`` and ``indptr``."""
+    if not hasattr(obj, "keys"):
         return False
+    return {"data", "indices", "indptr"} <= set(obj.keys())
 
 
 def _attr(group, name):
@@ -311,9 +324,14 @@ def as_backend(data) -> ChunkedMatrix | None:
         return data
     if isinstance(data, np.ndarray) or sparse.issparse(data):
         return None
-    module = type(data).__module__.split(".")[0]
-    if module == "dask" and hasattr(data, "to_delayed"):
+    if type(data).__module__.split(".")[0] == "dask" and hasattr(data, "to_delayed"):
         return DaskMatrix(data)
-    if module in ("h5py", "zarr", "anndata") and hasattr(data, "shape"):
+    if is_on_disk(data):
         return StreamedMatrix(data)
     return None
+
+
+def is_on_disk(data) -> bool:
+    """An HDF5/zarr dataset or AnnData backed matrix (read in chunks, never whole)."""
+    module = type(data).__module__.split(".")[0]
+    return module in ("h5py", "zarr", "anndata") and hasattr(data, "shape")
