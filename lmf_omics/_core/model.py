@@ -280,14 +280,16 @@ class LinearMixedForms:
 
     def _store(self, problem, factors: Factors, moments, norms, history, K, H) -> None:
         root = {role: np.sqrt(w) for role, w in self.modality_weights_.items()}
+        variance = variance_explained(factors, moments, norms)
+        split = response_split(factors.alpha, problem.response_by_code(factors), norms["response"])
+        factors = problem.loadings(factors)  # over the features (encoded codes iterate in coordinates)
         self._loadings_weighted = Factors(K=np.zeros((0, self.n_factors)), H=None, alpha=factors.alpha,
                                           beta=factors.beta, u=factors.u)
         self.fixed_codes_, self.random_codes_ = K, H
         self.codes_ = K if H is None else K + H
         self.loadings_ = {role: loading / root[role] for role, loading in factors.loadings.items()}
         self.encoders_ = {role: encoder * root[role] for role, encoder in problem.encoders(factors).items()}
-        self.variance_explained_, self.total_variance_explained_ = variance_explained(factors, moments, norms)
-        split = response_split(factors.alpha, problem.response_by_code(factors), norms["response"])
+        self.variance_explained_, self.total_variance_explained_ = variance
         self.total_variance_explained_.update(split)
         self.objective_history_ = np.asarray(history)
         self.n_iter_ = len(history)
