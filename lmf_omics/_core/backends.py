@@ -68,7 +68,7 @@ class ChunkedMatrix:
         count = 0
         for start, stop, rows in self.chunks():
             weights = None if observed is None else observed[start:stop]
-            sums += _sums_and_squares(rows, weights)
+            sums += parallel.sums_and_squares(_in_memory(rows), weights)
             count += stop - start if weights is None else int(weights.sum())
         return _mean_and_variance(sums, count)
 
@@ -210,7 +210,7 @@ class DaskMatrix(ChunkedMatrix):
 
     def column_moments(self, observed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         weights = [None if observed is None else observed[a:b] for a, b in self._row_slices()]
-        sums = _tree_sum([(_sums_and_squares, block, w) for block, w in zip(self._blocks(), weights)])
+        sums = _tree_sum([(_block_sums, block, w) for block, w in zip(self._blocks(), weights)])
         count = self.shape[0] if observed is None else int(observed.sum())
         return _mean_and_variance(sums, count)
 
@@ -246,6 +246,10 @@ def _block_rmatmul(block, left):
     return parallel.rmatmul(_without_nan(_in_memory(block)), left)
 
 
+def _block_sums(block, weights):
+    return parallel.sums_and_squares(_in_memory(block), weights)
+
+
 def _without_nan(block):
     """Dense rows of NaN (cells without the modality, checked before any work) as zeros."""
     if sparse.issparse(block) or not np.isnan(block).any():
@@ -264,21 +268,6 @@ def _in_memory(block):
 
 def _float(array: np.ndarray) -> np.ndarray:
     return array if array.dtype in (np.float32, np.float64) else array.astype(np.float64)
-
-
-def _sums_and_squares(block, weights) -> np.ndarray:
-    """Column sums and sums of squares (2 × p, float64) of the rows with ``weights`` 1."""
-    block = _in_memory(block)
-    if sparse.issparse(block):
-        values = block.data.astype(np.float64)
-        if weights is not None:
-            values = values * np.repeat(np.asarray(weights, np.float64), np.diff(block.indptr))
-        columns = block.indices
-        p = block.shape[1]
-        return np.stack([np.bincount(columns, weights=values, minlength=p),
-                         np.bincount(columns, weights=values * block.data, minlength=p)])
-    rows = block.astype(np.float64) if weights is None else block[np.asarray(weights, bool)].astype(np.float64)
-    return np.stack([rows.sum(axis=0), np.einsum("ij,ij->j", rows, rows)])
 
 
 def _mean_and_variance(sums: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:

@@ -45,42 +45,27 @@ def as_matrix(data) -> np.ndarray | sparse.csr_matrix | sparse.csc_matrix | Chun
 
 
 def column_moments(matrix, observed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and (population) variances in float64 over the observed rows, without densifying."""
+    """Column means and (population) variances in float64 over the observed rows, without densifying.
+
+    A CSR matrix is summed in row blocks on the fit's threads (no float64 copy of its values).
+    """
     if isinstance(matrix, ChunkedMatrix):
         return matrix.column_moments(observed)
-    if observed is None:
-        n = matrix.shape[0]
-        if not sparse.issparse(matrix):
-            return matrix.mean(axis=0, dtype=np.float64), matrix.var(axis=0, dtype=np.float64)
+    if not sparse.issparse(matrix):
+        rows = matrix if observed is None else matrix[observed]
+        return rows.mean(axis=0, dtype=np.float64), rows.var(axis=0, dtype=np.float64)
+    n = matrix.shape[0] if observed is None else int(observed.sum())
+    if matrix.format == "csr":
+        sums, squares = parallel.column_sums(matrix, observed)
+    else:  # CSC: a column's entries are contiguous
         values = matrix.data.astype(np.float64)
-        sums, squares = _column_sums(matrix, values), _column_sums(matrix, values**2)
-    else:
-        n = int(observed.sum())
-        if sparse.issparse(matrix):
-            values = matrix.data.astype(np.float64) * observed[_row_of_entries(matrix)]
-            sums, squares = _column_sums(matrix, values), _column_sums(matrix, values * matrix.data)
-        else:
-            rows = matrix[observed]
-            return rows.mean(axis=0, dtype=np.float64), rows.var(axis=0, dtype=np.float64)
+        if observed is not None:
+            values *= observed[matrix.indices]
+        columns = np.repeat(np.arange(matrix.shape[1]), np.diff(matrix.indptr))
+        sums = np.bincount(columns, weights=values, minlength=matrix.shape[1])
+        squares = np.bincount(columns, weights=values * matrix.data, minlength=matrix.shape[1])
     mean = sums / n
     return mean, np.maximum(squares / n - mean**2, 0.0)
-
-
-def _column_sums(matrix, values: np.ndarray) -> np.ndarray:
-    """Column sums of a CSR/CSC matrix whose stored values are replaced by ``values``."""
-    p = matrix.shape[1]
-    if matrix.format == "csr":
-        columns = matrix.indices
-    else:
-        columns = np.repeat(np.arange(p), np.diff(matrix.indptr))
-    return np.bincount(columns, weights=values, minlength=p)
-
-
-def _row_of_entries(matrix) -> np.ndarray:
-    """Row index of every stored entry of a CSR/CSC matrix."""
-    if matrix.format == "csc":
-        return matrix.indices
-    return np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
 
 
 @dataclass(frozen=True)

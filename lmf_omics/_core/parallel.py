@@ -161,3 +161,29 @@ def _transposed_product(matrix, left: np.ndarray, *, wide: bool) -> np.ndarray:
 
     total = ordered_sum(partial, blocks)
     return np.zeros((matrix.shape[1], left.shape[1])) if total is None else total
+
+
+# ------------------------------------------------------------------------------ moments
+def column_sums(matrix, observed: np.ndarray | None = None) -> np.ndarray:
+    """Column sums and sums of squares (2 × p, float64) of a CSR matrix's observed rows, by row blocks."""
+
+    def partial(edges):
+        start, stop = edges
+        return sums_and_squares(row_block(matrix, start, stop), None if observed is None else observed[start:stop])
+
+    total = ordered_sum(partial, row_blocks(matrix))
+    return np.zeros((2, matrix.shape[1])) if total is None else total
+
+
+def sums_and_squares(block, weights=None) -> np.ndarray:
+    """Column sums and sums of squares (2 × p, float64) of the rows of ``block`` with ``weights`` 1."""
+    if sparse.issparse(block):
+        values = block.data.astype(np.float64)
+        if weights is not None:
+            values = values * np.repeat(np.asarray(weights, np.float64), np.diff(block.indptr))
+        columns, p = block.indices, block.shape[1]
+        return np.stack([np.bincount(columns, weights=values, minlength=p),
+                         np.bincount(columns, weights=values * block.data, minlength=p)])
+    rows = block if weights is None else block[np.asarray(weights, bool)]
+    rows = rows.astype(np.float64)
+    return np.stack([rows.sum(axis=0), np.einsum("ij,ij->j", rows, rows)])
