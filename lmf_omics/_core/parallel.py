@@ -115,13 +115,6 @@ def row_block(matrix, start: int, stop: int):
                              shape=(stop - start, matrix.shape[1]), copy=False)
 
 
-def _promoted(block):
-    """A float32 block as float64 (one block at a time), so products accumulate in float64."""
-    if block.dtype == np.float64:
-        return block
-    return block.astype(np.float64)
-
-
 # ---------------------------------------------------------------------------- products
 def matmul(matrix, right: np.ndarray) -> np.ndarray:
     """``A @ right`` (n × k, float64) for a dense, CSR or CSC ``A``."""
@@ -132,7 +125,7 @@ def matmul(matrix, right: np.ndarray) -> np.ndarray:
 
     def fill(edges):
         start, stop = edges
-        out[start:stop] = _promoted(row_block(matrix, start, stop)) @ right
+        out[start:stop] = row_block(matrix, start, stop) @ right  # float32 values promoted block by block
 
     for _ in ordered_map(fill, row_blocks(matrix)):
         pass
@@ -157,7 +150,7 @@ def _transposed_product(matrix, left: np.ndarray, *, wide: bool) -> np.ndarray:
 
     def partial(edges):
         start, stop = edges
-        return np.asarray(_promoted(row_block(matrix, start, stop)).T @ left[start:stop])
+        return np.asarray(row_block(matrix, start, stop).T @ left[start:stop])
 
     total = ordered_sum(partial, blocks)
     return np.zeros((matrix.shape[1], left.shape[1])) if total is None else total
