@@ -103,12 +103,10 @@ class FreeProblem:
         return {"random": self.random_basis.encoder @ (self.random_basis.vectors.T @ factors.H)}
 
 
-def _solve_triangular(T: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """``T⁻¹ right`` for a square upper-triangular ``T`` (least squares where it is singular)."""
+def _well_conditioned(T: np.ndarray) -> bool:
+    """A square triangular ``T`` whose inverse is accurate (diagonal ratio above 1e-8)."""
     diagonal = np.abs(np.diag(T))
-    if diagonal.min(initial=np.inf) > diagonal.max(initial=0.0) * T.shape[0] * np.finfo(float).eps:
-        return linalg.solve_triangular(T, right, check_finite=False)
-    return np.linalg.lstsq(T, right, rcond=None)[0]
+    return T.shape[0] == T.shape[1] and diagonal.min(initial=np.inf) > 1e-8 * diagonal.max(initial=0.0)
 
 
 def _leading(operator, rank, rng):
@@ -130,14 +128,15 @@ class EncodedProblem:
     iterations keep cross moments and loadings as r' × k coordinates in ``W`` (inner products
     and Gram matrices are the same in coordinates), so they cost O(r²k), not O(p r k).
     :meth:`loadings` maps them to features once, at the end: ``W a = Ãᵀ (B T⁻¹ a)``, one pass of
-    width k over each modality, so no p × r matrix is kept (``W`` itself only when p ≤ r).
+    width k over each modality, so no p × r matrix is kept (``W`` itself only when p ≤ r or ``P`` is
+    rank-deficient).
     """
 
     fixed_basis: Basis
     random_basis: Basis | None
     cross: dict[tuple[str, str], np.ndarray]  # (role, basis) → coordinates T of Ã_roleᵀ basis = W T
     data: Data
-    frames: dict[str, np.ndarray]  # role → W, for modalities with at most r features
+    frames: dict[str, np.ndarray]  # role → W, for few features or a rank-deficient projection
     response_gram: dict[str, np.ndarray]  # "UU", "UQ", "QQ" → basisᵀ D_Y basis
     overlap: np.ndarray | None  # UᵀQ
     eig_fixed: tuple[np.ndarray, np.ndarray]
@@ -154,10 +153,9 @@ class EncodedProblem:
             if basis is None:
                 continue
             projection = getattr(data, role).rmatmul(basis)
-            if projection.shape[0] <= projection.shape[1]:  # few features: keep the frame W
-                frames[role], coordinates[role] = np.linalg.qr(projection)
-            else:
-                coordinates[role] = np.linalg.qr(projection, mode="r")
+            coordinates[role] = np.linalg.qr(projection, mode="r")
+            if projection.shape[0] <= projection.shape[1] or not _well_conditioned(coordinates[role]):
+                frames[role], coordinates[role] = np.linalg.qr(projection)  # few features, or rank-deficient
             del projection
         r = U.shape[1]
         cross = {("response", "fixed"): coordinates["response"][:, :r], ("fixed", "fixed"): coordinates["fixed"]}
@@ -247,13 +245,13 @@ class EncodedProblem:
             T = np.hstack([self.cross[key] for key in (("response", "fixed"), ("response", "random"))
                            if key in self.cross])
             r = U.shape[1]
-            coefficients = _solve_triangular(T, coordinates)
+            coefficients = linalg.solve_triangular(T, coordinates, check_finite=False)
             left = U @ coefficients[:r]
             if self.random_basis is not None:
                 left += self.random_basis.vectors @ coefficients[r:]
         else:
             basis = U if role == "fixed" else self.random_basis.vectors
-            left = basis @ _solve_triangular(self.cross[(role, role)], coordinates)
+            left = basis @ linalg.solve_triangular(self.cross[(role, role)], coordinates, check_finite=False)
         return getattr(self.data, role).rmatmul(left)
 
     def encoders(self, factors: Factors) -> dict[str, np.ndarray]:
