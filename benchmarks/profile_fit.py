@@ -49,8 +49,9 @@ def main() -> None:
     profiler.disable()
     total = time.perf_counter() - start
     stats = pstats.Stats(profiler)
-    lines = [f"{args.codes} fit, {args.n:,} cells, k = {scale.K}: {total:.2f} s wall, {model.n_iter_} iterations, "
-             f"load average {os.getloadavg()[0]:.1f}", "", "phase | seconds (cumulative) | share"]
+    title = (f"{args.codes} fit, {args.n:,} cells, k = {scale.K}: {total:.2f} s wall, {model.n_iter_} iterations, "
+             f"load average {os.getloadavg()[0]:.1f}")
+    lines = [title, "", "phase | seconds (cumulative) | share"]
     for (fragment, name), phase in PHASES.items():
         seconds = sum(entry[3] for (path, _, function), entry in stats.stats.items()
                       if path.endswith(fragment) and function == name)

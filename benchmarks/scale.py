@@ -230,7 +230,8 @@ def measure(task: str, n: int, args) -> dict:
     command = [sys.executable, __file__, "--task", task, "--n", str(n), "--cache", str(args.cache),
                "--mofa-iter", str(args.mofa_iter), "--free-iter", str(args.free_iter)]
     started = time.time()
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    done = subprocess.run(command, capture_output=True, text=True, check=False,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode or not lines:
         print(done.stdout[-2000:], done.stderr[-4000:], file=sys.stderr)
@@ -299,10 +300,15 @@ def _get(runs, task, n):
     return next((r for r in runs if r["task"] == task and r["n"] == n and "error" not in r), None)
 
 
+def ratio(a, b) -> str:
+    return f"{a / b:.2f}" if a and b else "—"
+
+
 def write_table(runs, inputs, path):
-    lines = ["# Scale benchmark", "", f"Machine: {os.cpu_count()} cores (shared), load average at the end "
-             f"{os.getloadavg()[0]:.1f}; k = {K}; each row one process (peak RSS = ru_maxrss; 'above input' = peak minus"
-             " RSS after loading the CSR matrices).", "",
+    intro = (f"Machine: {os.cpu_count()} cores (shared), load average at the end {os.getloadavg()[0]:.1f}; k = {K}; "
+             "each row one process (peak RSS = ru_maxrss; 'above input' = peak minus RSS after loading the CSR "
+             "matrices).")
+    lines = ["# Scale benchmark", "", intro, "",
              "| cells | task | time (s) | iterations | s / iteration | peak RSS (MB) | above input (MB) | load |",
              "|---:|---|---:|---:|---:|---:|---:|---|"]
     for run in runs:
@@ -315,13 +321,12 @@ def write_table(runs, inputs, path):
             f"{'' if run.get('converged', True) else ' (cap)'} | {'' if per is None else f'{per:.3f}'} | "
             f"{run['peak_rss_mb']:.0f} | {run['peak_rss_mb'] - run['loaded_rss_mb']:.0f} | "
             f"{run['load_before']:.1f}→{run['load_after']:.1f} |")
-    lines += ["", "| cells | input CSR (MB: Y, X, Z) | HDF5 file (MB) | LMF / PCA | LMF free iteration / bare pass "
-              "| LMF streamed peak / file | MOFA+ / LMF (per iteration, per fit) | MOFA+ / LMF memory above input |",
-              "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    header = ("| cells | input CSR (MB: Y, X, Z) | HDF5 file (MB) | LMF / PCA | LMF free iteration / bare pass "
+              "| LMF streamed peak / file | MOFA+ / LMF (per iteration, per fit) | MOFA+ / LMF memory above input |")
+    lines += ["", header, "|---:|---|---:|---:|---:|---:|---:|---:|"]
     for n, sizes in inputs.items():
         lmf, pca, bare = _get(runs, "lmf", n), _get(runs, "pca", n), _get(runs, "bare", n)
         free, mofa, streamed = _get(runs, "lmf_free", n), _get(runs, "mofa", n), _get(runs, "lmf_streamed", n)
-        ratio = lambda a, b: f"{a / b:.2f}" if a and b else "—"  # noqa: E731
         mofa_text = "—"
         if mofa and lmf:
             mofa_text = f"{mofa['per_iteration'] / lmf['seconds']:.1f}x one LMF fit per MOFA+ iteration; " \

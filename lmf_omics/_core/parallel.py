@@ -77,8 +77,13 @@ def ordered_map(function: Callable, items: Sequence) -> Iterator:
 
 def ordered_sum(function: Callable, items: Sequence):
     """``Σ function(item)`` added in the order of ``items`` (whatever the threads)."""
+    return accumulate(ordered_map(function, items))
+
+
+def accumulate(arrays) -> np.ndarray | None:
+    """The sum of fresh arrays, added in place into the first in their order (``None`` for none)."""
     total = None
-    for part in ordered_map(function, items):
+    for part in arrays:
         if total is None:
             total = part
         else:

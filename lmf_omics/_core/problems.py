@@ -146,7 +146,6 @@ class EncodedProblem:
     def build(cls, data: Data, fixed_basis: Basis, random_basis: Basis | None) -> EncodedProblem:
         """One pass over each operator against the bases."""
         U, Q = fixed_basis.vectors, None if random_basis is None else random_basis.vectors
-        weights = data.response.weights[:, None]
         both = U if Q is None else np.hstack([U, Q])
         frames, coordinates = {}, {}
         for role, basis in (("response", both), ("fixed", U), ("random", Q)):
@@ -159,7 +158,8 @@ class EncodedProblem:
             del projection
         r = U.shape[1]
         cross = {("response", "fixed"): coordinates["response"][:, :r], ("fixed", "fixed"): coordinates["fixed"]}
-        blocks = both.T @ (both * weights)
+        observed = data.response.observed
+        blocks = both.T @ (both if observed is None else both * observed[:, None])
         response_gram = {"UU": blocks[:r, :r]}
         overlap = None
         if Q is not None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg
 
+from . import parallel
 from .operators import Operator
 
 OVERSAMPLE = 10
@@ -44,6 +45,7 @@ def principal_basis(operator: Operator, max_rank: int, *, rng: np.random.Generat
     else:
         left = range_finder([operator], max_rank + OVERSAMPLE, rng=rng)
         right = operator.rmatmul(left)  # ≈ V S: orthogonal columns; unit length is enough (and in place)
+        del left  # n × (r + 10): not held while the next n × r arrays are made
         right /= np.maximum(np.linalg.norm(right, axis=0), np.finfo(float).tiny)
     projected = operator.matmul(right)
     values, vectors = np.linalg.eigh(projected.T @ projected)
@@ -65,15 +67,15 @@ def range_finder(
     """
     widths = [op.shape[1] for op in operators]
     size = min(size, sum(widths))
-    basis = sum(op.matmul(rng.standard_normal((w, size))) for op, w in zip(operators, widths))
+    basis = parallel.accumulate(op.matmul(rng.standard_normal((w, size))) for op, w in zip(operators, widths))
     for _ in range(power_iterations):  # one p × size temporary at a time
         basis = _normalised(basis)
-        basis = sum(op.matmul(op.rmatmul(basis)) for op in operators)
+        basis = parallel.accumulate(op.matmul(op.rmatmul(basis)) for op in operators)
     q, _ = np.linalg.qr(basis)
     return q
 
 
 def _normalised(matrix: np.ndarray) -> np.ndarray:
-    """``P L`` of ``matrix = P L U``: same column span, entries of ``L`` at most 1 in size."""
-    permuted, _ = linalg.lu(matrix, permute_l=True, check_finite=False)
+    """``P L`` of ``matrix = P L U`` (``matrix`` is overwritten): same column span, entries of ``L`` at most 1."""
+    permuted, _ = linalg.lu(matrix, permute_l=True, overwrite_a=True, check_finite=False)
     return permuted
