@@ -261,11 +261,15 @@ def main() -> None:
     parser.add_argument("--mofa-iter", type=int, default=10, help="MOFA+ iterations (it is timed per iteration)")
     parser.add_argument("--free-max", type=int, default=100_000, help="largest size free codes run at")
     parser.add_argument("--free-iter", type=int, default=100, help="iteration cap of the free-codes fit")
+    parser.add_argument("--report", action="store_true", help="only redo the table and figure from --out")
     parser.add_argument("--task", choices=TASKS, help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.task:
         run_task(args)
+        return
+    if args.report:
+        report(args.out)
         return
     runs, inputs = [], {}
     print(f"load average at start: {os.getloadavg()}", flush=True)
@@ -273,7 +277,7 @@ def main() -> None:
         start = time.perf_counter()
         data = cached(n, args.cache)
         inputs[n] = {name: csr_bytes(m) / 1e6 for name, m in data.items()} | {
-            f"density_{name}": m.nnz / np.prod(m.shape) for name, m in data.items()}
+            f"density_{name}": float(m.nnz / np.prod(m.shape)) for name, m in data.items()}
         h5 = args.cache / f"cells_{n}.h5"
         if not h5.exists():
             write_h5(data, h5)
@@ -283,9 +287,27 @@ def main() -> None:
         runs += [measure(task, n, args) for task in tasks_for(n, args)]
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(runs, args.out / "scale_runs.csv")
-    write_table(runs, inputs, args.out / "scale.md")
-    plot(runs, args.out / "scale.png")
+    (args.out / "scale_inputs.json").write_text(json.dumps({str(n): v for n, v in inputs.items()}, indent=1))
+    report(args.out)
     print(f"load average at end: {os.getloadavg()}")
+
+
+def report(out: Path) -> None:
+    """Table and figure from ``scale_runs.csv`` and ``scale_inputs.json`` (``--report`` redoes only this)."""
+    with open(out / "scale_runs.csv") as f:
+        runs = [{key: _number(value) for key, value in row.items() if value != ""} for row in csv.DictReader(f)]
+    inputs = {int(n): v for n, v in json.loads((out / "scale_inputs.json").read_text()).items()}
+    write_table(runs, inputs, out / "scale.md")
+    plot(runs, inputs, out / "scale.png")
+
+
+def _number(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"True": True, "False": False}.get(text, text)
 
 
 def write_csv(runs, path):
@@ -342,13 +364,13 @@ def write_table(runs, inputs, path):
     path.write_text("\n".join(lines) + "\n")
 
 
-def plot(runs, path):
+def plot(runs, inputs, path):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.4))
     for task in TASKS:
         points = sorted((r["n"], r["seconds"], r["peak_rss_mb"]) for r in runs if r["task"] == task and "error" not in r)
         if not points:
@@ -356,13 +378,16 @@ def plot(runs, path):
         n, seconds, rss = zip(*points)
         for ax, values in zip(axes, (seconds, rss)):
             ax.plot(n, values, marker="o", label=LABELS[task])
+    sizes = sorted(inputs)
+    axes[1].plot(sizes, [sum(inputs[n][m] for m in "YXZ") for n in sizes], "k--", label="input CSR (Y + X + Z)")
     for ax, label in zip(axes, ("wall time (s)", "peak RSS (MB)")):
         ax.set(xscale="log", yscale="log", xlabel="cells", ylabel=label)
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].set_title("time: fit, PCA, one product pass")
-    axes[1].set_title("peak memory per process")
-    axes[1].legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
+    axes[0].set_title("time: whole fit, PCA, MOFA+ (10 iterations), one product pass")
+    axes[1].set_title("peak memory per process (interpreter included)")
+    handles, labels = axes[1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     fig.savefig(path, dpi=130)
 
 

@@ -239,11 +239,12 @@ class LinearMixedForms:
         factors, moments, history = self._iterate(problem, data, factors, norms, ridge)
         rotation = canonical_rotation(factors, moments, norms)
         factors, moments = factors.rotated(rotation), moments.rotated(rotation)
+        features = problem.loadings(factors)  # loadings over the features, before the n × k codes exist
         K, H = problem.codes(factors)
-        signs = np.diag(column_signs(K if H is None else K + H))
-        factors, moments = factors.rotated(signs), moments.rotated(signs)
-        K, H = K @ signs, None if H is None else H @ signs
-        self._store(problem, factors, moments, norms, history, K, H)
+        flip = np.diag(column_signs(K if H is None else K + H))
+        del K, H  # n × k each: formed again below, flipped, rather than held twice
+        factors, moments, features = factors.rotated(flip), moments.rotated(flip), features.rotated(flip)
+        self._store(problem, factors, features, moments, norms, history, *problem.codes(factors))
 
     def _iterate(self, problem, data: Data, factors: Factors, norms: dict[str, float], ridge: float):
         """Alternate loadings and codes; return the last finite fit, its moments and the history."""
@@ -278,18 +279,17 @@ class LinearMixedForms:
             )
         return (*last_good, history)
 
-    def _store(self, problem, factors: Factors, moments, norms, history, K, H) -> None:
+    def _store(self, problem, factors: Factors, features: Factors, moments, norms, history, K, H) -> None:
+        """``factors`` as the problem iterates them (coordinates for encoded codes), ``features`` over the features."""
         root = {role: np.sqrt(w) for role, w in self.modality_weights_.items()}
-        variance = variance_explained(factors, moments, norms)
-        split = response_split(factors.alpha, problem.response_by_code(factors), norms["response"])
-        factors = problem.loadings(factors)  # over the features (encoded codes iterate in coordinates)
-        self._loadings_weighted = Factors(K=np.zeros((0, self.n_factors)), H=None, alpha=factors.alpha,
-                                          beta=factors.beta, u=factors.u)
+        self._loadings_weighted = Factors(K=np.zeros((0, self.n_factors)), H=None, alpha=features.alpha,
+                                          beta=features.beta, u=features.u)
         self.fixed_codes_, self.random_codes_ = K, H
         self.codes_ = K if H is None else K + H
-        self.loadings_ = {role: loading / root[role] for role, loading in factors.loadings.items()}
+        self.loadings_ = {role: loading / root[role] for role, loading in features.loadings.items()}
         self.encoders_ = {role: encoder * root[role] for role, encoder in problem.encoders(factors).items()}
-        self.variance_explained_, self.total_variance_explained_ = variance
+        self.variance_explained_, self.total_variance_explained_ = variance_explained(factors, moments, norms)
+        split = response_split(factors.alpha, problem.response_by_code(factors), norms["response"])
         self.total_variance_explained_.update(split)
         self.objective_history_ = np.asarray(history)
         self.n_iter_ = len(history)

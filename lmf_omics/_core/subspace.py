@@ -71,8 +71,39 @@ def range_finder(
     for _ in range(power_iterations):  # one p × size temporary at a time
         basis = _normalised(basis)
         basis = parallel.accumulate(op.matmul(op.rmatmul(basis)) for op in operators)
-    q, _ = np.linalg.qr(basis)
-    return q
+    return orthonormalised(basis)
+
+
+def orthonormalised(matrix: np.ndarray) -> np.ndarray:
+    """``Q`` of ``matrix = Q R``, written over ``matrix`` (a tall n × k array).
+
+    One Householder QR when ``matrix`` is one row block; otherwise a tall-skinny QR: each row block
+    ``A_i = Q_i R_i`` (in place, on the fit's threads), then ``[R_1; R_2; ...] = S R`` and
+    ``Q = blockdiag(Q_i) S``. About one n × k array of memory instead of three.
+    """
+    k = matrix.shape[1]
+    blocks = parallel.row_blocks(matrix, max(parallel.BLOCK_ENTRIES, 4 * k * k))
+    if len(blocks) > 1 and blocks[-1][1] - blocks[-1][0] < k:  # every block at least k rows tall
+        blocks[-2:] = [(blocks[-2][0], blocks[-1][1])]
+    if len(blocks) < 2:
+        q, _ = np.linalg.qr(matrix)
+        return q
+
+    def factor(edges):
+        start, stop = edges
+        q, r = np.linalg.qr(matrix[start:stop])
+        matrix[start:stop] = q
+        return r
+
+    triangles = list(parallel.ordered_map(factor, blocks))
+    stacked, _ = np.linalg.qr(np.vstack(triangles))
+
+    def rotate(edges_and_index):
+        (start, stop), i = edges_and_index
+        matrix[start:stop] = matrix[start:stop] @ stacked[i * k:(i + 1) * k]
+
+    list(parallel.ordered_map(rotate, list(zip(blocks, range(len(blocks))))))
+    return matrix
 
 
 def _normalised(matrix: np.ndarray) -> np.ndarray:

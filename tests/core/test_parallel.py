@@ -90,3 +90,18 @@ def test_bad_n_jobs(n_jobs):
     sim = simulate(n=30, seed=1)
     with pytest.raises(ValueError, match=f"n_jobs must be a positive integer, -1 or None .*got {n_jobs!r}"):
         LinearMixedForms(2, n_jobs=n_jobs).fit(sim["Y"], sim["X"])
+
+
+@pytest.mark.usefixtures("small_blocks")
+@pytest.mark.parametrize("n", [5, 203])
+def test_tall_skinny_qr_is_an_orthonormal_basis_of_the_same_span(n):
+    from lmf_omics._core.subspace import orthonormalised
+
+    rng = np.random.default_rng(6)
+    matrix = rng.standard_normal((n, 4)) @ np.diag([1.0, 1e2, 1e4, 1e6])
+    reference, _ = np.linalg.qr(matrix)
+    with parallel.workers(2):
+        q = orthonormalised(matrix.copy())
+    np.testing.assert_allclose(q.T @ q, np.eye(4), atol=1e-13)
+    np.testing.assert_allclose(q @ (q.T @ reference), reference, atol=1e-13)  # same column span
+    np.testing.assert_allclose(np.abs(q), np.abs(reference), atol=1e-12)  # and the same columns up to sign
