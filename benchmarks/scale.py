@@ -371,9 +371,9 @@ def ratio(a, b) -> str:
 
 
 def write_table(runs, inputs, path):
-    intro = (f"Machine: {os.cpu_count()} cores (shared), load average at the end {os.getloadavg()[0]:.1f}; k = {K}; "
-             "each row one process (peak RSS = ru_maxrss; 'above input' = peak minus RSS after loading the CSR "
-             "matrices).")
+    intro = (f"Machine: {os.cpu_count()} cores, shared with other jobs (1-minute load average before → after each "
+             f"row in the last column); k = {K}; each row one process (peak RSS = ru_maxrss; 'above input' = peak "
+             "minus RSS after loading the CSR matrices; for the streamed fits nothing is loaded).")
     lines = ["# Scale benchmark", "", intro, "",
              "| cells | task | time (s) | iterations | s / iteration | peak RSS (MB) | above input (MB) | load |",
              "|---:|---|---:|---:|---:|---:|---:|---|"]
@@ -427,10 +427,15 @@ def plot(runs, inputs, path):
         if not points:
             continue
         n, seconds, rss = zip(*points)
+        style = {"marker": "*", "markersize": 13, "linestyle": "none"} if task == "lmf_streamed_wide" else {"marker": "o"}
         for ax, values in zip(axes, (seconds, rss)):
-            ax.plot(n, values, marker="o", label=LABELS[task])
+            ax.plot(n, values, label=LABELS[task], **style)
     sizes = sorted(inputs)
     axes[1].plot(sizes, [sum(inputs[n][m] for m in "YXZ") for n in sizes], "k--", label="input CSR (Y + X + Z)")
+    wide = [r for r in runs if r["task"] == "lmf_streamed_wide" and "error" not in r]
+    if wide:
+        axes[1].plot([r["n"] for r in wide], [r["file_mb"] for r in wide], "ks", fillstyle="none", markersize=10,
+                     label="its X file (denser run)")
     for ax, label in zip(axes, ("wall time (s)", "peak RSS (MB)")):
         ax.set(xscale="log", yscale="log", xlabel="cells", ylabel=label)
         ax.grid(True, which="both", alpha=0.3)
