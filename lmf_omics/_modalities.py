@@ -16,6 +16,8 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
+from ._core.backends import StreamedMatrix, is_on_disk
+
 SPEC_HELP = "use 'X', 'raw', 'layer:<name>', 'obsm:<key>' or 'obs:<col>[,<col>...]'"
 
 
@@ -74,7 +76,8 @@ def read_modality(adata: AnnData, spec: str, *, role: str, mask_var=None) -> Mod
     if not aligned:
         raise ValueError(f"{label}: mask_var applies to var-aligned modalities ('X', 'layer:<name>') only")
     mask = resolve_mask(adata, mask_var, label)
-    return Modality(spec, matrix[:, mask], features[mask], mask)
+    selected = StreamedMatrix(matrix, columns=mask) if is_on_disk(matrix) else matrix[:, mask]  # backed: stays on disk
+    return Modality(spec, selected, features[mask], mask)
 
 
 def resolve_mask(adata: AnnData, mask_var, label: str) -> np.ndarray:

@@ -8,6 +8,7 @@ import numpy as np
 from scipy import sparse
 
 from . import validation
+from .backends import ChunkedMatrix, as_backend
 from .operators import Operator, as_matrix
 
 
@@ -31,6 +32,11 @@ def prepare(
         raise ValueError(f"observed names modalities that were not given: {sorted(unknown)}; use {sorted(matrices)}")
     masks, ready = {}, {}
     for role, matrix in matrices.items():
+        backend = as_backend(matrix)
+        if backend is not None:
+            masks[role] = _check_chunked(backend, role, labels, observed.get(role), minimum_observed)
+            ready[role] = backend
+            continue
         matrix, masks[role] = validation.checked_matrix(matrix, role, labels, observed.get(role), minimum_observed)
         ready[role] = _zero_filled(matrix, masks[role])
     validation.check_shapes({role: m.shape for role, m in ready.items()}, labels)
@@ -53,3 +59,17 @@ def _zero_filled(matrix, mask: np.ndarray | None):
     filled = matrix.copy()
     filled[~mask] = 0.0
     return filled
+
+
+def _check_chunked(matrix: ChunkedMatrix, role: str, labels, given, minimum: int) -> np.ndarray | None:
+    """:func:`validation.check_matrix` for out-of-core data, in one pass over its chunks."""
+    label = (labels or validation.DEFAULT_LABELS).get(role, role)
+    validation.check_shape(matrix.shape, type(matrix).__name__, label)
+    validation.check_dtype(matrix.dtype, label)
+    usable = given is not None and np.shape(given) == (matrix.shape[0],) and np.asarray(given).dtype == bool
+    scan = matrix.scan(np.asarray(given) if usable else None)
+    nan_rows = np.zeros(matrix.shape[0], bool) if scan.nan_rows is None else scan.nan_rows
+    mask = validation.observed_rows(matrix, role, given, labels, minimum, nan_rows=nan_rows)
+    if scan.n_bad:
+        validation.raise_non_finite(label, scan.n_bad, scan.first_bad)
+    return mask

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import inputs, linalg, validation
+from . import inputs, linalg, parallel, validation
 from .canonical import canonical_rotation, column_signs
 from .encode import encode
 from .operators import Operator
@@ -115,6 +115,10 @@ class LinearMixedForms:
         Seed of the randomised SVD initialisation; the same seed gives identical results.
     progress
         Show a progress bar (``None``: only on a terminal).
+    n_jobs
+        Threads for the products with the data (``None`` or ``-1``: every core this process may
+        use). Results do not depend on it: the work is split by the data alone and partial sums
+        are added in a fixed order. BLAS is held to one thread during a fit.
 
     Attributes
     ----------
@@ -151,6 +155,7 @@ class LinearMixedForms:
         tol: float = 1e-6,
         random_state: int = 0,
         progress: bool | None = None,
+        n_jobs: int | None = None,
     ):
         self.n_factors = n_factors
         self.solver = solver
@@ -164,13 +169,18 @@ class LinearMixedForms:
         self.tol = tol
         self.random_state = random_state
         self.progress = progress
+        self.n_jobs = n_jobs
 
     # ----------------------------------------------------------------------------- fitting
     def fit(self, Y, X, Z=None, *, observed: dict | None = None, labels: dict[str, str] | None = None
             ) -> LinearMixedForms:
         """Fit the model to a response ``Y``, fixed-effect data ``X`` and optional covariates ``Z``.
 
-        Each is a numpy array or a scipy sparse matrix/array with cells as rows. A cell without a
+        Each is a numpy array or a scipy sparse matrix/array with cells as rows, or out-of-core
+        data read in row chunks and never held whole in memory: an HDF5/zarr dataset or CSR
+        group, a backed AnnData's ``X`` (``anndata.read_h5ad(path, backed="r").X``), or a dask
+        array of numpy or scipy sparse chunks (its products run as dask reductions, on a
+        ``dask.distributed`` cluster when a client is active). A cell without a
         modality is a row of NaN (dense) or flagged ``False`` in ``observed[role]`` (a boolean
         array per role, ``"response"``, ``"fixed"`` or ``"random"``). ``labels`` names the
         modalities in error messages. All input is checked before any work.
@@ -178,6 +188,10 @@ class LinearMixedForms:
         self.check_options()
         if Y is None or X is None:
             raise ValueError("fit needs a response Y and fixed-effect data X (Z is optional)")
+        with parallel.workers(self.n_jobs):
+            return self._fit(Y, X, Z, observed, labels)
+
+    def _fit(self, Y, X, Z, observed, labels) -> LinearMixedForms:
         given = {role: m for role, m in zip(ROLES, (Y, X, Z)) if m is not None}
         ready, masks = inputs.prepare(given, observed, labels)
         validation.check_rank(self.n_factors, ready["response"].shape[0], {r: m.shape[1] for r, m in ready.items()},
@@ -208,6 +222,7 @@ class LinearMixedForms:
             n_factors=self.n_factors, solver=self.solver, codes=self.codes, n_pcs=self.n_pcs, ridge=self.ridge,
             weights=self.weights if self.weights is not None else {}, max_iter=self.max_iter, tol=self.tol,
             center=self.center, scale=self.scale, random_state=self.random_state, progress=self.progress,
+            n_jobs=self.n_jobs,
         )
 
     @property
@@ -238,11 +253,12 @@ class LinearMixedForms:
         factors, moments, history = self._iterate(problem, data, factors, norms, ridge)
         rotation = canonical_rotation(factors, moments, norms)
         factors, moments = factors.rotated(rotation), moments.rotated(rotation)
+        features = problem.loadings(factors)  # loadings over the features, before the n × k codes exist
         K, H = problem.codes(factors)
-        signs = np.diag(column_signs(K if H is None else K + H))
-        factors, moments = factors.rotated(signs), moments.rotated(signs)
-        K, H = K @ signs, None if H is None else H @ signs
-        self._store(problem, factors, moments, norms, history, K, H)
+        flip = np.diag(column_signs(K if H is None else K + H))
+        del K, H  # n × k each: formed again below, flipped, rather than held twice
+        factors, moments, features = factors.rotated(flip), moments.rotated(flip), features.rotated(flip)
+        self._store(problem, factors, features, moments, norms, history, *problem.codes(factors))
 
     def _iterate(self, problem, data: Data, factors: Factors, norms: dict[str, float], ridge: float):
         """Alternate loadings and codes; return the last finite fit, its moments and the history."""
@@ -277,13 +293,14 @@ class LinearMixedForms:
             )
         return (*last_good, history)
 
-    def _store(self, problem, factors: Factors, moments, norms, history, K, H) -> None:
+    def _store(self, problem, factors: Factors, features: Factors, moments, norms, history, K, H) -> None:
+        """``factors`` as the problem iterates them (coordinates for encoded codes), ``features`` over the features."""
         root = {role: np.sqrt(w) for role, w in self.modality_weights_.items()}
-        self._loadings_weighted = Factors(K=np.zeros((0, self.n_factors)), H=None, alpha=factors.alpha,
-                                          beta=factors.beta, u=factors.u)
+        self._loadings_weighted = Factors(K=np.zeros((0, self.n_factors)), H=None, alpha=features.alpha,
+                                          beta=features.beta, u=features.u)
         self.fixed_codes_, self.random_codes_ = K, H
         self.codes_ = K if H is None else K + H
-        self.loadings_ = {role: loading / root[role] for role, loading in factors.loadings.items()}
+        self.loadings_ = {role: loading / root[role] for role, loading in features.loadings.items()}
         self.encoders_ = {role: encoder * root[role] for role, encoder in problem.encoders(factors).items()}
         self.variance_explained_, self.total_variance_explained_ = variance_explained(factors, moments, norms)
         split = response_split(factors.alpha, problem.response_by_code(factors), norms["response"])
@@ -319,7 +336,7 @@ class LinearMixedForms:
         operators = {r: Operator(m, self.means_[r], self.scales_[r], masks[r]) for r, m in ready.items()}
         root = {role: np.sqrt(w) for role, w in self.modality_weights_.items()}
         encoders = {role: e / root[role] for role, e in self.encoders_.items()}
-        with linalg.fallback_notes(logger, "LMF transform"):
+        with linalg.fallback_notes(logger, "LMF transform"), parallel.workers(self.n_jobs):
             K, H = encode(self._weighted(operators), self._loadings_weighted, encoders, self._ridge(),
                           has_random="random" in self.means_)
         return Codes(fixed=K, random=H)
@@ -336,7 +353,7 @@ class LinearMixedForms:
 
     def get_options(self) -> dict:
         """The constructor's options as given (``LinearMixedForms(**model.get_options())`` is a fresh copy)."""
-        return {name: getattr(self, name) for name in (*self.PARAMS, "weights", "progress")}
+        return {name: getattr(self, name) for name in (*self.PARAMS, "weights", "progress", "n_jobs")}
 
     def get_params(self) -> dict:
         """The options, with ``codes`` and ``n_pcs`` resolved (never ``None``: h5ad-writable)."""

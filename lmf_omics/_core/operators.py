@@ -2,23 +2,33 @@
 
 An operator stands for ``Ã = (A - 1 μᵀ) diag(1/s)`` without ever forming it: products are
 rewritten as ``Ã B = A (B/s) - 1 (μ/s)ᵀ B`` and ``Ãᵀ C = (Aᵀ C - μ 1ᵀC) / s``, so a sparse ``A``
-stays sparse and each product costs O(nnz · k).
+stays sparse and each product costs O(nnz · k). The raw products ``A B`` and ``Aᵀ C`` run in
+row blocks on the fit's threads (:mod:`.parallel`) for in-memory matrices, or in row chunks
+streamed from a file or a dask cluster for the backends of :mod:`.backends`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import sparse
 
+from . import parallel
+from .backends import ChunkedMatrix, as_backend
 
-def as_matrix(data) -> np.ndarray | sparse.csr_matrix | sparse.csc_matrix:
+
+def as_matrix(data) -> np.ndarray | sparse.csr_matrix | sparse.csc_matrix | ChunkedMatrix:
     """Return ``data`` as a float 2-D numpy array or a CSR/CSC matrix, never densifying.
 
     Integer and boolean inputs become float64; float32 stays float32. COO and other sparse
     formats become CSR; sparse arrays become sparse matrices (same buffers where possible).
+    Out-of-core data (dask arrays, HDF5/zarr datasets, backed AnnData matrices) become a
+    :class:`~.backends.ChunkedMatrix`, read in row chunks.
     """
+    backend = as_backend(data)
+    if backend is not None:
+        return backend
     if sparse.issparse(data):
         if data.format not in ("csr", "csc"):
             data = data.tocsr()
@@ -35,40 +45,27 @@ def as_matrix(data) -> np.ndarray | sparse.csr_matrix | sparse.csc_matrix:
 
 
 def column_moments(matrix, observed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and (population) variances in float64 over the observed rows, without densifying."""
-    if observed is None:
-        n = matrix.shape[0]
-        if not sparse.issparse(matrix):
-            return matrix.mean(axis=0, dtype=np.float64), matrix.var(axis=0, dtype=np.float64)
+    """Column means and (population) variances in float64 over the observed rows, without densifying.
+
+    A CSR matrix is summed in row blocks on the fit's threads (no float64 copy of its values).
+    """
+    if isinstance(matrix, ChunkedMatrix):
+        return matrix.column_moments(observed)
+    if not sparse.issparse(matrix):
+        rows = matrix if observed is None else matrix[observed]
+        return rows.mean(axis=0, dtype=np.float64), rows.var(axis=0, dtype=np.float64)
+    n = matrix.shape[0] if observed is None else int(observed.sum())
+    if matrix.format == "csr":
+        sums, squares = parallel.column_sums(matrix, observed)
+    else:  # CSC: a column's entries are contiguous
         values = matrix.data.astype(np.float64)
-        sums, squares = _column_sums(matrix, values), _column_sums(matrix, values**2)
-    else:
-        n = int(observed.sum())
-        if sparse.issparse(matrix):
-            values = matrix.data.astype(np.float64) * observed[_row_of_entries(matrix)]
-            sums, squares = _column_sums(matrix, values), _column_sums(matrix, values * matrix.data)
-        else:
-            rows = matrix[observed]
-            return rows.mean(axis=0, dtype=np.float64), rows.var(axis=0, dtype=np.float64)
+        if observed is not None:
+            values *= observed[matrix.indices]
+        columns = np.repeat(np.arange(matrix.shape[1]), np.diff(matrix.indptr))
+        sums = np.bincount(columns, weights=values, minlength=matrix.shape[1])
+        squares = np.bincount(columns, weights=values * matrix.data, minlength=matrix.shape[1])
     mean = sums / n
     return mean, np.maximum(squares / n - mean**2, 0.0)
-
-
-def _column_sums(matrix, values: np.ndarray) -> np.ndarray:
-    """Column sums of a CSR/CSC matrix whose stored values are replaced by ``values``."""
-    p = matrix.shape[1]
-    if matrix.format == "csr":
-        columns = matrix.indices
-    else:
-        columns = np.repeat(np.arange(p), np.diff(matrix.indptr))
-    return np.bincount(columns, weights=values, minlength=p)
-
-
-def _row_of_entries(matrix) -> np.ndarray:
-    """Row index of every stored entry of a CSR/CSC matrix."""
-    if matrix.format == "csc":
-        return matrix.indices
-    return np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
 
 
 @dataclass(frozen=True)
@@ -91,10 +88,11 @@ class Operator:
         values of unobserved rows are never read (dense rows may hold anything finite).
     """
 
-    matrix: np.ndarray | sparse.spmatrix
+    matrix: np.ndarray | sparse.spmatrix | ChunkedMatrix
     mean: np.ndarray
     scale: np.ndarray
     observed: np.ndarray | None = None
+    raw_moments: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_data(cls, data, *, center: bool = True, scale: bool = False, observed=None) -> Operator:
@@ -107,7 +105,7 @@ class Operator:
         mean, var = column_moments(matrix, observed)
         std = np.sqrt(var)
         divisor = np.where(std > 0, std, 1.0) if scale else np.ones_like(mean)
-        return cls(matrix, mean if center else np.zeros_like(mean), divisor, observed)
+        return cls(matrix, mean if center else np.zeros_like(mean), divisor, observed, raw_moments=(mean, var))
 
     def reweighted(self, factor: float) -> Operator:
         """The same view multiplied by ``factor`` (folded into the column divisors)."""
@@ -125,12 +123,12 @@ class Operator:
     def matmul(self, right: np.ndarray) -> np.ndarray:
         """``Ã @ right`` for a thin dense ``right`` (p × k), as an n × k array."""
         if self.scale.min() == self.scale.max():  # one divisor (no per-feature scaling): no p × k copy
-            product = np.asarray(self.matrix @ right, dtype=np.float64)
+            product = _raw_matmul(self.matrix, right)
             product -= (self.mean @ right)[None, :]
             product /= self.scale[0]
         else:
             scaled = right / self.scale[:, None]
-            product = np.asarray(self.matrix @ scaled, dtype=np.float64)
+            product = _raw_matmul(self.matrix, scaled)
             product -= (self.mean @ scaled)[None, :]
         if self.observed is not None:
             product[~self.observed] = 0.0
@@ -140,7 +138,7 @@ class Operator:
         """``Ãᵀ @ left`` for a thin dense ``left`` (n × k), as a p × k array."""
         if self.observed is not None:
             left = left * self.observed[:, None]
-        product = np.asarray(self.matrix.T @ left, dtype=np.float64)
+        product = _raw_rmatmul(self.matrix, left)
         for column, total in enumerate(left.sum(axis=0)):  # in place: no second p × k array
             product[:, column] -= total * self.mean
         product /= self.scale[:, None]
@@ -154,11 +152,26 @@ class Operator:
     def squared_norm(self) -> float:
         """``‖Ã‖²_F`` from column moments (the trace identity; no n × p temporary)."""
         n = self.shape[0] if self.observed is None else int(self.observed.sum())
-        raw_mean, raw_var = column_moments(self.matrix, self.observed)
+        raw_mean, raw_var = self.raw_moments or column_moments(self.matrix, self.observed)
         centred_sq = n * (raw_var + (raw_mean - self.mean) ** 2)
         return float(np.sum(centred_sq / self.scale**2))
 
     def rows(self, index) -> Operator:
         """The operator restricted to some rows (same centring and scaling)."""
         observed = None if self.observed is None else self.observed[index]
-        return Operator(self.matrix[index], self.mean, self.scale, observed)
+        matrix = self.matrix.take(index) if isinstance(self.matrix, ChunkedMatrix) else self.matrix[index]
+        return Operator(matrix, self.mean, self.scale, observed)
+
+
+def _raw_matmul(matrix, right: np.ndarray) -> np.ndarray:
+    """``A @ right`` as a float64 array, whatever holds ``A``."""
+    if isinstance(matrix, ChunkedMatrix):
+        return matrix.matmul(right)
+    return parallel.matmul(matrix, right)
+
+
+def _raw_rmatmul(matrix, left: np.ndarray) -> np.ndarray:
+    """``Aᵀ @ left`` as a float64 array, whatever holds ``A``."""
+    if isinstance(matrix, ChunkedMatrix):
+        return matrix.rmatmul(left)
+    return parallel.rmatmul(matrix, left)

@@ -14,11 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy import linalg
 
 from .init import initial_free_codes, randomized_svd
 from .linalg import solve_sylvester
 from .rows import solve_rows
-from .solvers import Data, Factors, Moments, gram
+from .solvers import ROLES, Data, Factors, Moments, gram
 from .subspace import Basis
 
 
@@ -91,11 +92,21 @@ class FreeProblem:
     def codes(self, factors: Factors) -> tuple[np.ndarray, np.ndarray | None]:
         return factors.K, factors.H
 
+    def loadings(self, factors: Factors) -> Factors:
+        """The loadings over the features (free codes keep them so throughout)."""
+        return factors
+
     def encoders(self, factors: Factors) -> dict[str, np.ndarray]:
         """Encoders of confined codes (``H = Z̃ E``), by role."""
         if self.random_basis is None or factors.H is None:
             return {}
         return {"random": self.random_basis.encoder @ (self.random_basis.vectors.T @ factors.H)}
+
+
+def _well_conditioned(T: np.ndarray) -> bool:
+    """A square triangular ``T`` whose inverse is accurate (diagonal ratio above 1e-8)."""
+    diagonal = np.abs(np.diag(T))
+    return T.shape[0] == T.shape[1] and diagonal.min(initial=np.inf) > 1e-8 * diagonal.max(initial=0.0)
 
 
 def _leading(operator, rank, rng):
@@ -108,14 +119,24 @@ def _leading(operator, rank, rng):
 class EncodedProblem:
     """Codes confined to the leading principal subspaces ``U`` of X̃ and ``Q`` of Z̃ (see module doc).
 
-    Holds, computed once: ``ỸᵀU``, ``ỸᵀQ``, ``X̃ᵀU``, ``Z̃ᵀQ``, the response-observed Gram blocks
-    ``UᵀD_YU``, ``UᵀD_YQ``, ``QᵀD_YQ`` (with the eigendecompositions of the diagonal blocks) and
-    ``UᵀQ``. ``Factors.K``/``Factors.H`` are then the coefficients ``G_K`` (r_x × k), ``G_H`` (r_z × k).
+    Holds, computed once: the projections ``P = Ãᵀ B`` (``B = [U Q]`` for Y, ``U`` for X, ``Q``
+    for Z) through their QR factors ``P = W T`` (``T`` in ``cross``), the response-observed Gram
+    blocks ``UᵀD_YU``, ``UᵀD_YQ``, ``QᵀD_YQ`` (with the eigendecompositions of the diagonal blocks)
+    and ``UᵀQ``. ``Factors.K``/``Factors.H`` are the coefficients ``G_K`` (r_x × k), ``G_H`` (r_z × k).
+
+    Every ``ÃᵀC = W (T G)`` lies in ``span(W)``, and so does every loading fitted to it: the
+    iterations keep cross moments and loadings as r' × k coordinates in ``W`` (inner products
+    and Gram matrices are the same in coordinates), so they cost O(r²k), not O(p r k).
+    :meth:`loadings` maps them to features once, at the end: ``W a = Ãᵀ (B T⁻¹ a)``, one pass of
+    width k over each modality, so no p × r matrix is kept (``W`` itself only when p ≤ r or ``P`` is
+    rank-deficient).
     """
 
     fixed_basis: Basis
     random_basis: Basis | None
-    cross: dict[tuple[str, str], np.ndarray]  # (role, basis) → Ã_roleᵀ basis
+    cross: dict[tuple[str, str], np.ndarray]  # (role, basis) → coordinates T of Ã_roleᵀ basis = W T
+    data: Data
+    frames: dict[str, np.ndarray]  # role → W, for few features or a rank-deficient projection
     response_gram: dict[str, np.ndarray]  # "UU", "UQ", "QQ" → basisᵀ D_Y basis
     overlap: np.ndarray | None  # UᵀQ
     eig_fixed: tuple[np.ndarray, np.ndarray]
@@ -125,21 +146,29 @@ class EncodedProblem:
     def build(cls, data: Data, fixed_basis: Basis, random_basis: Basis | None) -> EncodedProblem:
         """One pass over each operator against the bases."""
         U, Q = fixed_basis.vectors, None if random_basis is None else random_basis.vectors
-        weights = data.response.weights[:, None]
         both = U if Q is None else np.hstack([U, Q])
-        response_cross = data.response.rmatmul(both)
+        frames, coordinates = {}, {}
+        for role, basis in (("response", both), ("fixed", U), ("random", Q)):
+            if basis is None:
+                continue
+            projection = getattr(data, role).rmatmul(basis)
+            coordinates[role] = np.linalg.qr(projection, mode="r")
+            if projection.shape[0] <= projection.shape[1] or not _well_conditioned(coordinates[role]):
+                frames[role], coordinates[role] = np.linalg.qr(projection)  # few features, or rank-deficient
+            del projection
         r = U.shape[1]
-        cross = {("response", "fixed"): response_cross[:, :r], ("fixed", "fixed"): data.fixed.rmatmul(U)}
-        blocks = both.T @ (both * weights)
+        cross = {("response", "fixed"): coordinates["response"][:, :r], ("fixed", "fixed"): coordinates["fixed"]}
+        observed = data.response.observed
+        blocks = both.T @ (both if observed is None else both * observed[:, None])
         response_gram = {"UU": blocks[:r, :r]}
         overlap = None
         if Q is not None:
-            cross[("response", "random")] = response_cross[:, r:]
-            cross[("random", "random")] = data.random.rmatmul(Q)
+            cross[("response", "random")] = coordinates["response"][:, r:]
+            cross[("random", "random")] = coordinates["random"]
             response_gram.update(UQ=blocks[:r, r:], QQ=blocks[r:, r:])
             overlap = U.T @ Q
         return cls(
-            fixed_basis, random_basis, cross, response_gram, overlap,
+            fixed_basis, random_basis, cross, data, frames, response_gram, overlap,
             eig_fixed=_eig(response_gram["UU"]),
             eig_random=None if Q is None else _eig(response_gram["QQ"]),
         )
@@ -201,6 +230,29 @@ class EncodedProblem:
     def codes(self, factors: Factors) -> tuple[np.ndarray, np.ndarray | None]:
         H = None if factors.H is None else self.random_basis.vectors @ factors.H
         return self.fixed_basis.vectors @ factors.K, H
+
+    def loadings(self, factors: Factors) -> Factors:
+        """The loadings over the features (``W a`` from the coordinates ``a``)."""
+        return replace(factors, **{name: None if m is None else self.in_features(role, m)
+                                   for name, role, m in zip(("alpha", "beta", "u"), ROLES, factors._fields()[2:])})
+
+    def in_features(self, role: str, coordinates: np.ndarray) -> np.ndarray:
+        """``W a`` for coordinates ``a`` (r' × k) of a p × k matrix in ``span(Ã_roleᵀ B)``."""
+        if role in self.frames:
+            return self.frames[role] @ coordinates
+        U = self.fixed_basis.vectors
+        if role == "response":
+            T = np.hstack([self.cross[key] for key in (("response", "fixed"), ("response", "random"))
+                           if key in self.cross])
+            r = U.shape[1]
+            coefficients = linalg.solve_triangular(T, coordinates, check_finite=False)
+            left = U @ coefficients[:r]
+            if self.random_basis is not None:
+                left += self.random_basis.vectors @ coefficients[r:]
+        else:
+            basis = U if role == "fixed" else self.random_basis.vectors
+            left = basis @ linalg.solve_triangular(self.cross[(role, role)], coordinates, check_finite=False)
+        return getattr(self.data, role).rmatmul(left)
 
     def encoders(self, factors: Factors) -> dict[str, np.ndarray]:
         """``E`` with code ``= Ã E`` (weighted scale), by role."""

@@ -45,20 +45,29 @@ def solve_rows(
     from_response = products.get("response", zeros)
     rhs_K = from_response + products.get("fixed", zeros)
     rhs_H = from_response + products.get("random", zeros)
-    K, H = K.copy(), None if H is None else H.copy()
-    for code in np.unique(pattern):
-        rows = pattern == code
+    codes = np.unique(pattern)
+    K, H = _writable(K, codes, 3), None if H is None else _writable(H, codes, 4)
+    for code in codes:
+        rows = slice(None) if len(codes) == 1 else pattern == code  # one pattern (the usual case): no copies
         y, x, z, solve_k, solve_h = ((code >> bit) & 1 for bit in range(5))
         shared = y * grams.get("response", np.zeros((k, k)))
         fixed_block = shared + x * grams.get("fixed", np.zeros((k, k)))
         random_block = shared + z * grams.get("random", np.zeros((k, k)))
         if solve_k and solve_h:
             system = np.block([[fixed_block, shared], [shared, random_block]])
-            both = solve_right(np.hstack([rhs_K[rows], rhs_H[rows]]), system, ridge)
-            K[rows], H[rows] = both[:, :k], both[:, k:]
+            inverse = solve_right(np.eye(2 * k), system, ridge)  # 2k × 2k; then four n × k × k products
+            rhs = (rhs_K[rows], rhs_H[rows])
+            K[rows] = rhs[0] @ inverse[:k, :k] + rhs[1] @ inverse[k:, :k]
+            H[rows] = rhs[0] @ inverse[:k, k:] + rhs[1] @ inverse[k:, k:]
         elif solve_k:
             known = 0.0 if H is None else H[rows] @ shared
             K[rows] = solve_right(rhs_K[rows] - known, fixed_block, ridge)
         elif solve_h:
             H[rows] = solve_right(rhs_H[rows] - K[rows] @ shared, random_block, ridge)
     return K, H
+
+
+def _writable(code: np.ndarray, patterns: np.ndarray, unknown_bit: int) -> np.ndarray:
+    """A copy to update in place (a fresh array when one pattern solves every row of it)."""
+    solved_everywhere = len(patterns) == 1 and (patterns[0] >> unknown_bit) & 1
+    return np.empty_like(code) if solved_everywhere else code.copy()

@@ -15,7 +15,7 @@ DEFAULT_LABELS = {"response": "response Y", "fixed": "fixed-effect data X", "ran
 
 
 def check_options(*, n_factors, solver, codes, n_pcs, ridge, weights, max_iter, tol, center=True, scale=False,
-                  random_state=0, progress=None) -> None:
+                  random_state=0, progress=None, n_jobs=None) -> None:
     """Validate estimator options (types and ranges)."""
     if not _is_int(n_factors) or n_factors < 1:
         raise ValueError(f"n_factors must be a positive integer, got {n_factors!r}")
@@ -40,6 +40,8 @@ def check_options(*, n_factors, solver, codes, n_pcs, ridge, weights, max_iter, 
         raise ValueError(f"progress must be True, False or None, got {progress!r}")
     if random_state is not None and (not _is_int(random_state) or random_state < 0):
         raise ValueError(f"random_state must be a non-negative integer seed (or None), got {random_state!r}")
+    if n_jobs is not None and (not _is_int(n_jobs) or (n_jobs < 1 and n_jobs != -1)):
+        raise ValueError(f"n_jobs must be a positive integer, -1 or None (every core), got {n_jobs!r}")
     check_weights(weights)
 
 
@@ -72,26 +74,16 @@ def checked_matrix(data, role: str, labels: Mapping[str, str] | None = None, obs
     """
     label = (labels or DEFAULT_LABELS).get(role, role)
     data = _as_array_or_sparse(data, label)
-    shape = getattr(data, "shape", None)
-    if shape is None or len(shape) != 2:
-        raise ValueError(f"{label} must be a 2-D matrix (cells × features), got {type(data).__name__} of shape {shape}")
-    if shape[0] == 0 or shape[1] == 0:
-        raise ValueError(f"{label} is empty (shape {shape}); give it at least one cell and one feature")
+    check_shape(getattr(data, "shape", None), type(data).__name__, label)
     values = data.data if sparse.issparse(data) else data
-    if values.dtype.kind not in "biuf":
-        raise ValueError(f"{label} must be numeric, got dtype {values.dtype}; convert or drop non-numeric columns")
+    check_dtype(values.dtype, label)
     mask = observed_rows(data, role, observed, labels, minimum_observed)
     if values.dtype.kind == "f":
         bad = ~np.isfinite(values)
         if mask is not None and not sparse.issparse(data):
             bad &= mask[:, None]
         if bad.any():
-            where = _first_position(data, bad)
-            raise ValueError(
-                f"{label} contains {int(bad.sum())} NaN or infinite value(s) (first at row {where[0]}, "
-                f"column {where[1]}); impute them, or mark a cell without this modality as unobserved "
-                "(a row of NaN, or observed=...)"
-            )
+            raise_non_finite(label, int(bad.sum()), _first_position(data, bad))
     _check_magnitude(values, label, None if sparse.issparse(data) else mask)
     return data, mask
 
@@ -134,9 +126,32 @@ def _as_array_or_sparse(data, label: str):
     return np.asarray(data)
 
 
+def check_shape(shape, kind: str, label: str) -> None:
+    """A modality must be 2-D and non-empty."""
+    if shape is None or len(shape) != 2:
+        raise ValueError(f"{label} must be a 2-D matrix (cells × features), got {kind} of shape {shape}")
+    if shape[0] == 0 or shape[1] == 0:
+        raise ValueError(f"{label} is empty (shape {shape}); give it at least one cell and one feature")
+
+
+def check_dtype(dtype, label: str) -> None:
+    if dtype.kind not in "biuf":
+        raise ValueError(f"{label} must be numeric, got dtype {dtype}; convert or drop non-numeric columns")
+
+
+def raise_non_finite(label: str, count: int, where: tuple[int, int]) -> None:
+    raise ValueError(
+        f"{label} contains {count} NaN or infinite value(s) (first at row {where[0]}, "
+        f"column {where[1]}); impute them, or mark a cell without this modality as unobserved "
+        "(a row of NaN, or observed=...)"
+    )
+
+
 def observed_rows(data, role: str, given, labels: Mapping[str, str] | None = None,
-                  minimum: int = 2) -> np.ndarray | None:
+                  minimum: int = 2, *, nan_rows: np.ndarray | None = None) -> np.ndarray | None:
     """The rows where a modality is observed: ``given`` (a boolean mask) minus dense all-NaN rows.
+
+    ``nan_rows``: the all-NaN rows when already known (out-of-core data is scanned once).
 
     ``None`` when every row is observed; at least ``minimum`` observed rows are required.
     """
@@ -151,7 +166,9 @@ def observed_rows(data, role: str, given, labels: Mapping[str, str] | None = Non
                 f"got dtype {given.dtype} and shape {given.shape}"
             )
         mask &= given
-    if not sparse.issparse(data) and np.asarray(data).dtype.kind == "f":
+    if nan_rows is not None:
+        mask &= ~nan_rows
+    elif not sparse.issparse(data) and np.asarray(data).dtype.kind == "f":
         mask &= ~np.isnan(np.asarray(data)).all(axis=1)
     if mask.all():
         return None

@@ -176,3 +176,22 @@ def test_zero_ridge_with_rank_deficient_z_falls_back_cleanly():
     sim = simulate(n=100, k=4, z_levels=2, seed=8)
     model = LinearMixedForms(4, ridge=0.0, max_iter=30).fit(sim["Y"], sim["X"], sim["Z"])
     assert np.all(np.isfinite(model.codes_)) and np.all(np.isfinite(model.objective_history_))
+
+
+@pytest.mark.parametrize("rank_deficient", [False, True])
+def test_encoded_loadings_over_the_features_are_the_least_squares_loadings(rank_deficient):
+    """Loadings formed at the end from r-space coordinates satisfy the normal equations, also when the
+    projection of Y on the bases is rank-deficient (p_y = 10 > r = 8, but Y of rank 4)."""
+    sim = simulate(n=120, k=3, p_y=10, p_x=40, p_z=3, seed=13)
+    Y = sim["Y"]
+    if rank_deficient:
+        Y = np.hstack([Y[:, :4], Y[:, :4] * 2.0, Y[:, :2]])
+    model = LinearMixedForms(3, n_pcs=5, ridge=0.01, max_iter=50, tol=1e-12).fit(Y, sim["X"], sim["Z"])
+    Yc = (Y - model.means_["response"]) * np.sqrt(model.modality_weights_["response"])
+    C = model.codes_
+    weighted = Yc.T @ C @ np.linalg.inv(C.T @ C + 0.01 * np.eye(3))
+    np.testing.assert_allclose(model.loadings_["response"] * np.sqrt(model.modality_weights_["response"]), weighted,
+                               atol=1e-9 * np.abs(weighted).max())
+    total = np.sum((Y - Y.mean(0)) ** 2)
+    r2 = 1 - np.sum((Y - Y.mean(0) - C @ model.loadings_["response"].T) ** 2) / total
+    assert model.total_variance_explained_["response"] == pytest.approx(r2, abs=1e-10)

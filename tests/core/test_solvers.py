@@ -90,7 +90,13 @@ def test_encoded_code_update_is_exact_least_squares_in_each_basis():
     fixed, random = principal_basis(ops[1], 3, rng=rng), principal_basis(ops[2], 2, rng=rng)
     problem = EncodedProblem.build(data, fixed, random)
     G_H_old = rng.standard_normal((2, k))
-    codes = problem.update_codes(Factors(K=np.zeros((3, k)), H=G_H_old, alpha=a, beta=b, u=u), RIDGE)
+    # loadings live in the span of the projections (where every fitted loading lies), as coordinates
+    coordinates = {name: rng.standard_normal((problem.cross[(role, basis)].shape[0], k))
+                   for name, role, basis in (("alpha", "response", "fixed"), ("beta", "fixed", "fixed"),
+                                             ("u", "random", "random"))}
+    a, b, u = (problem.in_features(role, coordinates[name]) for name, role in
+               (("alpha", "response"), ("beta", "fixed"), ("u", "random")))
+    codes = problem.update_codes(Factors(K=np.zeros((3, k)), H=G_H_old, **coordinates), RIDGE)
     U, Q = fixed.vectors, random.vectors
     D = np.diag(observed.astype(float))
     blocks = [(np.kron(a, D @ U), (D @ (Y - Q @ G_H_old @ a.T)).ravel(order="F")),
@@ -101,16 +107,18 @@ def test_encoded_code_update_is_exact_least_squares_in_each_basis():
 
 
 def test_encoded_moments_match_dense_products():
-    rng, ops, (Y, X, _), _, observed = _problem(seed=4, n=15, missing_response=(3,))
+    rng, ops, (Y, X, Z), _, observed = _problem(seed=4, n=15, missing_response=(3,))
     fixed, random = principal_basis(ops[1], 4, rng=rng), principal_basis(ops[2], 3, rng=rng)
     problem = EncodedProblem.build(Data(*ops), fixed, random)
     factors = Factors(K=rng.standard_normal((4, 2)), H=rng.standard_normal((3, 2)))
     moments = problem.moments(factors)
     K, H = problem.codes(factors)
     C, D = K + H, observed[:, None]
-    np.testing.assert_allclose(moments.cross["response"], Y.T @ C, atol=1e-12)
+    features = {role: problem.in_features(role, cross) for role, cross in moments.cross.items()}  # from coordinates
+    np.testing.assert_allclose(features["response"], Y.T @ C, atol=1e-12)
     np.testing.assert_allclose(moments.gram["response"], (C * D).T @ C, atol=1e-12)
-    np.testing.assert_allclose(moments.cross["fixed"], X.T @ K, atol=1e-12)
+    np.testing.assert_allclose(features["fixed"], X.T @ K, atol=1e-12)
+    np.testing.assert_allclose(features["random"], Z.T @ H, atol=1e-12)
     np.testing.assert_allclose(moments.gram["random"], H.T @ H, atol=1e-12)
     np.testing.assert_allclose(moments.codes_gram, C.T @ C, atol=1e-12)
 

@@ -1,0 +1,191 @@
+"""Out-of-core inputs: HDF5 / backed AnnData streamed in row chunks, and dask arrays reduced on a cluster."""
+
+import importlib
+import os
+import tracemalloc
+
+import anndata as ad
+import h5py
+import numpy as np
+import pytest
+from scipy import sparse
+
+from lmf_omics import LinearMixedForms
+from lmf_omics._core.backends import DaskMatrix, StreamedMatrix
+from lmf_omics._core.operators import Operator
+
+from .simulate import simulate
+
+OPTIONS = {"max_iter": 40, "tol": 1e-12, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def data():
+    sim = simulate(n=240, k=3, p_y=30, p_x=70, seed=8)
+    X = np.where(np.abs(sim["X"]) > 0.8, sim["X"], 0.0)  # about half the entries stored
+    return {"Y": sim["Y"], "X": sparse.csr_matrix(X.astype(np.float32)), "Z": sim["Z"]}
+
+
+@pytest.fixture(scope="module", params=["encoded", "free"])
+def in_memory(data, request):
+    return LinearMixedForms(3, codes=request.param, **OPTIONS).fit(data["Y"], data["X"], data["Z"])
+
+
+def _same_fit(fit, reference):
+    np.testing.assert_allclose(fit.codes_, reference.codes_, atol=1e-8 * np.abs(reference.codes_).max())
+    for role, loading in reference.loadings_.items():
+        np.testing.assert_allclose(fit.loadings_[role], loading, atol=1e-8 * np.abs(loading).max())
+    np.testing.assert_allclose(fit.objective_history_, reference.objective_history_, rtol=1e-10)
+
+
+@pytest.fixture(scope="module")
+def h5_file(data, tmp_path_factory):
+    path = tmp_path_factory.mktemp("backed") / "cells.h5ad"
+    adata = ad.AnnData(X=data["X"], obsm={"response": data["Y"], "covariates": data["Z"]})
+    adata.write_h5ad(path)
+    return path
+
+
+def test_backed_anndata_fit_matches_in_memory(h5_file, in_memory):
+    backed = ad.read_h5ad(h5_file, backed="r")
+    X = StreamedMatrix(backed.X, chunk_nnz=997)  # many chunks
+    assert X.is_sparse and X.shape == (240, 70) and len(X._edges()) > 5
+    fit = LinearMixedForms(3, codes=in_memory.codes_form, **OPTIONS).fit(
+        backed.obsm["response"], X, backed.obsm["covariates"])
+    _same_fit(fit, in_memory)
+    # passed as it is, the backed matrix is recognised and streamed too
+    again = LinearMixedForms(3, codes=in_memory.codes_form, **OPTIONS).fit(
+        backed.obsm["response"], backed.X, backed.obsm["covariates"])
+    _same_fit(again, in_memory)
+    backed.file.close()
+
+
+def test_hdf5_dense_dataset_with_rows_of_nan_is_streamed(data, tmp_path):
+    Y = data["Y"].copy()
+    Y[::5] = np.nan  # cells without the response
+    path = tmp_path / "dense.h5"
+    with h5py.File(path, "w") as f:
+        f["Y"] = Y
+    reference = LinearMixedForms(3, **OPTIONS).fit(Y, data["X"], data["Z"])
+    with h5py.File(path, "r") as f:
+        fit = LinearMixedForms(3, **OPTIONS).fit(StreamedMatrix(f["Y"], chunk_nnz=500), data["X"], data["Z"])
+    _same_fit(fit, reference)
+    np.testing.assert_allclose(fit.means_["response"], np.nanmean(Y, axis=0), atol=1e-12)
+
+
+def test_streamed_operator_products_equal_in_memory(data, h5_file):
+    with h5py.File(h5_file, "r") as f:
+        streamed = Operator.from_data(StreamedMatrix(f["X"], chunk_nnz=300), scale=True)
+        memory = Operator.from_data(data["X"], scale=True)
+        rng = np.random.default_rng(0)
+        B, C = rng.standard_normal((70, 4)), rng.standard_normal((240, 4))
+        np.testing.assert_allclose(streamed.matmul(B), memory.matmul(B), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(streamed.rmatmul(C), memory.rmatmul(C), rtol=1e-10, atol=1e-10)
+        assert streamed.squared_norm() == pytest.approx(memory.squared_norm(), rel=1e-12)
+        rows = streamed.rows(np.arange(10, 50))
+        np.testing.assert_allclose(rows.matmul(B), memory.rows(np.arange(10, 50)).matmul(B), atol=1e-12)
+
+
+def test_streamed_input_is_checked_before_any_work(data, tmp_path):
+    X = data["X"].copy()
+    X.data[17] = np.inf
+    row = int(np.searchsorted(X.indptr, 17, side="right") - 1)
+    path = tmp_path / "bad.h5ad"
+    ad.AnnData(X=X).write_h5ad(path)
+    backed = ad.read_h5ad(path, backed="r")
+    with pytest.raises(ValueError, match=f"fixed-effect data X contains 1 NaN or infinite value.*row {row}, "
+                                         f"column {X.indices[17]}"):
+        LinearMixedForms(3).fit(data["Y"], backed.X)
+    backed.file.close()
+    csc = tmp_path / "csc.h5ad"
+    ad.AnnData(X=data["X"].tocsc()).write_h5ad(csc)
+    backed = ad.read_h5ad(csc, backed="r")
+    with pytest.raises(ValueError, match="CSC matrix on disk cannot be read row by row"):
+        LinearMixedForms(3).fit(data["Y"], backed.X)
+    backed.file.close()
+
+
+def test_backed_fit_holds_far_less_than_the_file(tmp_path):
+    """A backed fit's peak allocation is a fraction of the matrix it streams (chunks + thin products)."""
+    rng = np.random.default_rng(2)
+    n, p = 8000, 4000
+    X = sparse.random(n, p, density=0.2, format="csr", dtype=np.float32, random_state=rng)
+    Y = X[:, :100].copy()
+    path = tmp_path / "big.h5ad"
+    ad.AnnData(X=X, obsm={"Y": Y}).write_h5ad(path)
+    matrix_bytes = X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
+    del X
+    backed = ad.read_h5ad(path, backed="r")
+    streamed = StreamedMatrix(backed.X, chunk_nnz=1 << 17)
+    tracemalloc.start()
+    model = LinearMixedForms(4, n_pcs=8, max_iter=5, progress=False).fit(backed.obsm["Y"], streamed)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    backed.file.close()
+    assert np.all(np.isfinite(model.codes_))
+    assert peak < 0.2 * matrix_bytes, (peak, matrix_bytes)
+
+
+# ------------------------------------------------------------------------------ dask
+def _optional(name: str):
+    """An optional backend's module: missing, it fails under CI (the test extra installs it) and skips elsewhere."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed; install the test extra (dask[array], distributed)")
+        pytest.skip(f"{name} is not installed")
+
+
+def _dask(matrix, rows=50):
+    da = _optional("dask.array")
+    return da.from_array(matrix, chunks=(rows, matrix.shape[1]), asarray=False)
+
+
+def _dask_data(data):
+    return (_dask(data[m], rows) for m, rows in (("Y", 64), ("X", 37), ("Z", 100)))
+
+
+def test_dask_fit_on_a_local_cluster_matches_in_memory(data):
+    distributed = _optional("distributed")
+    Y, X, Z = _dask_data(data)
+    assert sparse.issparse(X._meta)  # chunks of scipy sparse
+    reference = LinearMixedForms(3, **OPTIONS).fit(data["Y"], data["X"], data["Z"])
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        fit = LinearMixedForms(3, **OPTIONS).fit(Y, X, Z)
+    _same_fit(fit, reference)
+
+
+def test_dask_fit_matches_in_memory(data, in_memory):
+    dask = _optional("dask")
+
+    with dask.config.set(scheduler="threads"):
+        fit = LinearMixedForms(3, codes=in_memory.codes_form, **OPTIONS).fit(*_dask_data(data))
+    _same_fit(fit, in_memory)
+
+
+def test_dask_results_do_not_depend_on_workers(data):
+    dask = _optional("dask")
+
+    X = _dask(data["X"], 29)
+    fits = []
+    for scheduler, workers in (("synchronous", 1), ("threads", 3)):
+        with dask.config.set(scheduler=scheduler, num_workers=workers):
+            fits.append(LinearMixedForms(3, **OPTIONS).fit(_dask(data["Y"]), X, data["Z"]))
+    assert np.array_equal(fits[0].codes_, fits[1].codes_)
+
+
+def test_dask_matrix_products_and_checks(data):
+    da = _optional("dask.array")
+    dense = data["X"].toarray()
+    X = DaskMatrix(da.from_array(dense, chunks=(41, 20)))  # column chunks are merged
+    assert not X.is_sparse and len(X.array.chunks[1]) == 1
+    rng = np.random.default_rng(4)
+    B, C = rng.standard_normal((70, 3)), rng.standard_normal((240, 3))
+    np.testing.assert_allclose(X.matmul(B), dense @ B, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(X.rmatmul(C), dense.T @ C, rtol=1e-10, atol=1e-10)
+    bad = dense.copy()
+    bad[100, 7] = np.nan
+    with pytest.raises(ValueError, match=r"fixed-effect data X contains 1 NaN .*row 100, column 7"):
+        LinearMixedForms(3).fit(data["Y"], da.from_array(bad, chunks=(41, 70)))
