@@ -1,6 +1,6 @@
 """Scale benchmark: LMF against sc.pp.pca, a bare product pass and MOFA+ at 10^4-10^6 cells.
 
-    python benchmarks/scale.py                       # 1e4, 1e5, 1e6 cells (about 40 min on 2 shared cores)
+    python benchmarks/scale.py                       # 1e4, 1e5, 1e6 cells (about 15 min on 2 cores once the data exist)
     python benchmarks/scale.py --sizes 10000 100000  # a quicker run
 
 Synthetic data (cached in ``--cache``; generated once per size): Y = 2,000 genes of negative-binomial
