@@ -107,8 +107,7 @@ def work_spy(monkeypatch):
         module = importlib.import_module(module_name)
         owner_name, _, name = qualified.rpartition(".")
         owner = getattr(module, owner_name) if owner_name else module
-        if not hasattr(owner, name):
-            continue
+        assert hasattr(owner, name), f"WORK names {module_name}.{qualified}, which no longer exists"
         original = getattr(owner, name)
 
         def spy(*args, __original=original, __name=f"{module_name}.{qualified}", **kwargs):

@@ -47,12 +47,6 @@ def test_adata_first_and_documented(func):
     assert func.__doc__ and len(func.__doc__.strip()) > 40
 
 
-PREPROCESSING = [pp.normalize_rna, pp.clr, pp.covariates, pp.spatial_context, pp.image_features]
-PLOTS = [pl.variance_explained, pl.convergence, pl.loadings, pl.factors_spatial]
-TOOLS = [tl.lmf, tl.transform, tl.predict]
-PUBLIC_ADATA_FUNCTIONS = [*TOOLS, *PLOTS, *PREPROCESSING, get.model, get.variance_explained, get.loadings]
-
-
 @pytest.mark.parametrize("func", PLOTS, ids=lambda f: f.__name__)
 def test_plots_follow_scanpy_show_save(func):
     params = inspect.signature(func).parameters

@@ -239,22 +239,24 @@ def _tree_sum(tasks: list) -> np.ndarray:
 
 
 def _block_matmul(block, right):
-    return parallel.matmul(_without_nan(_in_memory(block)), right)
+    return parallel.matmul(_non_finite_as_zero(_in_memory(block)), right)
 
 
 def _block_rmatmul(block, left):
-    return parallel.rmatmul(_without_nan(_in_memory(block)), left)
+    return parallel.rmatmul(_non_finite_as_zero(_in_memory(block)), left)
 
 
 def _block_sums(block, weights):
     return parallel.sums_and_squares(_in_memory(block), weights)
 
 
-def _without_nan(block):
-    """Dense rows of NaN (cells without the modality, checked before any work) as zeros."""
-    if sparse.issparse(block) or not np.isnan(block).any():
+def _non_finite_as_zero(block):
+    """Non-finite values as zeros: they can only be in unobserved rows (checked before any work),
+    whose weight is 0, and ``inf · 0`` would be NaN."""
+    if sparse.issparse(block):
         return block
-    return np.where(np.isnan(block), 0.0, block).astype(block.dtype, copy=False)
+    finite = np.isfinite(block)
+    return block if finite.all() else np.where(finite, block, 0.0).astype(block.dtype, copy=False)
 
 
 # ---------------------------------------------------------------------- shared pieces

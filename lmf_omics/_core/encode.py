@@ -24,14 +24,17 @@ def encode(data: Data, loadings: Factors, encoders: dict[str, np.ndarray], ridge
     K, H = np.zeros((n, k)), np.zeros((n, k)) if has_random else None
     unknown_K, unknown_H = np.ones(n, bool), np.ones(n, bool) if has_random else None
     for role, code, unknown in (("fixed", K, unknown_K), ("random", H, unknown_H)):
-        if role not in encoders:
+        if unknown is None:
             continue
         operator = operators.get(role)
-        if operator is not None:
+        has = np.zeros(n, bool) if operator is None else operator.weights != 0
+        if role in encoders and operator is not None:
             code[:] = operator.matmul(encoders[role])
-            unknown &= operator.weights == 0
+            unknown &= ~has
         if role == "random":
-            unknown[:] = False  # no Z, no random code
+            unknown &= has  # no Z, no random code: it stays zero
+    if not unknown_K.any() and (unknown_H is None or not unknown_H.any()):
+        return K, H  # every code encoded: no row to solve
     weights = loadings.loadings
     grams = {role: gram(weights[role]) for role in operators}
     products = {role: op.matmul(weights[role]) for role, op in operators.items()}

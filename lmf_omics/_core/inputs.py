@@ -52,9 +52,9 @@ def operators(ready, masks, *, center: bool, scale: bool) -> dict[str, Operator]
 
 
 def _zero_filled(matrix, mask: np.ndarray | None):
-    """The matrix with unobserved dense rows set to zero (so products stay finite)."""
+    """The matrix with unobserved dense rows set to zero (so products stay finite: ``inf · 0`` is NaN)."""
     matrix = as_matrix(matrix)
-    if mask is None or sparse.issparse(matrix) or not np.isnan(matrix[~mask]).any():
+    if mask is None or sparse.issparse(matrix) or np.isfinite(matrix[~mask]).all():
         return matrix
     filled = matrix.copy()
     filled[~mask] = 0.0

@@ -58,6 +58,8 @@ def covariates(
     keys = [keys] if isinstance(keys, str) else list(keys)
     if not keys or not all(isinstance(k, str) for k in keys):
         raise ValueError(f"keys={keys!r} must name one or more obs columns")
+    if len(set(keys)) < len(keys):
+        raise ValueError(f"keys={keys!r} names a column more than once; name each column once")
     check_int("max_levels", max_levels)
     check_key_added(key_added)
     numeric = []

@@ -9,7 +9,9 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
-from ._checks import check_adata, check_choice, check_int, check_key, check_key_added, check_non_negative, target
+from ._checks import (
+    check_adata, check_choice, check_int, check_key, check_key_added, check_non_negative, check_positive, target,
+)
 
 logger = logging.getLogger("lmf_omics")
 
@@ -113,8 +115,8 @@ def _check(adata, layer, target_sum, n_top_genes, flavor, batch_key, key_added):
     if n_top_genes is not None and not _some_gene_varies(counts):
         raise ValueError(f"highly variable genes: every cell of {label} has the same profile (no gene's share of the "
                          "counts varies), so none can be selected; check the counts, or pass n_top_genes=None")
-    if target_sum is not None and not (np.isscalar(target_sum) and np.isfinite(target_sum) and target_sum > 0):
-        raise ValueError(f"target_sum={target_sum!r} must be a positive number or None")
+    if target_sum is not None:
+        check_positive("target_sum", target_sum)
     if n_top_genes is not None:
         check_int("n_top_genes", n_top_genes, high=adata.n_vars)
     check_choice("flavor", flavor, HVG_FLAVORS)

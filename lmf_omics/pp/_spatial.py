@@ -72,8 +72,8 @@ def spatial_context(
     Returns
     -------
     ``None``, or a copy of ``adata`` when ``copy=True``, with ``obsm[key_added]`` (the niche
-    matrix: sparse if the source is; a DataFrame with the source's feature names if it is dense;
-    or the PCs), the graph in ``obsp``, and ``uns[key_added]`` (``params``, the ``obsp`` keys,
+    matrix: sparse if the source is; a DataFrame with the source's feature names if it is dense
+    and they are unique, else an array; or the PCs), the graph in ``obsp``, and ``uns[key_added]`` (``params``, the ``obsp`` keys,
     ``features`` or ``variance_ratio``).
     """
     import squidpy as sq
@@ -104,9 +104,9 @@ def spatial_context(
 
         niche, _, ratio, _ = sc.pp.pca(niche, n_comps, random_state=random_state, return_info=True, dtype="float64")
         uns["variance_ratio"] = np.asarray(ratio)
-    elif not sparse.issparse(niche):
+    elif not sparse.issparse(niche) and pd.Index(data.features).is_unique:
         niche = pd.DataFrame(niche, index=adata.obs_names, columns=data.features)
-    else:
+    else:  # sparse, or repeated feature names (h5ad refuses repeated DataFrame columns): names beside
         uns["features"] = np.asarray(data.features, dtype=str)
 
     out = target(adata, copy)

@@ -73,6 +73,21 @@ def test_hdf5_dense_dataset_with_rows_of_nan_is_streamed(data, tmp_path):
     np.testing.assert_allclose(fit.means_["response"], np.nanmean(Y, axis=0), atol=1e-12)
 
 
+def test_streamed_unobserved_rows_are_never_read(data, tmp_path):
+    observed = np.arange(data["Y"].shape[0]) % 5 != 0
+    Y = data["Y"].copy()
+    Y[~observed] = 1e6
+    Y[0, :2] = np.inf, np.nan  # inf · 0 would be NaN
+    path = tmp_path / "garbage.h5"
+    with h5py.File(path, "w") as f:
+        f["Y"] = Y
+    reference = LinearMixedForms(3, **OPTIONS).fit(np.where(observed[:, None], Y, np.nan), data["X"], data["Z"])
+    with h5py.File(path, "r") as f:
+        fit = LinearMixedForms(3, **OPTIONS).fit(StreamedMatrix(f["Y"], chunk_nnz=500), data["X"], data["Z"],
+                                                 observed={"response": observed})
+    _same_fit(fit, reference)
+
+
 def test_streamed_operator_products_equal_in_memory(data, h5_file):
     with h5py.File(h5_file, "r") as f:
         streamed = Operator.from_data(StreamedMatrix(f["X"], chunk_nnz=300), scale=True)

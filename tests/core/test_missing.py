@@ -46,11 +46,21 @@ def test_nan_rows_and_observed_mask_are_the_same_and_unobserved_values_are_never
     by_nan = fit(_with_nan_rows(sim["Y"], without))
     garbage = sim["Y"].copy()
     garbage[without] = 1e6
+    sparse_mask = fit(sparse.csr_matrix(garbage), {"response": ~without})
+    garbage[0, 0] = np.inf  # not finite, but unobserved: never read (inf · 0 would be NaN)
     by_mask = fit(garbage, {"response": ~without})
     np.testing.assert_allclose(by_mask.codes_, by_nan.codes_, atol=1e-10)
     np.testing.assert_allclose(by_mask.objective_history_, by_nan.objective_history_, rtol=1e-12)
-    sparse_mask = fit(sparse.csr_matrix(garbage), {"response": ~without})
     np.testing.assert_allclose(sparse_mask.codes_, by_nan.codes_, atol=1e-10)
+
+
+@pytest.mark.parametrize("codes", ["encoded", "free"])
+def test_a_new_cell_without_z_gets_a_zero_random_code(sim, codes):
+    """As a mixed model predicts an unseen group, whichever other modalities the cell has (Y included)."""
+    model = LinearMixedForms(3, codes=codes, max_iter=50).fit(sim["Y"], sim["X"], sim["Z"])
+    assert np.all(model.transform(Y=sim["Y"][:20], X=sim["X"][:20]).random == 0)
+    partly = model.transform(Y=sim["Y"][:20], X=sim["X"][:20], Z=_with_nan_rows(sim["Z"][:20], [0, 1]))
+    assert np.all(partly.random[:2] == 0) and np.all(partly.random[2:] != 0)
 
 
 def test_free_codes_of_cells_without_y_are_least_squares_from_what_they_have(sim):
