@@ -10,7 +10,14 @@ from anndata import AnnData
 from scipy import sparse
 
 from ._checks import (
-    check_adata, check_choice, check_int, check_key, check_key_added, check_non_negative, check_positive, target,
+    check_adata,
+    check_choice,
+    check_int,
+    check_key,
+    check_key_added,
+    check_non_negative,
+    check_positive,
+    target,
 )
 
 logger = logging.getLogger("lmf_omics")
