@@ -11,7 +11,10 @@ import torch
 from anndata import AnnData
 from scipy import sparse
 
+from .._keys import check_key_added
 from .._modalities import read_modality
+from ..pp._checks import check_adata, check_int, check_key, check_positive
+from ..pp._image import _check_inside
 from ._encoders import ConvEncoder
 from ._head import LMFHead, LMFNet
 from ._tiles import cut_tiles, random_dihedral, spot_pitch
@@ -119,6 +122,7 @@ def histology_features(
     >>> lmf.tl.lmf(adata, response="X", fixed="obsm:X_histology", n_factors=5)
     """
     check_budget(epochs, batch_size, patience)
+    check_key_added(key_added)
     pixels, centres, codes = _read_inputs(adata, image, target, n_codes, spatial_key, scale_factor)
     tile_size = round(spot_pitch(centres)) if tile_size is None else tile_size
     _check_options(len(codes), codes.shape[1], tile_size, tile_pixels, n_features, widths, validation_fraction)
@@ -173,29 +177,21 @@ def histology_features(
 
 def _read_inputs(adata, image, target, n_codes, spatial_key, scale_factor):
     """Image, spot centres in image pixels and the target codes (n × n_codes), all checked."""
-    if not isinstance(adata, AnnData):
-        raise TypeError(f"adata must be an AnnData, got {type(adata).__name__}")
-    if spatial_key not in adata.obsm:
-        raise KeyError(f"obsm[{spatial_key!r}] not found; available: {sorted(adata.obsm.keys())}")
+    check_adata(adata)
+    check_key(adata.obsm, spatial_key, "adata.obsm", "spatial_key")
     centres = np.asarray(adata.obsm[spatial_key], dtype=float)
     if centres.ndim != 2 or centres.shape[1] != 2:
         raise ValueError(f"obsm[{spatial_key!r}] must be n × 2 (x, y) pixel coordinates, got shape {centres.shape}")
-    if not scale_factor > 0:
-        raise ValueError(f"scale_factor={scale_factor} must be positive")
+    if not np.isfinite(centres).all():
+        raise ValueError(f"obsm[{spatial_key!r}] has NaN or infinite coordinates; every spot needs its centre")
+    check_positive("scale_factor", scale_factor)
     centres = centres * scale_factor
     pixels = _read_image(image)
-    height, width = pixels.shape[:2]
-    outside = (centres[:, 0] < 0) | (centres[:, 0] >= width) | (centres[:, 1] < 0) | (centres[:, 1] >= height)
-    if outside.any():
-        raise ValueError(
-            f"{int(outside.sum())} spot centre(s) lie outside the {width} × {height} image (e.g. "
-            f"{centres[outside][0].round(1).tolist()}); check scale_factor and that obsm[{spatial_key!r}] is (x, y)"
-        )
+    _check_inside(centres, pixels.shape[:2], spatial_key, scale_name="scale_factor")
     modality = read_modality(adata, target, role="target")
     n_available = modality.matrix.shape[1]
     n_codes = n_available if n_codes is None else n_codes
-    if not 1 <= n_codes <= n_available:
-        raise ValueError(f"n_codes={n_codes} must be between 1 and the {n_available} columns of target={target!r}")
+    check_int("n_codes", n_codes, high=n_available)
     columns = modality.matrix[:, :n_codes]
     codes = np.asarray(columns.toarray() if sparse.issparse(columns) else columns, dtype=np.float64)
     if not np.isfinite(codes).all():

@@ -151,11 +151,12 @@ def _container(img, library_id: str, scale: float):
     return sq.im.ImageContainer(img, library_id=library_id, scale=scale, lazy=False)  # read once, not per spot
 
 
-def _check_inside(pixels: np.ndarray, shape: tuple[int, int], spatial_key: str) -> None:
-    height, width = shape
+def _check_inside(pixels: np.ndarray, shape: tuple[int, int], spatial_key: str, scale_name: str = "scale") -> None:
+    height, width = shape[:2]
     outside = (pixels[:, 0] < 0) | (pixels[:, 0] >= width) | (pixels[:, 1] < 0) | (pixels[:, 1] >= height)
     if outside.any():
         raise ValueError(
-            f"{int(outside.sum())} spot(s) lie outside the {width} × {height} image (obsm[{spatial_key!r}] × scale "
-            f"as (x, y) pixels); are the coordinates for another resolution? set scale="
+            f"{int(outside.sum())} spot(s) lie outside the {width} × {height} image (e.g. "
+            f"{pixels[outside][0].round(1).tolist()}: obsm[{spatial_key!r}] × {scale_name} as (x, y) pixels); are the "
+            f"coordinates for another resolution? set {scale_name}="
         )

@@ -96,9 +96,12 @@ def test_writes_in_place_under_key_added(spots, image):
     "options, error, match",
     [
         ({"n_codes": 20, "n_features": 12}, ValueError, "n_features=12 < n_codes=20"),
-        ({"n_codes": 60}, ValueError, "between 1 and the 50 columns"),
-        ({"spatial_key": "xy"}, KeyError, "obsm\\['xy'\\] not found"),
-        ({"scale_factor": 3.0}, ValueError, "outside the 950 × 1717 image"),
+        ({"n_codes": 60}, ValueError, "n_codes=60 must be an integer between 1 and 50"),
+        ({"n_codes": 2.5}, ValueError, "n_codes=2.5 must be an integer between 1 and 50"),
+        ({"spatial_key": "xy"}, KeyError, "spatial_key='xy' not found in adata.obsm; available"),
+        ({"scale_factor": 3.0}, ValueError, "outside the 950 × 1717 image .*set scale_factor="),
+        ({"scale_factor": 0}, ValueError, "scale_factor=0 must be a positive number"),
+        ({"key_added": "a/b"}, ValueError, "key_added='a/b'"),
         ({"target": "obsm:missing"}, KeyError, "'missing' not found"),
         ({"tile_pixels": 2}, ValueError, "tile_pixels=2 is too small"),
         ({"epochs": 0}, ValueError, "epochs=0"),
@@ -109,6 +112,15 @@ def test_bad_input_raises_and_leaves_adata_untouched(spots, image, options, erro
     adata = spots.copy()
     with pytest.raises(error, match=match):
         histology_features(adata, image, **{**SMALL, **options})
+    assert set(adata.obsm) == set(spots.obsm) and set(adata.uns) == set(spots.uns)
+
+
+def test_a_spot_without_coordinates_is_refused_before_any_work(spots, image):
+    adata = spots.copy()
+    adata.obsm["spatial"] = adata.obsm["spatial"].astype(float)
+    adata.obsm["spatial"][3, 0] = np.nan
+    with pytest.raises(ValueError, match=r"obsm\['spatial'\] has NaN or infinite coordinates"):
+        histology_features(adata, image, **SMALL)
     assert set(adata.obsm) == set(spots.obsm) and set(adata.uns) == set(spots.uns)
 
 
