@@ -19,8 +19,9 @@ from scipy import linalg
 from .init import initial_free_codes, randomized_svd
 from .linalg import solve_sylvester
 from .rows import solve_rows
-from .solvers import ROLES, Data, Factors, Moments, gram
+from .solvers import Data, Factors, Moments, gram
 from .subspace import Basis
+from .validation import ROLES
 
 
 def _eig(symmetric: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
