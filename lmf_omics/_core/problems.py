@@ -38,11 +38,12 @@ class FreeProblem:
 
     def moments(self, factors: Factors) -> Moments:
         cross, grams = {}, {}
-        for role, code in zip(("response", "fixed", "random"), (factors.combined, factors.K, factors.H)):
+        combined = factors.combined  # K + H: n × k, formed once
+        for role, code in zip(ROLES, (combined, factors.K, factors.H)):
             operator = getattr(self.data, role)
             if operator is not None and code is not None:
                 cross[role], grams[role] = operator.rmatmul(code), operator.gram(code)
-        return Moments(cross, grams, codes_gram=gram(factors.combined))
+        return Moments(cross, grams, codes_gram=gram(combined))
 
     def response_by_code(self, factors: Factors) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """``(ỸᵀC, CᵀD_Y C)`` for the fixed and the random code alone."""
