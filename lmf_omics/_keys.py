@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ROLES = ("response", "fixed", "random")
+from ._core.validation import ROLES
 
 
 def check_key_added(key_added, name: str = "key_added") -> None:

@@ -79,9 +79,13 @@ class ChunkedMatrix:
         return _combine_scans(parts, self.is_sparse)
 
     def take(self, index) -> np.ndarray | sparse.csr_matrix:
-        """Some rows, in memory."""
+        """Some rows, in memory, in the order ``index`` gives them (one pass over the chunks)."""
         rows = np.arange(self.shape[0])[index]
-        return _stack([chunk[rows[(rows >= start) & (rows < stop)] - start] for start, stop, chunk in self.chunks()])
+        order = np.argsort(rows, kind="stable")
+        ascending = rows[order]
+        parts = [chunk[ascending[(ascending >= start) & (ascending < stop)] - start]
+                 for start, stop, chunk in self.chunks()]
+        return _stack(parts)[np.argsort(order)]  # back from ascending to the order asked
 
 
 # ------------------------------------------------------------------------- from files

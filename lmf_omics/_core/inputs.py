@@ -62,7 +62,7 @@ def _zero_filled(matrix, mask: np.ndarray | None):
 
 
 def _check_chunked(matrix: ChunkedMatrix, role: str, labels, given, minimum: int) -> np.ndarray | None:
-    """:func:`validation.check_matrix` for out-of-core data, in one pass over its chunks."""
+    """:func:`validation.checked_matrix` for out-of-core data, in one pass over its chunks."""
     label = (labels or validation.DEFAULT_LABELS).get(role, role)
     validation.check_shape(matrix.shape, type(matrix).__name__, label)
     validation.check_dtype(matrix.dtype, label)

@@ -15,11 +15,11 @@ from .operators import Operator
 from .problems import EncodedProblem, FreeProblem
 from .solvers import Data, Factors, objective, paper_code_update, rebalance, update_loadings
 from .subspace import principal_basis
+from .validation import ROLES
 from .variance import response_split, variance_explained
 
 logger = logging.getLogger("lmf_omics")
 
-ROLES = validation.ROLES
 
 
 @dataclass(frozen=True)
@@ -239,9 +239,8 @@ class LinearMixedForms:
                 basis = principal_basis(data.random, self.n_factors, rng=rng)
                 basis = basis if basis.rank < self.n_factors else None
             return FreeProblem(data, basis)
-        n_pcs = self.n_pcs or max(50, 2 * self.n_factors)
-        fixed = principal_basis(data.fixed, n_pcs, rng=rng)
-        random = principal_basis(data.random, n_pcs, rng=rng) if data.has_random else None
+        fixed = principal_basis(data.fixed, self._n_pcs, rng=rng)
+        random = principal_basis(data.random, self._n_pcs, rng=rng) if data.has_random else None
         return EncodedProblem.build(data, fixed, random)
 
     def _fit_weighted(self, data: Data) -> None:
@@ -358,7 +357,7 @@ class LinearMixedForms:
     def get_params(self) -> dict:
         """The options, with ``codes`` and ``n_pcs`` resolved (never ``None``: h5ad-writable)."""
         params = {name: getattr(self, name) for name in self.PARAMS}
-        params.update(codes=self.codes_form, n_pcs=self.n_pcs or max(50, 2 * self.n_factors),
+        params.update(codes=self.codes_form, n_pcs=self._n_pcs,
                       weights=self._weights())
         return params
 
@@ -406,6 +405,11 @@ class LinearMixedForms:
     def _weighted(self, operators: dict[str, Operator]) -> Data:
         scaled = {role: op.reweighted(np.sqrt(self.modality_weights_[role])) for role, op in operators.items()}
         return Data(response=scaled.get("response"), fixed=scaled.get("fixed"), random=scaled.get("random"))
+
+    @property
+    def _n_pcs(self) -> int:
+        """``n_pcs``, its default ``max(50, 2 · n_factors)`` for ``None``."""
+        return self.n_pcs or max(50, 2 * self.n_factors)
 
     def _ridge(self) -> float:
         return 0.0 if self.solver == "paper" else float(self.ridge)

@@ -47,13 +47,12 @@ def as_matrix(data) -> np.ndarray | sparse.csr_matrix | sparse.csc_matrix | Chun
 def column_moments(matrix, observed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Column means and (population) variances in float64 over the observed rows, without densifying.
 
-    A CSR matrix is summed in row blocks on the fit's threads (no float64 copy of its values).
+    A dense or CSR matrix is summed in row blocks on the fit's threads (no float64 copy of its values).
     """
     if isinstance(matrix, ChunkedMatrix):
         return matrix.column_moments(observed)
     if not sparse.issparse(matrix):
-        rows = matrix if observed is None else matrix[observed]
-        return rows.mean(axis=0, dtype=np.float64), rows.var(axis=0, dtype=np.float64)
+        return parallel.dense_column_moments(matrix, observed)
     n = matrix.shape[0] if observed is None else int(observed.sum())
     if matrix.format == "csr":
         sums, squares = parallel.column_sums(matrix, observed)

@@ -173,6 +173,29 @@ def column_sums(matrix, observed: np.ndarray | None = None) -> np.ndarray:
     return np.zeros((2, matrix.shape[1])) if total is None else total
 
 
+def dense_column_moments(matrix: np.ndarray, observed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and variances (float64) of a dense matrix's observed rows, by row blocks.
+
+    Two passes (the mean, then squares about it), as ``numpy.var``: sums of raw squares would lose
+    every digit of a variance small beside its mean. No copy of the matrix, one block's temporaries.
+    """
+    blocks = row_blocks(matrix)
+    count = matrix.shape[0] if observed is None else int(observed.sum())
+    mean = ordered_sum(lambda edges: _observed_block(matrix, edges, observed).sum(axis=0, dtype=np.float64), blocks)
+    mean /= count
+
+    def centred_squares(edges):
+        centred = _observed_block(matrix, edges, observed) - mean  # float64, one block
+        return np.einsum("ij,ij->j", centred, centred)
+
+    return mean, ordered_sum(centred_squares, blocks) / count
+
+
+def _observed_block(matrix: np.ndarray, edges: tuple[int, int], observed: np.ndarray | None) -> np.ndarray:
+    start, stop = edges
+    return matrix[start:stop] if observed is None else matrix[start:stop][observed[start:stop]]
+
+
 def sums_and_squares(block, weights=None) -> np.ndarray:
     """Column sums and sums of squares (2 × p, float64) of the rows of ``block`` with ``weights`` 1."""
     if sparse.issparse(block):

@@ -19,8 +19,9 @@ from scipy import linalg
 from .init import initial_free_codes, randomized_svd
 from .linalg import solve_sylvester
 from .rows import solve_rows
-from .solvers import ROLES, Data, Factors, Moments, gram
+from .solvers import Data, Factors, Moments, gram
 from .subspace import Basis
+from .validation import ROLES
 
 
 def _eig(symmetric: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -37,11 +38,12 @@ class FreeProblem:
 
     def moments(self, factors: Factors) -> Moments:
         cross, grams = {}, {}
-        for role, code in zip(("response", "fixed", "random"), (factors.combined, factors.K, factors.H)):
+        combined = factors.combined  # K + H: n × k, formed once
+        for role, code in zip(ROLES, (combined, factors.K, factors.H)):
             operator = getattr(self.data, role)
             if operator is not None and code is not None:
                 cross[role], grams[role] = operator.rmatmul(code), operator.gram(code)
-        return Moments(cross, grams, codes_gram=gram(factors.combined))
+        return Moments(cross, grams, codes_gram=gram(combined))
 
     def response_by_code(self, factors: Factors) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """``(ỸᵀC, CᵀD_Y C)`` for the fixed and the random code alone."""

@@ -32,7 +32,8 @@ def solve_rows(
     unknown_K: np.ndarray,
     unknown_H: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """New ``(K, H)``: rows flagged unknown are solved, the others kept.
+    """New ``(K, H)``: rows flagged unknown are solved, the others kept (the inputs are never written;
+    a code without an unknown row is returned as it is).
 
     ``grams`` holds ``αᵀα``, ``βᵀβ``, ``uᵀu`` by role, ``products`` the n × k products ``Ãα`` by role
     and ``observed`` 0/1 row weights by role (absent roles are simply missing from the dicts).
@@ -68,6 +69,8 @@ def solve_rows(
 
 
 def _writable(code: np.ndarray, patterns: np.ndarray, unknown_bit: int) -> np.ndarray:
-    """A copy to update in place (a fresh array when one pattern solves every row of it)."""
-    solved_everywhere = len(patterns) == 1 and (patterns[0] >> unknown_bit) & 1
-    return np.empty_like(code) if solved_everywhere else code.copy()
+    """``code`` itself when no pattern solves it, a fresh array when every pattern does, else a copy."""
+    solved = [(pattern >> unknown_bit) & 1 for pattern in patterns]
+    if not any(solved):
+        return code  # never written
+    return np.empty_like(code) if all(solved) else code.copy()

@@ -12,8 +12,10 @@ import itertools
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from scipy import sparse
 
-ROLES = ("response", "fixed", "random")
+from . import validation
+from .validation import ROLES
 
 
 def cross_validate(template, Y, X, Z=None, *, grid: Mapping[str, Sequence], folds: int = 5,
@@ -30,39 +32,42 @@ def cross_validate(template, Y, X, Z=None, *, grid: Mapping[str, Sequence], fold
         raise ValueError(f"folds must be between 2 and the number of cells ({n}), got {folds}")
     assignment = np.random.default_rng(template.random_state).permutation(n) % folds
     observed = dict(observed or {})
+    has_response = _response_rows(Y, observed.get("response"))
     table = []
     for values in itertools.product(*grid.values()):
         options = dict(zip(grid, values))
-        error = sum(_held_out_error(template, options, Y, X, Z, observed, assignment == fold) for fold in range(folds))
-        table.append({**options, "mse": error / (_count_observed(Y, observed) * Y.shape[1])})
+        error = sum(_held_out_error(template, options, Y, X, Z, observed, has_response, assignment == fold)
+                    for fold in range(folds))
+        table.append({**options, "mse": error / (int(has_response.sum()) * Y.shape[1])})
     best = min(table, key=lambda row: row["mse"])
     return {name: best[name] for name in grid}, table
 
 
-def _held_out_error(template, options, Y, X, Z, observed, held_out) -> float:
+def _held_out_error(template, options, Y, X, Z, observed, has_response, held_out) -> float:
     model = type(template)(**{**template.get_options(), **options, "progress": False})
     train = {role: _rows(m, ~held_out) for role, m in zip(ROLES, (Y, X, Z)) if m is not None}
     masks = {role: mask[~held_out] for role, mask in observed.items()}
     model.fit(train["response"], train["fixed"], train.get("random"), observed=masks)
     predicted = model.predict(X=_rows(X, held_out), Z=None if Z is None else _rows(Z, held_out))
-    truth = _dense(_rows(Y, held_out))
-    keep = _observed_rows(truth, observed.get("response"), held_out)
-    return float(np.sum((truth[keep] - predicted[keep]) ** 2))
+    keep = has_response[held_out]
+    return _squared_error(_rows(Y, held_out)[np.flatnonzero(keep)], predicted[keep])
 
 
-def _count_observed(Y, observed) -> int:
-    truth = _dense(Y)
-    return int(_observed_rows(truth, observed.get("response"), np.ones(Y.shape[0], bool)).sum())
+def _response_rows(Y, mask) -> np.ndarray:
+    """The cells with a response (``observed["response"]`` minus dense all-NaN rows), counted once."""
+    rows = validation.observed_rows(Y, "response", mask, minimum=0)
+    return np.ones(Y.shape[0], bool) if rows is None else rows
 
 
-def _observed_rows(truth: np.ndarray, mask, rows: np.ndarray) -> np.ndarray:
-    keep = ~np.isnan(truth).all(axis=1)
-    return keep if mask is None else keep & np.asarray(mask)[rows]
+def _squared_error(truth, predicted: np.ndarray) -> float:
+    """``‖truth − predicted‖²``; a sparse ``truth`` is never densified (``predicted`` is overwritten)."""
+    if not sparse.issparse(truth):
+        return float(np.sum((np.asarray(truth, dtype=np.float64) - predicted) ** 2))
+    entries = truth.tocoo()
+    entries.sum_duplicates()
+    predicted[entries.row, entries.col] -= entries.data  # the residual, its sign aside
+    return float(np.sum(predicted**2))
 
 
 def _rows(matrix, rows: np.ndarray):
     return matrix[np.flatnonzero(rows)] if hasattr(matrix, "tocsr") else np.asarray(matrix)[rows]
-
-
-def _dense(matrix) -> np.ndarray:
-    return np.asarray(matrix.toarray() if hasattr(matrix, "toarray") else matrix, dtype=np.float64)

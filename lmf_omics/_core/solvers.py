@@ -21,6 +21,7 @@ import numpy as np
 
 from .linalg import pinv_right, solve_right
 from .operators import Operator
+from .validation import ROLES
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,6 @@ class Data:
         """The operators given, by role."""
         return {role: op for role, op in zip(ROLES, (self.response, self.fixed, self.random)) if op is not None}
 
-
-ROLES = ("response", "fixed", "random")
 
 
 @dataclass(frozen=True)

@@ -56,21 +56,14 @@ def check_weights(weights: Mapping[str, float]) -> None:
             raise ValueError(f"weights[{role!r}] must be a finite number > 0, got {weight!r}")
 
 
-def check_matrix(data, role: str, labels: Mapping[str, str] | None = None, observed=None,
-                 minimum_observed: int = 2) -> np.ndarray | None:
-    """A modality must be 2-D, non-empty, numeric and finite in its observed rows.
-
-    Returns the observed-row mask (see :func:`observed_rows`), ``None`` when all rows are observed.
-    """
-    return checked_matrix(data, role, labels, observed, minimum_observed)[1]
-
-
 def checked_matrix(data, role: str, labels: Mapping[str, str] | None = None, observed=None,
                    minimum_observed: int = 2) -> tuple[object, np.ndarray | None]:
-    """:func:`check_matrix`, also returning the data as a numpy array or a CSR/CSC/COO matrix.
+    """A modality must be 2-D, non-empty, numeric and finite in its observed rows.
 
-    Sparse formats without a ``data`` array of values (LIL, DOK, DIA, BSR) become CSR, and a
-    pandas DataFrame a numpy array (nullable columns with ``pd.NA`` as NaN); nothing is densified.
+    Returns the data as a numpy array or a CSR/CSC/COO matrix, and the observed-row mask (see
+    :func:`observed_rows`; ``None`` when all rows are observed). Sparse formats without a ``data``
+    array of values (LIL, DOK, DIA, BSR) become CSR, and a pandas DataFrame a numpy array (nullable
+    columns with ``pd.NA`` as NaN); nothing is densified.
     """
     label = (labels or DEFAULT_LABELS).get(role, role)
     data = _as_array_or_sparse(data, label)

@@ -204,3 +204,20 @@ def test_dask_matrix_products_and_checks(data):
     bad[100, 7] = np.nan
     with pytest.raises(ValueError, match=r"fixed-effect data X contains 1 NaN .*row 100, column 7"):
         LinearMixedForms(3).fit(data["Y"], da.from_array(bad, chunks=(41, 70)))
+
+
+@pytest.mark.parametrize("key", ["X", "response"])
+def test_streamed_rows_come_in_the_order_asked(data, h5_file, key):
+    with h5py.File(h5_file, "r") as f:
+        source = f["X"] if key == "X" else f["obsm"]["response"]
+        streamed = StreamedMatrix(source, chunk_nnz=300)  # many chunks
+        memory = data["X"] if key == "X" else data["Y"]
+        index = [170, 2, 55, 2, 239, 0]  # unsorted, across chunks, one repeated
+        taken = streamed.take(index)
+        expected = memory[index]
+        np.testing.assert_array_equal(taken.toarray() if sparse.issparse(taken) else taken,
+                                      expected.toarray() if sparse.issparse(expected) else expected)
+        B = np.random.default_rng(1).standard_normal((memory.shape[1], 2))
+        in_memory = Operator.from_data(memory)
+        rows = Operator(streamed, in_memory.mean, in_memory.scale).rows(index)
+        np.testing.assert_allclose(rows.matmul(B), in_memory.rows(index).matmul(B), atol=1e-12)

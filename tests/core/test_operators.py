@@ -1,9 +1,12 @@
 """The operator layer against explicit dense centring and scaling."""
 
+import tracemalloc
+
 import numpy as np
 import pytest
 from scipy import sparse
 
+from lmf_omics._core import parallel
 from lmf_omics._core.operators import Operator, as_matrix, column_moments
 
 
@@ -57,3 +60,25 @@ def test_column_moments_sparse_equals_dense():
         mean, var = column_moments(fmt(dense))
         np.testing.assert_allclose(mean, dense.mean(0), atol=1e-12)
         np.testing.assert_allclose(var, dense.var(0), atol=1e-10)
+
+
+def test_dense_column_moments_by_blocks_keep_a_small_variance_beside_a_large_mean(monkeypatch):
+    monkeypatch.setattr(parallel, "BLOCK_ENTRIES", 64)  # many row blocks
+    rng = np.random.default_rng(2)
+    dense = 1e8 + rng.standard_normal((300, 4))  # raw sums of squares would lose every digit
+    observed = rng.random(300) > 0.3
+    dense[~observed] = np.inf  # unobserved rows are never read
+    mean, var = column_moments(dense, observed)
+    np.testing.assert_allclose(mean, dense[observed].mean(0), rtol=1e-15)
+    np.testing.assert_allclose(var, dense[observed].var(0), rtol=1e-9)
+
+
+def test_dense_column_moments_make_no_copy_of_the_matrix(monkeypatch):
+    monkeypatch.setattr(parallel, "BLOCK_ENTRIES", 1 << 16)  # temporaries of one block: 0.5 MB
+    dense = np.random.default_rng(3).standard_normal((20_000, 200)).astype(np.float32)
+    observed = np.arange(20_000) % 3 != 0
+    tracemalloc.start()
+    column_moments(dense, observed)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < dense.nbytes / 4, peak  # a copy of the observed rows alone: 2/3 of it

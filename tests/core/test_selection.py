@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+import scipy.sparse
+from scipy import sparse
 
 from lmf_omics import LinearMixedForms, cross_validate
 
@@ -43,3 +45,23 @@ def test_a_grid_of_several_options_and_cells_without_response(planted):
 def test_bad_grids(planted, grid, folds, message):
     with pytest.raises(ValueError, match=message):
         cross_validate(LinearMixedForms(), planted["Y"], planted["X"], grid=grid, folds=folds)
+
+
+def test_a_sparse_response_is_never_densified(planted, monkeypatch):
+    Y = sparse.csr_matrix(np.where(np.abs(planted["Y"]) > 0.5, planted["Y"], 0.0))
+    observed = {"response": np.arange(200) % 7 != 0}
+    template = LinearMixedForms(max_iter=20)
+    expected = cross_validate(template, Y.toarray(), planted["X"], planted["Z"], grid={"n_factors": [2, 3]},
+                              folds=3, observed=observed)
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("a sparse matrix was densified")
+
+    for cls in (scipy.sparse._base._spbase, scipy.sparse._compressed._cs_matrix):
+        monkeypatch.setattr(cls, "toarray", refuse, raising=False)
+        monkeypatch.setattr(cls, "todense", refuse, raising=False)
+    best, table = cross_validate(template, Y, planted["X"], planted["Z"], grid={"n_factors": [2, 3]}, folds=3,
+                                 observed=observed)
+    assert best == expected[0]
+    for row, reference in zip(table, expected[1]):
+        assert row["mse"] == pytest.approx(reference["mse"], rel=1e-12)

@@ -5,7 +5,8 @@ import pytest
 
 from lmf_omics._core.operators import Operator
 from lmf_omics._core.problems import EncodedProblem, FreeProblem
-from lmf_omics._core.solvers import Data, Factors, rebalance
+from lmf_omics._core.rows import solve_rows
+from lmf_omics._core.solvers import Data, Factors, gram, rebalance
 from lmf_omics._core.subspace import principal_basis
 
 RIDGE = 0.05
@@ -139,3 +140,25 @@ def test_rebalance_keeps_fits_and_lowers_the_penalty():
     # at the optimum the codes' and loadings' Gram sums agree: rebalancing again changes nothing
     again = rebalance(after)
     assert penalty(again) == pytest.approx(penalty(after), rel=1e-10)
+
+
+def test_solve_rows_never_writes_its_inputs_and_keeps_what_it_does_not_solve():
+    rng = np.random.default_rng(4)
+    n, k = 12, 2
+    grams = {role: gram(rng.standard_normal((5, k))) for role in ("response", "fixed", "random")}
+    products = {role: rng.standard_normal((n, k)) for role in grams}
+    observed = {"response": (np.arange(n) % 3 != 0).astype(float), "fixed": np.ones(n), "random": np.ones(n)}
+    K, H = rng.standard_normal((n, k)), rng.standard_normal((n, k))
+    before = K.copy(), H.copy()
+    partly = np.arange(n) % 2 == 0
+    new_K, new_H = solve_rows(grams, products, observed, RIDGE, K=K, H=H, unknown_K=partly,
+                              unknown_H=np.zeros(n, bool))
+    np.testing.assert_array_equal(K, before[0])
+    np.testing.assert_array_equal(new_K[~partly], before[0][~partly])
+    assert not np.array_equal(new_K[partly], before[0][partly])
+    assert new_H is H  # no row of H to solve: not copied
+    everyone = np.ones(n, bool)
+    new_K, new_H = solve_rows(grams, products, observed, RIDGE, K=K, H=H, unknown_K=everyone, unknown_H=everyone)
+    np.testing.assert_array_equal(K, before[0])
+    np.testing.assert_array_equal(H, before[1])
+    assert np.all(np.isfinite(new_K)) and np.all(np.isfinite(new_H))
