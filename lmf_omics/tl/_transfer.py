@@ -13,7 +13,7 @@ from anndata import AnnData
 
 from .. import get
 from .._keys import ROLES, Keys, check_key_added
-from .._modalities import read_aligned
+from .._modalities import column_positions, read_aligned
 
 logger = logging.getLogger("lmf_omics")
 
@@ -182,7 +182,7 @@ def _layer_columns(query: AnnData, response, features: list[str], layer: str) ->
     if not bool(response.get("var_aligned", False)):
         raise ValueError(f"layer={layer!r} needs a var-aligned response ('X' or 'layer:<name>'), but it is {spec!r}; "
                          "leave layer=None to write a DataFrame to obsm")
-    columns = query.var_names.get_indexer(features)
+    columns = column_positions(query.var_names, features, f"layer={layer!r}")
     if (columns < 0).any():
         missing = [f for f, c in zip(features, columns) if c < 0]
         raise ValueError(f"layer={layer!r}: {len(missing)} response features are not in query.var_names, "
