@@ -3,7 +3,6 @@
 import logging
 
 import anndata as ad
-
 import numpy as np
 import pandas as pd
 import pytest
