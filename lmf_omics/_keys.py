@@ -22,7 +22,7 @@ class Keys:
 
     ``obsm[combined]`` holds K + H, ``obsm[fixed]`` K and ``obsm[random]`` H; ``varm[loadings(role)]``
     and ``varm[encoder(role)]`` the loadings and encoder of a var-aligned modality; ``uns[uns]``
-    everything else; ``obsm[predicted]`` the responses :func:`lmf_omics.tl.predict` writes.
+    everything else; ``uns[transformed]`` what :func:`lmf_omics.tl.transform` used; ``obsm[predicted]`` the responses :func:`lmf_omics.tl.predict` writes.
     """
 
     key_added: str = "lmf"
@@ -49,6 +49,11 @@ class Keys:
     def encoder(self, role: str) -> str:
         """``varm`` key of a var-aligned modality's encoder (its code ``= Ã @ encoder``)."""
         return f"{self.key_added}_encoder_{role}"
+
+    @property
+    def transformed(self) -> str:
+        """``uns`` key of the parameters :func:`lmf_omics.tl.transform` writes beside the codes."""
+        return f"{self.key_added}_transform"
 
     @property
     def predicted(self) -> str:
