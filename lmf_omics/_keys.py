@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 ROLES = ("response", "fixed", "random")
@@ -14,6 +15,11 @@ def check_key_added(key_added, name: str = "key_added") -> None:
     if "/" in key_added:
         raise ValueError(f"{name}={key_added!r} contains '/', which an h5ad file cannot store in a key; "
                          "choose a name without it")
+
+
+def is_fit(value) -> bool:
+    """Whether an ``uns`` entry holds a fit stored by :func:`lmf_omics.tl.lmf` (not e.g. transform's params)."""
+    return isinstance(value, Mapping) and "params" in value and "modalities" in value
 
 
 @dataclass(frozen=True)

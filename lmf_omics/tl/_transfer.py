@@ -16,7 +16,7 @@ from anndata import AnnData
 from .. import get
 from .._checks import check_adata, target
 from .._core import Codes, LinearMixedForms
-from .._keys import ROLES, Keys, check_key_added
+from .._keys import ROLES, Keys, check_key_added, is_fit
 from .._modalities import column_positions, read_aligned
 
 logger = logging.getLogger("lmf_omics")
@@ -211,8 +211,7 @@ def _check_pair(query, reference, copy: bool) -> None:
 def _check_no_fit_overwritten(query: AnnData, key_added: str, *, uns: str, obsm) -> None:
     """Refuse to write over a fit stored in the query (its ``uns`` entry or its codes)."""
     for name, value in query.uns.items():
-        if isinstance(value, Mapping) and "modalities" in value and (
-                name == uns or set(Keys(name).obsm_keys) & set(obsm)):
+        if is_fit(value) and (name == uns or set(Keys(name).obsm_keys) & set(obsm)):
             raise ValueError(
                 f"key_added={key_added!r} would overwrite the LMF fit stored in the query under uns[{name!r}] "
                 f"(and its codes obsm[{Keys(name).combined!r}]); pass another key_added, e.g. "
