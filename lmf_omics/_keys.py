@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ._core.validation import ROLES
@@ -16,13 +17,18 @@ def check_key_added(key_added, name: str = "key_added") -> None:
                          "choose a name without it")
 
 
+def is_fit(value) -> bool:
+    """Whether an ``uns`` entry holds a fit stored by :func:`lmf_omics.tl.lmf` (not e.g. transform's params)."""
+    return isinstance(value, Mapping) and "params" in value and "modalities" in value
+
+
 @dataclass(frozen=True)
 class Keys:
     """Names under which a fit called ``key_added`` is stored.
 
     ``obsm[combined]`` holds K + H, ``obsm[fixed]`` K and ``obsm[random]`` H; ``varm[loadings(role)]``
     and ``varm[encoder(role)]`` the loadings and encoder of a var-aligned modality; ``uns[uns]``
-    everything else; ``obsm[predicted]`` the responses :func:`lmf_omics.tl.predict` writes.
+    everything else; ``uns[transformed]`` what :func:`lmf_omics.tl.transform` used; ``obsm[predicted]`` the responses :func:`lmf_omics.tl.predict` writes.
     """
 
     key_added: str = "lmf"
@@ -49,6 +55,11 @@ class Keys:
     def encoder(self, role: str) -> str:
         """``varm`` key of a var-aligned modality's encoder (its code ``= Ã @ encoder``)."""
         return f"{self.key_added}_encoder_{role}"
+
+    @property
+    def transformed(self) -> str:
+        """``uns`` key of the parameters :func:`lmf_omics.tl.transform` writes beside the codes."""
+        return f"{self.key_added}_transform"
 
     @property
     def predicted(self) -> str:

@@ -76,8 +76,13 @@ def read_modality(adata: AnnData, spec: str, *, role: str, mask_var=None) -> Mod
     if not aligned:
         raise ValueError(f"{label}: mask_var applies to var-aligned modalities ('X', 'layer:<name>') only")
     mask = resolve_mask(adata, mask_var, label)
-    selected = StreamedMatrix(matrix, columns=mask) if is_on_disk(matrix) else matrix[:, mask]  # backed: stays on disk
-    return Modality(spec, selected, features[mask], mask)
+    return Modality(spec, select_columns(matrix, mask), features[mask], mask)
+
+
+def select_columns(matrix, columns):
+    """``matrix[:, columns]`` (a boolean mask or positions in any order); a backed matrix stays on disk,
+    its columns picked from each chunk as it is read."""
+    return StreamedMatrix(matrix, columns=columns) if is_on_disk(matrix) else matrix[:, columns]
 
 
 def resolve_mask(adata: AnnData, mask_var, label: str) -> np.ndarray:
@@ -235,9 +240,24 @@ def read_aligned(adata: AnnData, spec: str, features, *, role: str) -> tuple[obj
 
 def _columns(matrix, names: pd.Index, features: list[str], label: str):
     """The columns named ``features``, in order; an error lists the missing ones (or repeated ones)."""
+    index = column_positions(names, features, label)
+    missing = [f for f, i in zip(features, index) if i < 0]
+    if missing:
+        raise ValueError(
+            f"{label}: the query lacks {len(missing)} of the {len(features)} features the model was fitted on, "
+            f"e.g. {missing[:10]}; give the query the same features (names matched)"
+        )
+    if np.array_equal(index, np.arange(matrix.shape[1])):
+        return matrix
+    return select_columns(matrix, index)
+
+
+def column_positions(names, features: list[str], label: str) -> np.ndarray:
+    """Position of each of ``features`` in ``names`` (-1 if absent). Repeated names the fit does not use
+    are harmless; a repeated name among ``features`` is ambiguous: an error lists them."""
     names = pd.Index(names)
     positions = np.arange(len(names))
-    if not names.is_unique:  # repeated names the fit does not use are harmless; the others are ambiguous
+    if not names.is_unique:
         repeated = names.duplicated(keep=False)
         used = sorted({str(n) for n in names[repeated]} & set(features))
         if used:
@@ -247,36 +267,56 @@ def _columns(matrix, names: pd.Index, features: list[str], label: str):
             )
         names, positions = names[~repeated], positions[~repeated]
     found = names.get_indexer(features)
-    missing = [f for f, i in zip(features, found) if i < 0]
-    if missing:
-        raise ValueError(
-            f"{label}: the query lacks {len(missing)} of the {len(features)} features the model was fitted on, "
-            f"e.g. {missing[:10]}; give the query the same features (names matched)"
-        )
-    index = positions[found]
-    if np.array_equal(index, np.arange(matrix.shape[1])):
-        return matrix
-    return matrix[:, index]
+    return np.where(found < 0, -1, positions[found])
 
 
 def _encode_levels(adata: AnnData, columns: list[str], features: list[str], label: str):
-    """One-hot columns of the training levels (``"col=level"``) and numeric columns, by name."""
+    """The training encoding again: numeric columns as they are, one-hot columns of the training levels
+    (``"col=level"``), sparse. A cell with a level the fit never saw, or a missing value, is unobserved."""
     n = adata.n_obs
-    blocks, observed = [], np.ones(n, bool)
-    for feature in features:
-        column, is_level, level = feature.partition("=")
-        if column not in columns:
+    observed = np.ones(n, bool)
+    rows, cols, values = [], [], []
+    for column, (positions, levels) in _feature_sources(columns, features, label).items():
+        if levels is None:  # a numeric column: one feature
+            numbers = pd.to_numeric(adata.obs[column], errors="coerce").to_numpy(dtype=np.float64)
+            finite = np.isfinite(numbers)
+            observed &= finite
+            rows.append(np.flatnonzero(finite))
+            cols.append(np.full(rows[-1].size, positions[0]))
+            values.append(numbers[finite])
+            continue
+        codes = _level_codes(adata.obs[column], levels)
+        seen = codes >= 0
+        observed &= seen
+        rows.append(np.flatnonzero(seen))
+        cols.append(np.asarray(positions)[codes[seen]])
+        values.append(np.ones(rows[-1].size))
+    matrix = sparse.csr_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
+                               shape=(n, len(features)))
+    return matrix, (None if observed.all() else observed)
+
+
+def _feature_sources(columns: list[str], features: list[str], label: str) -> dict:
+    """``{column: (feature positions, levels or None for a numeric column)}``; a feature that is itself a
+    column's name is that numeric column (names may contain '='), else ``"<column>=<level>"``."""
+    sources: dict[str, tuple[list[int], list[str] | None]] = {}
+    by_length = sorted(columns, key=len, reverse=True)
+    for position, feature in enumerate(features):
+        if feature in columns:
+            sources[feature] = ([position], None)
+            continue
+        column = next((c for c in by_length if feature.startswith(f"{c}=")), None)
+        if column is None:
             raise ValueError(f"{label}: feature {feature!r} of the fit is not one of the columns {columns}")
-        values = adata.obs[column]
-        if is_level:
-            blocks.append((values.astype(str).to_numpy() == level).astype(np.float64))
-        else:
-            numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
-            observed &= np.isfinite(numeric)
-            blocks.append(np.nan_to_num(numeric))
-    matrix = np.column_stack(blocks)
-    for column in columns:  # a cell whose level the fit never saw is outside every level block
-        levels = [i for i, f in enumerate(features) if f.startswith(f"{column}=")]
-        if levels:
-            observed &= matrix[:, levels].sum(axis=1) > 0
-    return sparse.csr_matrix(matrix), (None if observed.all() else observed)
+        positions, levels = sources.setdefault(column, ([], []))
+        positions.append(position)
+        levels.append(feature[len(column) + 1:])
+    return sources
+
+
+def _level_codes(values: pd.Series, levels: list[str]) -> np.ndarray:
+    """Each cell's position in ``levels`` (the training levels, as strings), -1 for another or a missing
+    value; only the column's distinct values are turned into strings."""
+    categorical = pd.Categorical(values)
+    lookup = np.append(pd.Index(levels).get_indexer(categorical.categories.astype(str)), -1)
+    return lookup[categorical.codes]  # code -1 (missing) picks the appended -1

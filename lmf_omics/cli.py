@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ._io import Terminated, signals_stop_writes
+from ._keys import check_key_added
 
 PROG = "lmf-omics"
 
@@ -53,19 +54,18 @@ def _fit(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from . import tl
     from ._io import read_h5ad, write_h5ad_atomic
+    from .tl._transfer import transform_and_predict
 
     source, target, reference_path = Path(args.input), Path(args.output), Path(args.reference)
     _check_paths(source, target, in_place=args.in_place)
-    if not reference_path.is_file():
-        raise FileNotFoundError(f"reference file {args.reference!r} does not exist")
     if target.resolve() == reference_path.resolve():
         raise ValueError(f"output {str(target)!r} is the reference file; write the predictions elsewhere")
+    if args.layer is not None:
+        check_key_added(args.layer, "--layer")
     reference = read_h5ad(reference_path, "reference file")
     query = read_h5ad(source)
-    tl.transform(query, reference, key=args.key)
-    tl.predict(query, reference, key=args.key, layer=args.layer)
+    transform_and_predict(query, reference, key=args.key, layer=args.layer)  # the query read once
     write_h5ad_atomic(query, target)
     logging.getLogger("lmf_omics").info("wrote %s", target)
     return 0
@@ -79,11 +79,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _check_paths(source: Path, target: Path, *, in_place: bool) -> None:
-    """Everything about the paths is checked before the input is read."""
-    if source.is_dir():
-        raise IsADirectoryError(f"input {str(source)!r} is a directory; give the path of an .h5ad file")
-    if not source.is_file():
-        raise FileNotFoundError(f"input file {str(source)!r} does not exist")
+    """The output path is checked before the input is read (which checks that the input exists)."""
     if not target.parent.is_dir():
         raise FileNotFoundError(f"output directory {str(target.parent)!r} does not exist")
     if target.is_dir():

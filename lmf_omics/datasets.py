@@ -29,10 +29,10 @@ def shared_data_dir() -> Path:
 
 
 def read_shared(name: str) -> AnnData:
-    """Read a shared dataset, e.g. ``"eccite_pbmc_500.h5ad"``, with a clear error if it is absent."""
-    import anndata as ad
+    """Read a shared dataset, e.g. ``"eccite_pbmc_500.h5ad"``, with a clear error if it is absent or damaged."""
+    from ._io import read_h5ad
 
-    return ad.read_h5ad(shared_path(name))
+    return read_h5ad(shared_path(name), "shared dataset")
 
 
 def shared_path(name: str) -> Path:

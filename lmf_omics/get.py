@@ -7,7 +7,7 @@ import pandas as pd
 from anndata import AnnData
 
 from ._core import LinearMixedForms
-from ._keys import ROLES, Keys
+from ._keys import ROLES, Keys, is_fit
 from ._modalities import MissingKeyError
 
 STATE_FIELDS = ("spec", "features", "mean", "scale", "weight", "loadings")  # what a stored modality needs
@@ -47,6 +47,10 @@ def loadings(adata: AnnData, key: str = "lmf", *, role: str = "response") -> pd.
     if role not in entries:
         raise ValueError(f"role={role!r} is not a modality of the fit under {key!r}; use one of {sorted(entries)}")
     values = _stored_array(adata, key, role, entries[role])
+    if values is None:
+        raise MissingKeyError(f"the loadings of role={role!r} of the fit under {key!r} are missing: "
+                              f"varm[{Keys(key).loadings(role)!r}] is not there (was it deleted?); "
+                              "run lmf_omics.tl.lmf again")
     names = np.asarray(entries[role]["features"], dtype=str)
     return pd.DataFrame(values, index=names, columns=[f"Factor{i + 1}" for i in range(values.shape[1])])
 
@@ -80,7 +84,7 @@ def variance_explained(adata: AnnData, key: str = "lmf") -> pd.DataFrame:
 
 def results(adata: AnnData, key: str = "lmf") -> dict:
     """``adata.uns[key]``, with a clear error when there is no fit under that key."""
-    if key not in adata.uns or "params" not in adata.uns[key]:
-        fits = sorted(k for k, v in adata.uns.items() if isinstance(v, dict) and "modalities" in v)
+    if not is_fit(adata.uns.get(key)):
+        fits = sorted(k for k, v in adata.uns.items() if is_fit(v))
         raise MissingKeyError(f"no LMF fit under uns[{key!r}]; fits present: {fits}. Run lmf_omics.tl.lmf first")
     return adata.uns[key]

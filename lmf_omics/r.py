@@ -38,6 +38,7 @@ from scipy import sparse
 
 from . import get, tl
 from ._core.validation import _first_position
+from ._keys import Keys
 
 R_FILE = Path(__file__).resolve().parent / "R" / "lmf.R"
 R_INTEGER_NA = np.iinfo(np.int32).min
@@ -113,8 +114,7 @@ def fit(
     specs = {role: f"obsm:{keys[role]}" for role in matrices}
     specs.update({role: f"obs:{','.join(table.columns)}" for role, table in tables.items()})
     tl.lmf(adata, **specs, **options, progress=False)
-    features.update({role: get.features(adata)[role] for role in tables})
-    return result(adata, features=features, labels=labels)
+    return result(adata, features={role: features[role] for role in matrices}, labels=labels)  # tables: as fitted
 
 
 def fit_h5ad(path: str, response: str, fixed: str, random: str | None = None, **options) -> dict:
@@ -127,10 +127,7 @@ def fit_h5ad(path: str, response: str, fixed: str, random: str | None = None, **
     from ._io import read_h5ad
 
     options = _options(options, (*OPTIONS, "mask_var"))
-    source = Path(path).expanduser()
-    if not source.is_file():
-        raise FileNotFoundError(f"{str(source)!r} is not a file; give the path of an .h5ad file")
-    adata = read_h5ad(source, "file")
+    adata = read_h5ad(path, "file")
     tl.lmf(adata, response=response, fixed=fixed, random=random, **options, progress=False)
     return result(adata)
 
@@ -144,19 +141,20 @@ def result(adata: AnnData, key: str = "lmf", *, features=None, labels=None) -> d
     ``total_variance_explained``; ``objective_history``; ``n_iter``; ``converged``; ``params``.
     """
     stored = get.results(adata, key)
-    model = get.model(adata, key)
     features = {**get.features(adata, key), **(features or {})}
-    k = model.n_factors
-    obsm = {name: adata.obsm.get(f"X_{key}{suffix}") for name, suffix in
-            (("codes", ""), ("fixed_codes", "_fixed"), ("random_codes", "_random"))}
+    k = int(stored["params"]["n_factors"])
+    keys = Keys(key)
+    obsm = {name: adata.obsm.get(obsm_key) for name, obsm_key in
+            (("codes", keys.combined), ("fixed_codes", keys.fixed), ("random_codes", keys.random))}
+    loadings = {role: get.loadings(adata, key, role=role).to_numpy() for role in stored["modalities"]}
     params = {name: _plain(value) for name, value in stored["params"].items()}
     params.update({role: label for role, label in (labels or {}).items()})
     return {
         **{name: None if codes is None else _dense(codes) for name, codes in obsm.items()},
         "cell_names": [str(name) for name in adata.obs_names],
         "factor_names": [f"Factor{i + 1}" for i in range(k)],
-        "loadings": {role: _dense(loadings) for role, loadings in model.loadings_.items()},
-        "feature_names": {role: [str(name) for name in features[role]] for role in model.loadings_},
+        "loadings": {role: _dense(values) for role, values in loadings.items()},
+        "feature_names": {role: [str(name) for name in features[role]] for role in loadings},
         "variance_explained": {role: _floats(v) for role, v in stored["variance_explained"].items()},
         "total_variance_explained": {name: float(v) for name, v in stored["total_variance_explained"].items()},
         "objective_history": _floats(stored["objective_history"]),

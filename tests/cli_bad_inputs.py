@@ -149,7 +149,7 @@ CASES = [
     _fit_case("files", "input: HDF5 but not AnnData", write=_plain_hdf5,
               match=ERROR + r"cannot read input file '.*cells.h5ad' as an .h5ad file"),
     _fit_case("files", "input: a directory", write=lambda path, adata: path.mkdir(),
-              match=ERROR + r"input '.*cells.h5ad' is a directory; give the path of an .h5ad file$"),
+              match=ERROR + r"input file '.*cells.h5ad' is a directory; give the path of an .h5ad file$"),
     _fit_case("files", "input: missing", write=lambda path, adata: None,
               match=ERROR + r"input file '.*cells.h5ad' does not exist$"),
     _fit_case("files", "output: a directory", output=lambda i: i["input"].parent,
@@ -165,6 +165,13 @@ CASES = [
     Case("lmf-omics predict", "missing key", "a reference without the key", _predict_files,
          lambda i: _predict_command(i, "--key", "prot"), error=CliError,
          match=ERROR + r"no LMF fit under uns\['prot'\]; fits present: \['lmf'\]"),
+    Case("lmf-omics predict", "options", "--layer with '/' (refused before any work)", _predict_files,
+         lambda i: _predict_command(i, "--layer", "a/b"), error=CliError,
+         match=ERROR + r"--layer='a/b' contains '/', which an h5ad file cannot store in a key"),
+    Case("lmf-omics predict", "options", "--layer for a response that is not var-aligned (before any work)",
+         _predict_files, lambda i: _predict_command(i, "--layer", "predicted"), error=CliError,
+         match=ERROR + r"layer='predicted' needs a var-aligned response \('X' or 'layer:<name>'\), but it is "
+                       r"'obsm:protein'"),
     Case("lmf-omics predict", "files", "predictions for new cells", _predict_files, _predict_command,
          writes=("file/output",), check=lambda i, r: np.testing.assert_equal(
              ad.read_h5ad(i["output"]).obsm["lmf_predicted"].shape, (40, 6))),

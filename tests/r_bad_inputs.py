@@ -128,7 +128,7 @@ def _fit_h5ad(inputs, **specs):
 
 CASES += [
     Case("r.fit_h5ad", "files", "a missing file", partial(_h5ad, write=False), _fit_h5ad, error=FileNotFoundError,
-         match=r"'.*cells.h5ad' is not a file; give the path of an .h5ad file"),
+         match=r"^file '.*cells.h5ad' does not exist$"),
     Case("r.fit_h5ad", "files", "a file that is not h5ad", partial(_h5ad, junk=True), _fit_h5ad, error=ValueError,
          match=r"cannot read file '.*cells.h5ad' as an .h5ad file"),
     Case("r.fit_h5ad", "missing key", "an obsm key that is not there", _h5ad, partial(_fit_h5ad, response="obsm:adt"),

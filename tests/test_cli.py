@@ -121,3 +121,35 @@ def test_predict_protein_for_new_cells_from_a_reference_file(shared_data, tmp_pa
     assert predicted.obsm["X_lmf"].shape == (100, 5)
     err = _fails(capsys, ["predict", str(query), "-r", str(tmp_path / "none.h5ad"), "-o", str(out)])
     assert "reference file" in err and "does not exist" in err
+
+
+@pytest.mark.parametrize("codes", ["encoded", "free"])
+def test_predict_reads_the_query_once_and_writes_what_transform_and_predict_write(tmp_path, monkeypatch, codes):
+    """``lmf-omics predict`` = tl.transform + tl.predict, but each modality of the query is read once."""
+    import pandas as pd
+
+    from lmf_omics import tl
+    from lmf_omics.tl import _transfer
+
+    from .reliability import counts_adata
+
+    reference, query = counts_adata(seed=1), counts_adata(seed=2)  # the query has protein: the codes use it
+    tl.lmf(reference, response="obsm:protein", fixed="X", random="obs:batch", n_factors=3, max_iter=30, codes=codes,
+           progress=False)
+    reference.write_h5ad(tmp_path / "reference.h5ad")
+    query.write_h5ad(tmp_path / "query.h5ad")
+    reads, original = [], _transfer.read_aligned
+    monkeypatch.setattr(_transfer, "read_aligned", lambda *a, **k: reads.append(k["role"]) or original(*a, **k))
+
+    out = tmp_path / "out.h5ad"
+    argv = ["--quiet", "predict", str(tmp_path / "query.h5ad"), "-r", str(tmp_path / "reference.h5ad"), "-o", str(out)]
+    assert main(argv) == 0
+    assert sorted(reads) == ["fixed", "random", "response"]
+    written = ad.read_h5ad(out)
+    tl.transform(query, reference)
+    tl.predict(query, reference)
+    for key in ("X_lmf", "X_lmf_fixed", "X_lmf_random"):
+        np.testing.assert_allclose(written.obsm[key], query.obsm[key], atol=1e-12)
+    pd.testing.assert_frame_equal(written.obsm["lmf_predicted"], query.obsm["lmf_predicted"], atol=1e-12)
+    for key in ("lmf_transform", "lmf_predicted"):
+        assert written.uns[key]["params"]["modalities"].tolist() == query.uns[key]["params"]["modalities"]

@@ -6,7 +6,7 @@ import pytest
 from anndata import AnnData
 from scipy import sparse
 
-from lmf_omics._modalities import MissingKeyError, masks_for, read_modality
+from lmf_omics._modalities import MissingKeyError, masks_for, read_aligned, read_modality
 
 
 @pytest.fixture
@@ -128,3 +128,24 @@ def test_missing_slots_and_bad_values(adata):
         read_modality(no_raw, "raw", role="fixed")
     with pytest.raises(ValueError, match="adata.X is None"):
         read_modality(AnnData(obs=pd.DataFrame(index=["a", "b"])), "X", role="fixed")
+
+
+def test_query_obs_encoding_equals_the_training_encoding(adata):
+    """read_aligned encodes obs columns as read_modality did in training, sparse, also for a name with '='."""
+    adata.obs["dose=mg"] = np.linspace(0.0, 2.0, 30)
+    spec = "obs:batch,dose=mg,donor,treated"
+    training = read_modality(adata, spec, role="random")
+    assert "dose=mg" in training.features and "batch=a" in training.features
+    query = adata.copy()
+    query.obs["batch"] = pd.Categorical(query.obs["batch"].astype(str), categories=["c", "b", "a"])  # other order
+    matrix, observed = read_aligned(query, spec, training.features, role="random")
+    assert sparse.issparse(matrix) and observed is None
+    np.testing.assert_array_equal(matrix.toarray(), training.matrix.toarray())
+    # a level the fit never saw, or a missing value, leaves the cell outside every level: unobserved
+    query.obs["donor"] = ["d3", *query.obs["donor"][1:29], None]
+    query.obs.loc[query.obs_names[5], "dose=mg"] = np.nan
+    matrix, observed = read_aligned(query, spec, training.features, role="random")
+    np.testing.assert_array_equal(np.flatnonzero(~observed), [0, 5, 29])
+    donors = [i for i, f in enumerate(training.features) if f.startswith("donor=")]
+    np.testing.assert_array_equal(matrix[[0, 29]][:, donors].toarray(), 0.0)
+    np.testing.assert_array_equal(matrix[1:5].toarray(), training.matrix[1:5].toarray())

@@ -152,7 +152,7 @@ def test_fit_h5ad_equals_tl_lmf(data, reference, tmp_path):
     result = r.fit_h5ad(str(tmp_path / "cells.h5ad"), "obsm:Y", "obsm:X", "obs:batch,depth", **OPTIONS)
     np.testing.assert_allclose(result["codes"], reference.obsm["X_lmf"], rtol=0, atol=1e-12)
     assert result["cell_names"] == data["cells"]
-    with pytest.raises(FileNotFoundError, match="is not a file"):
+    with pytest.raises(FileNotFoundError, match=r"file '.*missing.h5ad' does not exist"):
         r.fit_h5ad(str(tmp_path / "missing.h5ad"), "obsm:Y", "obsm:X")
 
 

@@ -343,7 +343,11 @@ class LinearMixedForms:
     def predict(self, *, X=None, Z=None, observed: dict | None = None,
                 labels: dict[str, str] | None = None) -> np.ndarray:
         """Predicted response ``μ + ((K + H) αᵀ) · s`` (dense, cells × response features)."""
-        codes = self.transform(X=X, Z=Z, observed=observed, labels=labels)
+        return self.response_of(self.transform(X=X, Z=Z, observed=observed, labels=labels))
+
+    def response_of(self, codes: Codes) -> np.ndarray:
+        """Predicted response ``μ + ((K + H) αᵀ) · s`` of cells with these codes (from :meth:`transform`)."""
+        self._check_fitted()
         centred = codes.combined @ self.loadings_["response"].T
         return centred * self.scales_["response"] + self.means_["response"]
 

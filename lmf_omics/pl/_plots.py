@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg", force=False)  # headless-safe default; an interactive backend set by the user wins
-import matplotlib.pyplot as plt
+import matplotlib.pyplot as plt  # the user's backend is left alone; without a display matplotlib uses Agg
 import numpy as np
 from anndata import AnnData
 

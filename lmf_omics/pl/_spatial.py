@@ -13,6 +13,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 
 from .. import get
+from .._checks import check_key
 from .._keys import Keys
 from .._modalities import MissingKeyError
 from ._plots import finish, pick_factors
@@ -73,10 +74,11 @@ def factors_spatial(
     has_random = Keys(key).random in adata.obsm
     name = CODES[code] if has_random or code != "combined" else "K; no random modality"
     factors = pick_factors(factors, values.shape[1], default=3)
-    coords, sections = _layout(adata, spatial_key, library_key)
+    coords, libraries = _layout(adata, spatial_key, library_key)
+    sections = ["all"] if libraries is None else [str(s) for s in libraries.categories]
     if img is not None and len(sections) > 1:
         raise ValueError(f"img= draws one image; library_key={library_key!r} gives {len(sections)} sections")
-    scratch = _scratch(adata, values, factors, coords, library_key, spatial_key, img, spot_diameter)
+    scratch = _scratch(adata, values, factors, coords, library_key, libraries, spatial_key, img, spot_diameter)
     width = PANEL_INCHES * float(np.clip(np.ptp(coords[:, 0]) / max(np.ptp(coords[:, 1]), 1e-12), 0.5, 2.0))
     single = len(sections) == 1
     rows, cols = (1, len(factors)) if single else (len(factors), len(sections))
@@ -116,21 +118,20 @@ def _codes(adata: AnnData, key: str, code: str) -> np.ndarray:
 
 
 def _layout(adata: AnnData, spatial_key: str, library_key: str | None):
-    if spatial_key not in adata.obsm:
-        raise MissingKeyError(f"spatial_key={spatial_key!r} not found in adata.obsm; available: {sorted(adata.obsm)}")
+    """The coordinates (x, y) and each spot's section as a categorical (``None`` without ``library_key``)."""
+    check_key(adata.obsm, spatial_key, "adata.obsm", "spatial_key")
     coords = np.asarray(adata.obsm[spatial_key], dtype=np.float64)[:, :2]
     if library_key is None:
-        return coords, ["all"]
-    if library_key not in adata.obs:
-        raise MissingKeyError(f"library_key={library_key!r} not found in adata.obs; available: {sorted(adata.obs)}")
-    return coords, [str(s) for s in pd.Categorical(adata.obs[library_key].astype(str)).categories]
+        return coords, None
+    check_key(adata.obs, library_key, "adata.obs", "library_key")
+    return coords, pd.Categorical(adata.obs[library_key].astype(str))
 
 
-def _scratch(adata, values, factors, coords, library_key, spatial_key, img, spot_diameter) -> AnnData:
+def _scratch(adata, values, factors, coords, library_key, libraries, spatial_key, img, spot_diameter) -> AnnData:
     """A minimal AnnData for squidpy: factor columns, sections, coordinates and the image."""
     obs = pd.DataFrame({f"Factor{f}": values[:, f - 1] for f in factors}, index=adata.obs_names)
-    if library_key is not None:
-        obs[library_key] = pd.Categorical(adata.obs[library_key].astype(str))
+    if libraries is not None:
+        obs[library_key] = libraries
     scratch = AnnData(obs=obs, obsm={"spatial": coords})
     if img is not None:
         image = plt.imread(img) if isinstance(img, str | Path) else np.asarray(img)

@@ -6,16 +6,10 @@ from collections.abc import Iterable
 from numbers import Integral, Real
 
 import numpy as np
-from anndata import AnnData
 from scipy import sparse
 
+from .._checks import check_adata, check_key, target  # noqa: F401  (shared with tl and pl)
 from .._keys import check_key_added  # noqa: F401  (the helpers' key check is the package's)
-from .._modalities import MissingKeyError
-
-
-def check_adata(adata) -> None:
-    if not isinstance(adata, AnnData):
-        raise TypeError(f"adata must be an AnnData, got {type(adata).__name__}")
 
 
 def check_choice(name: str, value, choices: Iterable) -> None:
@@ -34,12 +28,6 @@ def check_int(name: str, value, *, low: int = 1, high: int | None = None) -> Non
 def check_positive(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, Real) or not np.isfinite(value) or value <= 0:
         raise ValueError(f"{name}={value!r} must be a positive number")
-
-
-def check_key(container, key: str, where: str, name: str) -> None:
-    if key not in container:
-        available = sorted(map(str, container.keys()))
-        raise MissingKeyError(f"{name}={key!r} not found in {where}; available: {available}")
 
 
 def check_non_negative(matrix, label: str, what: str, *, cells=None, missing_rows: bool = False) -> np.ndarray | None:
@@ -74,8 +62,3 @@ def check_non_negative(matrix, label: str, what: str, *, cells=None, missing_row
     if low < 0:
         raise ValueError(f"{label} has negative values (minimum {low:g}); {what} needs raw, non-negative counts")
     return observed
-
-
-def target(adata: AnnData, copy: bool) -> AnnData:
-    """The AnnData to write into: ``adata`` itself or a copy."""
-    return adata.copy() if copy else adata

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from anndata import AnnData
 
+from .._checks import check_adata, target
 from .._core import LinearMixedForms, cross_validate
 from .._keys import Keys, check_key_added
 from .._modalities import Modality, masks_for, read_modality, resolve_observed
@@ -107,7 +108,9 @@ def lmf(
         ridge=ridge, max_iter=max_iter, tol=tol, random_state=random_state, progress=progress,
     )
     model.check_options()
+    check_adata(adata, copy=copy)
     check_key_added(key_added)
+    keys = Keys(key_added)
     modalities = read_modalities(adata, {"response": response, "fixed": fixed, "random": random}, mask_var)
     labels = {role: f"{role}={m.spec!r}" for role, m in modalities.items()}
     matrices = {role: m.matrix for role, m in modalities.items()}
@@ -120,19 +123,17 @@ def lmf(
         model.n_factors = best["n_factors"]
     model.fit(*arrays, observed=masks, labels=labels)
 
-    target = adata.copy() if copy else adata
-    store(target, model, modalities, Keys(key_added), mask_var=mask_var, scores=scores)
+    out = target(adata, copy)
+    store(out, model, modalities, keys, mask_var=mask_var, scores=scores)
     logger.info(
         "LMF %s: %d iterations, converged=%s; added obsm %r", solver, model.n_iter_, model.converged_,
-        [k for k in Keys(key_added).obsm_keys if k in target.obsm],
+        [k for k in keys.obsm_keys if k in out.obsm],
     )
-    return target if copy else None
+    return out if copy else None
 
 
 def read_modalities(adata: AnnData, specs: Mapping[str, str | None], mask_var) -> dict[str, Modality]:
     """Read every named modality (errors before any fitting)."""
-    if not isinstance(adata, AnnData):
-        raise TypeError(f"adata must be an AnnData, got {type(adata).__name__}")
     masks = masks_for(specs, mask_var)
     return {
         role: read_modality(adata, spec, role=role, mask_var=masks.get(role))

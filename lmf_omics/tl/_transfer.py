@@ -6,14 +6,18 @@ read the reference's model → read the query's modalities by feature name → c
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
 from .. import get
-from .._keys import ROLES, Keys, check_key_added
-from .._modalities import read_aligned
+from .._checks import check_adata, target
+from .._core import Codes, LinearMixedForms
+from .._keys import ROLES, Keys, check_key_added, is_fit
+from .._modalities import column_positions, read_aligned
 
 logger = logging.getLogger("lmf_omics")
 
@@ -45,7 +49,9 @@ def transform(
     key
         ``key_added`` of that fit.
     key_added
-        Stem of the keys written to the query (default: ``key``).
+        Stem of the keys written to the query (default: ``key``). A fit stored in the query itself
+        (by :func:`lmf_omics.tl.lmf`) is never overwritten: if its keys are the ones to write,
+        this is an error that asks for another ``key_added``.
     copy
         Return a modified copy instead of writing to ``query``.
 
@@ -55,23 +61,14 @@ def transform(
     ``obsm["X_<key_added>_random"]`` (as :func:`lmf_omics.tl.lmf`), and
     ``uns["<key_added>_transform"]["params"]``: the reference key and the modalities used.
     """
-    query = adata
-    check_key_added(key_added or key, "key_added")
-    model, inputs = _read(query, reference, key, roles=ROLES)
-    if not inputs:
-        specs = {role: str(entry["spec"]) for role, entry in get.results(reference, key)["modalities"].items()}
-        raise ValueError(f"the query has none of the fit's modalities {specs}; add one with the same spec")
-    codes = model.transform(**_arguments(inputs), labels=_labels(reference, key))
-    keys = Keys(key_added or key)
-    obsm = {keys.combined: codes.combined, keys.fixed: codes.fixed}
-    if codes.random is not None:
-        obsm[keys.random] = codes.random
-    target = query.copy() if copy else query
-    for name in keys.obsm_keys:
-        target.obsm.pop(name, None)
-    target.obsm.update(obsm)
-    target.uns[f"{keys.uns}_transform"] = {"params": _params(key, inputs)}
-    return target if copy else None
+    keys = _transform_keys(adata, reference, key, key_added, copy)
+    fit = _Fit.of(reference, key)
+    inputs = fit.read(adata, ROLES)
+    fit.require_any(inputs)
+    codes = fit.model.transform(**_arguments(inputs), labels=fit.labels)
+    out = target(adata, copy)
+    _write_codes(out, keys, codes, _params(key, inputs))
+    return out if copy else None
 
 
 def predict(
@@ -97,7 +94,8 @@ def predict(
         As in :func:`transform` (``adata`` is the query).
     key_added
         Where to write: ``obsm[key_added]`` (default ``"<key>_predicted"``), a DataFrame with the
-        response's feature names as columns.
+        response's feature names as columns. A fit stored in the query under that key is never
+        overwritten (an error asks for another ``key_added``).
     layer
         Write into ``query.layers[layer]`` instead (only for a var-aligned response, ``"X"`` or
         ``"layer:<name>"``, whose features are all in ``query.var_names``); features that are not
@@ -107,46 +105,139 @@ def predict(
     -------
     ``None`` or a copy of ``query`` holding the predictions.
     """
-    query = adata
-    check_key_added(key_added or Keys(key).predicted, "key_added")
+    name = _predict_keys(adata, reference, key, key_added, layer, copy)
+    fit = _Fit.of(reference, key)
+    columns = _layer_columns(adata, fit.stored["response"], layer)
+    inputs = fit.read(adata, ("fixed", "random"))
+    fit.require_predictors(inputs)
+    predicted = fit.model.predict(**_arguments(inputs), labels=fit.labels)
+    out = target(adata, copy)
+    _write_predictions(out, name, layer, columns, predicted, fit.response_features, _params(key, inputs))
+    return out if copy else None
+
+
+def transform_and_predict(adata: AnnData, reference: AnnData, *, key: str = "lmf", layer: str | None = None) -> None:
+    """:func:`transform` then :func:`predict` with their default keys, in place, the query read once
+    (``lmf-omics predict``). The codes use every modality the query has; the predictions, as
+    :func:`predict`, only its fixed-effect and random-effect modalities."""
+    keys = _transform_keys(adata, reference, key, None, False)
+    name = _predict_keys(adata, reference, key, None, layer, False)
+    fit = _Fit.of(reference, key)
+    columns = _layer_columns(adata, fit.stored["response"], layer)
+    inputs = fit.read(adata, ROLES)
+    fit.require_any(inputs)
+    predictors = {role: found for role, found in inputs.items() if role != "response"}
+    fit.require_predictors(predictors)
+    codes_for_prediction = fit.model.transform(**_arguments(predictors), labels=fit.labels)
+    codes = fit.model.transform(**_arguments(inputs), labels=fit.labels) if "response" in inputs else (
+        codes_for_prediction)
+    predicted = fit.model.response_of(codes_for_prediction)
+    _write_codes(adata, keys, codes, _params(key, inputs))
+    _write_predictions(adata, name, layer, columns, predicted, fit.response_features, _params(key, predictors))
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """A fit stored in a reference: the rebuilt model and ``uns[key]["modalities"]``, read once."""
+
+    key: str
+    model: LinearMixedForms
+    stored: Mapping
+
+    @classmethod
+    def of(cls, reference: AnnData, key: str) -> _Fit:
+        return cls(key, get.model(reference, key), get.results(reference, key)["modalities"])
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """``{role: "role='spec'"}``: the query's modalities named in errors as in :func:`lmf_omics.tl.lmf`."""
+        return {role: f"{role}={self.spec(role)!r}" for role in self.stored}
+
+    @property
+    def response_features(self) -> list[str]:
+        return [str(f) for f in self.stored["response"]["features"]]
+
+    def spec(self, role: str) -> str | None:
+        entry = self.stored.get(role)
+        return None if entry is None else str(entry["spec"])
+
+    def read(self, query: AnnData, roles) -> dict:
+        """The query's matrices ``{role: (matrix, observed)}`` of the fit's modalities it has (checked)."""
+        inputs = {}
+        for role in roles:
+            if role in self.stored:
+                found = read_aligned(query, self.spec(role), self.stored[role]["features"], role=role)
+                if found is not None:
+                    inputs[role] = found
+        _log_unseen(inputs.get("random"), query.n_obs)
+        return inputs
+
+    def require_any(self, inputs) -> None:
+        if not inputs:
+            specs = {role: self.spec(role) for role in self.stored}
+            raise ValueError(f"the query has none of the fit's modalities {specs}; add one with the same spec")
+
+    def require_predictors(self, inputs) -> None:
+        if not inputs:
+            raise ValueError(f"the query has neither the fixed-effect ({self.spec('fixed')!r}) "
+                             "nor the random-effect modality of the fit; nothing to predict from")
+
+
+def _transform_keys(query, reference, key: str, key_added: str | None, copy: bool) -> Keys:
+    """Check what :func:`transform` is given and will write (before any work); the keys it writes."""
+    _check_pair(query, reference, copy)
+    keys = Keys(key_added or key)
+    check_key_added(keys.key_added, "key_added")
+    _check_no_fit_overwritten(query, keys.key_added, uns=keys.transformed, obsm=keys.obsm_keys)
+    return keys
+
+
+def _predict_keys(query, reference, key: str, key_added: str | None, layer: str | None, copy: bool) -> str:
+    """Check what :func:`predict` is given and will write (before any work); the key it writes."""
+    _check_pair(query, reference, copy)
+    name = key_added or Keys(key).predicted
+    check_key_added(name, "key_added")
     if layer is not None:
         check_key_added(layer, "layer")
-    model, inputs = _read(query, reference, key, roles=("fixed", "random"))
-    if not inputs:
-        raise ValueError(f"the query has neither the fixed-effect ({_spec(reference, key, 'fixed')!r}) "
-                         "nor the random-effect modality of the fit; nothing to predict from")
-    response = get.results(reference, key)["modalities"]["response"]
-    features = [str(f) for f in response["features"]]
-    if layer is not None:
-        columns = _layer_columns(query, response, features, layer)
-    predicted = model.predict(**_arguments(inputs), labels=_labels(reference, key))
-    target = query.copy() if copy else query
+    _check_no_fit_overwritten(query, name, uns=name, obsm=(name,) if layer is None else ())
+    return name
+
+
+def _check_pair(query, reference, copy: bool) -> None:
+    check_adata(query, copy=copy)
+    check_adata(reference, "reference")
+
+
+def _check_no_fit_overwritten(query: AnnData, key_added: str, *, uns: str, obsm) -> None:
+    """Refuse to write over a fit stored in the query (its ``uns`` entry or its codes)."""
+    for name, value in query.uns.items():
+        if is_fit(value) and (name == uns or set(Keys(name).obsm_keys) & set(obsm)):
+            raise ValueError(
+                f"key_added={key_added!r} would overwrite the LMF fit stored in the query under uns[{name!r}] "
+                f"(and its codes obsm[{Keys(name).combined!r}]); pass another key_added, e.g. "
+                f"key_added={key_added + '_query'!r}"
+            )
+
+
+def _write_codes(adata: AnnData, keys: Keys, codes: Codes, params: dict) -> None:
+    obsm = {keys.combined: codes.combined, keys.fixed: codes.fixed}
+    if codes.random is not None:
+        obsm[keys.random] = codes.random
+    for name in keys.obsm_keys:
+        adata.obsm.pop(name, None)
+    adata.obsm.update(obsm)
+    adata.uns[keys.transformed] = {"params": params}
+
+
+def _write_predictions(adata: AnnData, name: str, layer: str | None, columns, predicted: np.ndarray,
+                       features: list[str], params: dict) -> None:
     if layer is None:
-        target.obsm[key_added or Keys(key).predicted] = pd.DataFrame(predicted, index=query.obs_names, columns=features)
+        adata.obsm[name] = pd.DataFrame(predicted, index=adata.obs_names, columns=features)
     else:
-        full = np.full((query.n_obs, query.n_vars), np.nan)
+        full = np.full((adata.n_obs, adata.n_vars), np.nan)
         full[:, columns] = predicted
-        target.layers[layer] = full
-    target.uns[f"{key_added or Keys(key).predicted}"] = {"params": _params(key, inputs)}
-    return target if copy else None
-
-
-def _read(query: AnnData, reference: AnnData, key: str, *, roles):
-    """The reference's model and the query's matrices ``{role: (matrix, observed)}`` it has (checked first)."""
-    for name, value in (("adata", query), ("reference", reference)):
-        if not isinstance(value, AnnData):
-            raise TypeError(f"{name} must be an AnnData, got {type(value).__name__}")
-    model = get.model(reference, key)
-    stored = get.results(reference, key)["modalities"]
-    inputs = {}
-    for role in roles:
-        if role not in stored:
-            continue
-        found = read_aligned(query, str(stored[role]["spec"]), stored[role]["features"], role=role)
-        if found is not None:
-            inputs[role] = found
-    _log_unseen(inputs.get("random"), query.n_obs)
-    return model, inputs
+        adata.layers[layer] = full
+    adata.uns[name] = {"params": params}
 
 
 def _arguments(inputs) -> dict:
@@ -154,11 +245,6 @@ def _arguments(inputs) -> dict:
     arguments = {names[role]: matrix for role, (matrix, _) in inputs.items()}
     observed = {role: mask for role, (_, mask) in inputs.items() if mask is not None}
     return {**arguments, "observed": observed or None}
-
-
-def _labels(reference: AnnData, key: str) -> dict[str, str]:
-    """``{role: "role='spec'"}``: the query's modalities named in errors as in :func:`lmf_omics.tl.lmf`."""
-    return {role: f"{role}={str(entry['spec'])!r}" for role, entry in get.results(reference, key)["modalities"].items()}
 
 
 def _log_unseen(random, n_obs: int) -> None:
@@ -172,17 +258,16 @@ def _params(key: str, inputs) -> dict:
     return {"reference_key": key, "modalities": sorted(inputs)}
 
 
-def _spec(reference: AnnData, key: str, role: str) -> str | None:
-    entry = get.results(reference, key)["modalities"].get(role)
-    return None if entry is None else str(entry["spec"])
-
-
-def _layer_columns(query: AnnData, response, features: list[str], layer: str) -> np.ndarray:
+def _layer_columns(query: AnnData, response, layer: str | None) -> np.ndarray | None:
+    """Positions in ``query.var_names`` of the response's features, for ``layer=`` (``None`` without it)."""
+    if layer is None:
+        return None
     spec = str(response["spec"])
     if not bool(response.get("var_aligned", False)):
         raise ValueError(f"layer={layer!r} needs a var-aligned response ('X' or 'layer:<name>'), but it is {spec!r}; "
                          "leave layer=None to write a DataFrame to obsm")
-    columns = query.var_names.get_indexer(features)
+    features = [str(f) for f in response["features"]]
+    columns = column_positions(query.var_names, features, f"layer={layer!r}")
     if (columns < 0).any():
         missing = [f for f, c in zip(features, columns) if c < 0]
         raise ValueError(f"layer={layer!r}: {len(missing)} response features are not in query.var_names, "

@@ -36,3 +36,17 @@ def test_variance_explained_plot_labels(fitted_adata):
     assert [t.get_text() for t in ax.get_yticklabels()] == ["Factor1", "Factor2", "Factor3"]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["response (Y)", "fixed (X)", "random (Z)"]
     plt.close(ax.figure)
+
+
+def test_import_leaves_the_users_backend_alone():
+    """Importing lmf_omics must not switch matplotlib's backend (e.g. Jupyter's inline one) to Agg."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = "import lmf_omics, matplotlib; print(matplotlib.get_backend())"
+    root = str(Path(lmf.__file__).resolve().parents[1])
+    env = {**os.environ, "MPLBACKEND": "svg", "PYTHONPATH": root}
+    printed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert printed.strip().lower() == "svg"

@@ -34,6 +34,12 @@ def _adata(_tmp=None, edit=None):
     return {"adata": adata}
 
 
+def _backed(tmp):
+    """A file to open backed in the call (the harness fingerprints the file; a backed AnnData it cannot)."""
+    counts_adata().write_h5ad(tmp / "cells.h5ad")
+    return {"file": tmp / "cells.h5ad"}
+
+
 def _lmf(inputs, **options):
     return tl.lmf(inputs["adata"], **{**FIT, **options})
 
@@ -175,6 +181,9 @@ LMF_CASES = [
          match=r"weights has unknown modality names \['protein'\]"),
     Case("tl.lmf", "options", "an array instead of an AnnData", lambda _t: {"X": np.ones((5, 3))},
          lambda i: tl.lmf(i["X"], **FIT), error=TypeError, match=r"adata must be an AnnData, got ndarray"),
+    Case("tl.lmf", "options", "copy=True on a backed AnnData (anndata cannot copy it)", _backed,
+         lambda i: tl.lmf(ad.read_h5ad(i["file"], backed="r"), **FIT, copy=True), error=ValueError,
+         match=r"copy=True, but adata is backed by the file '.*cells.h5ad'.*pass copy=False"),
     Case("tl.lmf", "duplicated names", "a view (obs names of the parent): the parent stays as it was",
          lambda _t: {"adata": counts_adata()}, lambda i: tl.lmf(i["adata"][:30], **FIT)),
 ]
@@ -230,6 +239,17 @@ def _zero_random_code(inputs, result):
     np.testing.assert_array_equal(inputs["adata"].obsm["X_lmf_random"], 0.0)
 
 
+def _own_fit(query):
+    tl.lmf(query, **FIT)
+
+
+def _backed_query(tmp):
+    inputs = _query()
+    inputs.pop("adata").write_h5ad(tmp / "query.h5ad")
+    return {**inputs, "file": tmp / "query.h5ad"}
+
+
+TRANSFORM_B = ("obsm/X_lmf_b*", "uns/lmf_b_transform*")
 TRANSFER_CASES = [
     _transfer(tl.transform, NAN, "NaN in the query's X", _all_at(np.nan, rows=3, columns=4), ValueError,
               r"fixed='X' contains 1 NaN or infinite value\(s\) \(first at row 3, column 4\)"),
@@ -268,6 +288,19 @@ TRANSFER_CASES = [
               match=r"key_added='pred/x' contains '/'"),
     _transfer(tl.predict, "options", "layer= for a response that is not var-aligned", layer="predicted",
               error=ValueError, match=r"layer='predicted' needs a var-aligned response .*leave layer=None"),
+    _transfer(tl.transform, "options", "a query with a fit of its own under the key", _own_fit, ValueError,
+              r"key_added='lmf' would overwrite the LMF fit stored in the query under uns\['lmf'\] .*pass another "
+              r"key_added, e.g. key_added='lmf_query'"),
+    _transfer(tl.predict, "options", "key_added naming a fit of the query", _own_fit, ValueError,
+              r"key_added='lmf' would overwrite the LMF fit stored in the query under uns\['lmf'\]", key_added="lmf"),
+    Case("tl.predict", "options", "the reference as its own query, key_added naming its fit", _query,
+         lambda i: tl.predict(i["reference"], i["reference"], key_added="lmf"), error=ValueError,
+         match=r"key_added='lmf' would overwrite the LMF fit stored in the query under uns\['lmf'\]"),
+    _transfer(tl.transform, "options", "another key_added beside the query's own fit", _own_fit, writes=TRANSFORM_B,
+              check=finite_codes("X_lmf_b"), key_added="lmf_b"),
+    Case("tl.transform", "options", "copy=True on a backed query", _backed_query,
+         lambda i: tl.transform(ad.read_h5ad(i["file"], backed="r"), i["reference"], copy=True), error=ValueError,
+         match=r"copy=True, but adata is backed by the file '.*query.h5ad'.*or load it first with adata.to_memory\(\)"),
     Case("tl.transform", "options", "a reference that is not an AnnData", _query,
          lambda i: tl.transform(i["adata"], i["reference"].X), error=TypeError,
          match=r"reference must be an AnnData, got csr_matrix"),

@@ -2,6 +2,7 @@
 
 import logging
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
@@ -156,3 +157,33 @@ def test_fit_with_cells_missing_the_response(cells):
     np.testing.assert_allclose(flagged.obsm["X_lmf"], adata.obsm["X_lmf"], atol=1e-10)
     with pytest.raises(KeyError, match=r"'protein_flag' not found in adata.obs"):
         lmf.tl.lmf(flagged, observed={"response": "protein_flag"}, **OPTIONS)
+
+
+def test_a_numeric_obs_column_whose_name_has_an_equals_sign_round_trips(cells):
+    """random='obs:batch,dose=mg': the fit reads 'dose=mg' as a numeric column, and so does transform."""
+    reference = cells[:300].copy()
+    reference.obs["dose=mg"] = np.random.default_rng(1).random(reference.n_obs)
+    lmf.tl.lmf(reference, **{**OPTIONS, "random": "obs:batch,dose=mg", "max_iter": 50})
+    assert "dose=mg" in lmf.get.features(reference)["random"]
+    query = reference.copy()
+    lmf.tl.transform(query, reference, key_added="again")
+    np.testing.assert_allclose(query.obsm["X_again_random"], reference.obsm["X_lmf_random"], atol=1e-12)
+    np.testing.assert_allclose(query.obsm["X_again"], reference.obsm["X_lmf"], atol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:Variable names are not unique:UserWarning")
+def test_predict_into_a_layer_ignores_repeated_names_the_fit_does_not_use(cells):
+    """Two genes both called 'extra' that the fit never saw do not stop predictions into a layer."""
+    panel = np.arange(cells.n_vars) < 10
+    reference, query = cells[:300].copy(), cells[300:].copy()
+    reference.var["panel"], reference.var["rest"] = panel, ~panel
+    lmf.tl.lmf(reference, response="X", fixed="X", mask_var={"response": "panel", "fixed": "rest"}, n_factors=4)
+    extra = ad.AnnData(np.ones((query.n_obs, 2), np.float32), obs=query.obs[[]])
+    extra.var_names = ["extra", "extra"]
+    joined = ad.concat([query, extra], axis=1, merge="first")
+    joined.obs = query.obs.copy()
+    lmf.tl.predict(joined, reference, layer="predicted")
+    lmf.tl.predict(query, reference, layer="predicted")
+    layer = joined.layers["predicted"]
+    np.testing.assert_allclose(layer[:, : cells.n_vars], query.layers["predicted"], atol=1e-12, equal_nan=True)
+    assert np.isnan(layer[:, cells.n_vars:]).all() and np.isfinite(layer[:, :10]).all()

@@ -1,0 +1,31 @@
+"""Checks shared by every layer (``tl``, ``pp``, ``pl``): each raises before any work, naming the bad value."""
+
+from __future__ import annotations
+
+from anndata import AnnData
+
+from ._modalities import MissingKeyError
+
+
+def check_adata(adata, name: str = "adata", *, copy: bool = False) -> None:
+    """``adata`` is an AnnData, and with ``copy=True`` one that can be copied (not backed)."""
+    if not isinstance(adata, AnnData):
+        raise TypeError(f"{name} must be an AnnData, got {type(adata).__name__}")
+    if copy and adata.isbacked:
+        raise ValueError(
+            f"copy=True, but {name} is backed by the file {str(adata.filename)!r}, which anndata cannot copy in "
+            "memory; pass copy=False (results are added to the object, the file is not changed) or load it "
+            f"first with {name}.to_memory()"
+        )
+
+
+def check_key(container, key: str, where: str, name: str) -> None:
+    """``key`` is in ``container``; the error lists what is."""
+    if key not in container:
+        available = sorted(map(str, container.keys()))
+        raise MissingKeyError(f"{name}={key!r} not found in {where}; available: {available}")
+
+
+def target(adata: AnnData, copy: bool) -> AnnData:
+    """The AnnData to write into: ``adata`` itself or a copy."""
+    return adata.copy() if copy else adata
