@@ -197,13 +197,13 @@ def store(adata: AnnData, model: LinearMixedForms, modalities: dict[str, Modalit
     }
     if scores is not None:
         uns["cross_validation"] = {name: np.array([row[name] for row in scores]) for name in scores[0]}
-    _drop_stale(adata, keys)
+    drop_stale(adata, keys)
     adata.obsm.update(obsm)
     adata.varm.update(varm)
     adata.uns[keys.uns] = uns
 
 
-def _drop_stale(adata: AnnData, keys: Keys) -> None:
+def drop_stale(adata: AnnData, keys: Keys) -> None:
     """Remove what an earlier fit under the same key wrote, so old and new never mix."""
     for key in keys.obsm_keys:
         adata.obsm.pop(key, None)

@@ -18,6 +18,7 @@ from .._checks import check_adata, target
 from .._core import Codes, LinearMixedForms
 from .._keys import ROLES, Keys, check_key_added, is_fit
 from .._modalities import column_positions, read_aligned
+from ._lmf import drop_stale
 
 logger = logging.getLogger("lmf_omics")
 
@@ -49,9 +50,11 @@ def transform(
     key
         ``key_added`` of that fit.
     key_added
-        Stem of the keys written to the query (default: ``key``). A fit stored in the query itself
-        (by :func:`lmf_omics.tl.lmf`) is never overwritten: if its keys are the ones to write,
-        this is an error that asks for another ``key_added``.
+        Stem of the keys written to the query (default: ``key``). A fit the query holds itself under
+        these keys (e.g. one fitted on all cells before the split) is replaced whole, with a warning
+        (its codes, loadings and ``uns`` entry go, as when :func:`lmf_omics.tl.lmf` refits under a
+        key), so its results never mix with the new codes. The reference's own fit is never
+        overwritten: with the reference as the query, that is an error asking for another key.
     copy
         Return a modified copy instead of writing to ``query``.
 
@@ -94,8 +97,8 @@ def predict(
         As in :func:`transform` (``adata`` is the query).
     key_added
         Where to write: ``obsm[key_added]`` (default ``"<key>_predicted"``), a DataFrame with the
-        response's feature names as columns. A fit stored in the query under that key is never
-        overwritten (an error asks for another ``key_added``).
+        response's feature names as columns. A fit stored in the query under that key is replaced
+        whole (see :func:`transform`); the reference's own fit is never overwritten.
     layer
         Write into ``query.layers[layer]`` instead (only for a var-aligned response, ``"X"`` or
         ``"layer:<name>"``, whose features are all in ``query.var_names``); features that are not
@@ -188,7 +191,7 @@ def _transform_keys(query, reference, key: str, key_added: str | None, copy: boo
     _check_pair(query, reference, copy)
     keys = Keys(key_added or key)
     check_key_added(keys.key_added, "key_added")
-    _check_no_fit_overwritten(query, keys.key_added, uns=keys.transformed, obsm=keys.obsm_keys)
+    _check_no_fit_overwritten(query, reference, keys.key_added, uns=keys.transformed, obsm=keys.obsm_keys)
     return keys
 
 
@@ -199,7 +202,7 @@ def _predict_keys(query, reference, key: str, key_added: str | None, layer: str 
     check_key_added(name, "key_added")
     if layer is not None:
         check_key_added(layer, "layer")
-    _check_no_fit_overwritten(query, name, uns=name, obsm=(name,) if layer is None else ())
+    _check_no_fit_overwritten(query, reference, name, uns=name, obsm=(name,) if layer is None else ())
     return name
 
 
@@ -208,21 +211,35 @@ def _check_pair(query, reference, copy: bool) -> None:
     check_adata(reference, "reference")
 
 
-def _check_no_fit_overwritten(query: AnnData, key_added: str, *, uns: str, obsm) -> None:
-    """Refuse to write over a fit stored in the query (its ``uns`` entry or its codes)."""
-    for name, value in query.uns.items():
-        if is_fit(value) and (name == uns or set(Keys(name).obsm_keys) & set(obsm)):
-            raise ValueError(
-                f"key_added={key_added!r} would overwrite the LMF fit stored in the query under uns[{name!r}] "
-                f"(and its codes obsm[{Keys(name).combined!r}]); pass another key_added, e.g. "
-                f"key_added={key_added + '_query'!r}"
-            )
+def _fits_in_the_way(adata: AnnData, *, uns: str, obsm) -> list[str]:
+    """Fits stored in ``adata`` whose ``uns`` entry or codes a write to ``uns``/``obsm`` would touch."""
+    return [name for name, value in adata.uns.items()
+            if is_fit(value) and (name == uns or set(Keys(name).obsm_keys) & set(obsm))]
+
+
+def _check_no_fit_overwritten(query: AnnData, reference: AnnData, key_added: str, *, uns: str, obsm) -> None:
+    """The reference's fit is never written over (a query's own fit in the way is replaced whole, at writing)."""
+    if query is reference and (names := _fits_in_the_way(query, uns=uns, obsm=obsm)):
+        raise ValueError(
+            f"key_added={key_added!r} would overwrite the fit stored in the reference under uns[{names[0]!r}], "
+            f"which is also the query; pass another key_added, e.g. key_added={key_added + '_query'!r}"
+        )
+
+
+def _replace_fits_in_the_way(adata: AnnData, *, uns: str, obsm) -> None:
+    """A fit of the query's own under the keys written is removed whole (codes, loadings, results), as a
+    refit under the same key replaces the old one: the old fit's results never mix with the new codes."""
+    for name in _fits_in_the_way(adata, uns=uns, obsm=obsm):
+        logger.warning("the query's own LMF fit under uns[%r] is replaced (its codes, loadings and results)", name)
+        drop_stale(adata, Keys(name))
+        del adata.uns[name]
 
 
 def _write_codes(adata: AnnData, keys: Keys, codes: Codes, params: dict) -> None:
     obsm = {keys.combined: codes.combined, keys.fixed: codes.fixed}
     if codes.random is not None:
         obsm[keys.random] = codes.random
+    _replace_fits_in_the_way(adata, uns=keys.transformed, obsm=keys.obsm_keys)
     for name in keys.obsm_keys:
         adata.obsm.pop(name, None)
     adata.obsm.update(obsm)
@@ -231,6 +248,7 @@ def _write_codes(adata: AnnData, keys: Keys, codes: Codes, params: dict) -> None
 
 def _write_predictions(adata: AnnData, name: str, layer: str | None, columns, predicted: np.ndarray,
                        features: list[str], params: dict) -> None:
+    _replace_fits_in_the_way(adata, uns=name, obsm=(name,) if layer is None else ())
     if layer is None:
         adata.obsm[name] = pd.DataFrame(predicted, index=adata.obs_names, columns=features)
     else:

@@ -243,6 +243,20 @@ def _own_fit(query):
     tl.lmf(query, **FIT)
 
 
+def _own_fit_replaced(written: str):
+    """A check: nothing of the query's own fit is left beside what the transfer wrote under ``written``."""
+
+    def check(inputs, result):
+        query = inputs["adata"]
+        assert "lmf" not in query.uns or "modalities" not in query.uns["lmf"], "the old fit's results are left"
+        assert not [key for key in query.varm if key.startswith("lmf_")], "the old fit's loadings are left"
+        assert written in query.obsm, f"obsm[{written!r}] was not written"
+        if written == "lmf":  # predictions under the fit's key: the fit's codes go
+            assert not [key for key in query.obsm if key.startswith("X_lmf")], "the old fit's codes are left"
+
+    return check
+
+
 def _backed_query(tmp):
     inputs = _query()
     inputs.pop("adata").write_h5ad(tmp / "query.h5ad")
@@ -288,14 +302,15 @@ TRANSFER_CASES = [
               match=r"key_added='pred/x' contains '/'"),
     _transfer(tl.predict, "options", "layer= for a response that is not var-aligned", layer="predicted",
               error=ValueError, match=r"layer='predicted' needs a var-aligned response .*leave layer=None"),
-    _transfer(tl.transform, "options", "a query with a fit of its own under the key", _own_fit, ValueError,
-              r"key_added='lmf' would overwrite the LMF fit stored in the query under uns\['lmf'\] .*pass another "
-              r"key_added, e.g. key_added='lmf_query'"),
-    _transfer(tl.predict, "options", "key_added naming a fit of the query", _own_fit, ValueError,
-              r"key_added='lmf' would overwrite the LMF fit stored in the query under uns\['lmf'\]", key_added="lmf"),
+    _transfer(tl.transform, "options", "a query with a fit of its own under the key (replaced whole)", _own_fit,
+              writes=(*TRANSFORM, "uns/lmf*", "varm/lmf_*"), check=_own_fit_replaced("X_lmf")),
+    _transfer(tl.predict, "options", "key_added naming a fit of the query (replaced whole)", _own_fit,
+              writes=(*PREDICT, "obsm/X_lmf*", "uns/lmf*", "varm/lmf_*", "obsm/lmf"), key_added="lmf",
+              check=_own_fit_replaced("lmf")),
     Case("tl.predict", "options", "the reference as its own query, key_added naming its fit", _query,
          lambda i: tl.predict(i["reference"], i["reference"], key_added="lmf"), error=ValueError,
-         match=r"key_added='lmf' would overwrite the LMF fit stored in the query under uns\['lmf'\]"),
+         match=r"key_added='lmf' would overwrite the fit stored in the reference under uns\['lmf'\], which is also "
+               r"the query; pass another key_added, e.g. key_added='lmf_query'"),
     _transfer(tl.transform, "options", "another key_added beside the query's own fit", _own_fit, writes=TRANSFORM_B,
               check=finite_codes("X_lmf_b"), key_added="lmf_b"),
     Case("tl.transform", "options", "copy=True on a backed query", _backed_query,
