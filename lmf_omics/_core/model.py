@@ -21,7 +21,6 @@ from .variance import response_split, variance_explained
 logger = logging.getLogger("lmf_omics")
 
 
-
 @dataclass(frozen=True)
 class Codes:
     """Codes of some cells: ``fixed`` (K), ``random`` (H, ``None`` without Z) and ``combined`` (K + H)."""
