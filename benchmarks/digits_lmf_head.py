@@ -80,8 +80,10 @@ def build(arm: str) -> nn.Module:
         return LMFNet(encoder, LMFHead(n_features, N_CLASSES, ortho_weight=0.0 if arm == "linear" else 1.0, init=init))
     head_params = n_features * N_CLASSES  # β
     if arm.startswith("mlp_head"):
-        width = WIDE_HEAD if arm == "mlp_head_wide" else matched_width(
-            head_params, lambda h: (n_features + 1) * h + (h + 1) * N_CLASSES
+        width = (
+            WIDE_HEAD
+            if arm == "mlp_head_wide"
+            else matched_width(head_params, lambda h: (n_features + 1) * h + (h + 1) * N_CLASSES)
         )
         return nn.Sequential(encoder, nn.Linear(n_features, width), nn.ReLU(), nn.Linear(width, N_CLASSES))
     total = n_params(encoder) + head_params
@@ -113,15 +115,28 @@ def run(arm: str, seed: int, data, args) -> tuple[dict, dict]:
         metrics["orthogonality_error"] = lambda m: m.head.orthogonality_error()
     start = time.perf_counter()
     history = train(
-        model, x_train, y_train, validation=(x_val, y_val), loss=model.loss if has_beta else cross_entropy,
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=None, metrics=metrics,
-        random_state=seed, progress=False, desc=f"{arm} seed {seed}",
+        model,
+        x_train,
+        y_train,
+        validation=(x_val, y_val),
+        loss=model.loss if has_beta else cross_entropy,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        patience=None,
+        metrics=metrics,
+        random_state=seed,
+        progress=False,
+        desc=f"{arm} seed {seed}",
     )
     seconds = time.perf_counter() - start
     row = {
-        "arm": arm, "seed": seed, "params": n_params(model),
+        "arm": arm,
+        "seed": seed,
+        "params": n_params(model),
         "head_params": n_params(model.head if has_beta else model[1:] if arm.startswith("mlp_head") else model),
-        "test_accuracy": accuracy(model, x_test, y_test), "best_epoch": history.best_epoch,
+        "test_accuracy": accuracy(model, x_test, y_test),
+        "best_epoch": history.best_epoch,
         "orthogonality_error": model.head.orthogonality_error() if has_beta else np.nan,
         "orthogonality_error_start": start_error,
         "seconds": seconds,
@@ -148,15 +163,17 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
 
     rows = []
     for arm, group in runs.groupby("arm", sort=False):
-        rows.append({
-            "model": ARMS[arm],
-            "parameters (head)": f"{group['params'].iloc[0]:,} ({group['head_params'].iloc[0]:,})",
-            "test accuracy %": mean_sd(group["test_accuracy"], 2, 100),
-            "‖βᵀβ − I‖_F at start": mean_sd(group["orthogonality_error_start"], 3),
-            "‖βᵀβ − I‖_F at best epoch": mean_sd(group["orthogonality_error"], 3),
-            "best epoch": mean_sd(group["best_epoch"], 1),
-            "s / run": f"{group['seconds'].mean():.1f}",
-        })
+        rows.append(
+            {
+                "model": ARMS[arm],
+                "parameters (head)": f"{group['params'].iloc[0]:,} ({group['head_params'].iloc[0]:,})",
+                "test accuracy %": mean_sd(group["test_accuracy"], 2, 100),
+                "‖βᵀβ − I‖_F at start": mean_sd(group["orthogonality_error_start"], 3),
+                "‖βᵀβ − I‖_F at best epoch": mean_sd(group["orthogonality_error"], 3),
+                "best epoch": mean_sd(group["best_epoch"], 1),
+                "s / run": f"{group['seconds'].mean():.1f}",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -229,8 +246,11 @@ def main(argv=None) -> None:
             row, curve = run(arm, seed, data, args)
             rows.append(row)
             curves[arm].append(curve)
-            print(f"seed {seed} {name:32s} test accuracy {100 * row['test_accuracy']:.2f}%  "
-                  f"‖βᵀβ−I‖ {row['orthogonality_error']:.3f}  {row['seconds']:.1f}s", flush=True)
+            print(
+                f"seed {seed} {name:32s} test accuracy {100 * row['test_accuracy']:.2f}%  "
+                f"‖βᵀβ−I‖ {row['orthogonality_error']:.3f}  {row['seconds']:.1f}s",
+                flush=True,
+            )
     runs = pd.DataFrame(rows)
     runs.to_csv(args.out / "digits_lmf_head_runs.csv", index=False)
     summary = summarise(runs)

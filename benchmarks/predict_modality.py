@@ -206,10 +206,25 @@ def run(quick: bool) -> pd.DataFrame:
                 start = time.perf_counter()
                 predicted = np.asarray(method(split))
                 seconds = time.perf_counter() - start
-                rows.append({"task": task, "split": split.name, "method": name, "seconds": seconds,
-                             "rmse": rmse(split.Y_test, predicted), "pearson": mean_pearson(split.Y_test, predicted)})
-                logger.info("%s | %s | %s: RMSE %.4f, Pearson %.4f (%.1f s)", task, split.name, name,
-                             rows[-1]["rmse"], rows[-1]["pearson"], seconds)
+                rows.append(
+                    {
+                        "task": task,
+                        "split": split.name,
+                        "method": name,
+                        "seconds": seconds,
+                        "rmse": rmse(split.Y_test, predicted),
+                        "pearson": mean_pearson(split.Y_test, predicted),
+                    }
+                )
+                logger.info(
+                    "%s | %s | %s: RMSE %.4f, Pearson %.4f (%.1f s)",
+                    task,
+                    split.name,
+                    name,
+                    rows[-1]["rmse"],
+                    rows[-1]["pearson"],
+                    seconds,
+                )
     return pd.DataFrame(rows)
 
 
@@ -247,23 +262,33 @@ def paired_differences(results: pd.DataFrame, method: str) -> pd.DataFrame:
 
 
 def markdown(summary: pd.DataFrame) -> str:
-    lines = ["| task | method | RMSE (lower is better) | mean Pearson (higher is better) | seconds per fit |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| task | method | RMSE (lower is better) | mean Pearson (higher is better) | seconds per fit |",
+        "|---|---|---|---|---|",
+    ]
     for _, row in summary.iterrows():
         best = summary[summary.task == row.task]
         rmse_mark = " **best**" if row.rmse_mean == best.rmse_mean.min() else ""
         pearson_mark = " **best**" if row.pearson_mean == best.pearson_mean.max() else ""
-        lines.append(f"| {row.task} | {row.method} | {row.rmse_mean:.4f} ± {row.rmse_std:.4f}{rmse_mark} "
-                     f"| {row.pearson_mean:.4f} ± {row.pearson_std:.4f}{pearson_mark} | {row.seconds_mean:.2f} |")
+        lines.append(
+            f"| {row.task} | {row.method} | {row.rmse_mean:.4f} ± {row.rmse_std:.4f}{rmse_mark} "
+            f"| {row.pearson_mean:.4f} ± {row.pearson_std:.4f}{pearson_mark} | {row.seconds_mean:.2f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def markdown_paired(paired: pd.DataFrame) -> str:
-    lines = ["Paired differences on the same splits (negative RMSE and positive Pearson favour the LMF row):", "",
-             "| task | LMF | versus | Δ RMSE | Δ Pearson |", "|---|---|---|---|---|"]
+    lines = [
+        "Paired differences on the same splits (negative RMSE and positive Pearson favour the LMF row):",
+        "",
+        "| task | LMF | versus | Δ RMSE | Δ Pearson |",
+        "|---|---|---|---|---|",
+    ]
     for _, row in paired.iterrows():
-        lines.append(f"| {row.task} | {row.method} | {row.versus} | {row.rmse_mean:+.4f} ± {row.rmse_std:.4f} "
-                     f"| {row.pearson_mean:+.4f} ± {row.pearson_std:.4f} |")
+        lines.append(
+            f"| {row.task} | {row.method} | {row.versus} | {row.rmse_mean:+.4f} ± {row.rmse_std:.4f} "
+            f"| {row.pearson_mean:+.4f} ± {row.pearson_std:.4f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -278,8 +303,9 @@ def figure(summary: pd.DataFrame, path: Path) -> None:
     fig, axes = plt.subplots(2, len(tasks), figsize=(6.5 * len(tasks), 7.5), squeeze=False)
     for column, task in enumerate(tasks):
         rows = summary[summary.task == task].reset_index(drop=True)
-        for row, (metric, label) in enumerate((("rmse", "RMSE (lower is better)"),
-                                               ("pearson", "mean per-feature Pearson (higher is better)"))):
+        for row, (metric, label) in enumerate(
+            (("rmse", "RMSE (lower is better)"), ("pearson", "mean per-feature Pearson (higher is better)"))
+        ):
             _dot_panel(axes[row, column], rows, metric, label)
             if row == 0:
                 axes[row, column].set_title(task)
@@ -302,8 +328,14 @@ def _dot_panel(ax, rows: pd.DataFrame, metric: str, label: str) -> None:
             ax.errorbar(m, y, xerr=s, fmt="o", color=colour, capsize=3)
         else:  # e.g. the paper's diverging cycle: name its value at the edge instead of squashing the rest
             edge = high + margin if metric == "rmse" else low - margin
-            ax.annotate(f"off scale: {m:.2f}", (edge, y), ha="right" if metric == "rmse" else "left",
-                        va="center", fontsize=8, color="tab:red")
+            ax.annotate(
+                f"off scale: {m:.2f}",
+                (edge, y),
+                ha="right" if metric == "rmse" else "left",
+                va="center",
+                fontsize=8,
+                color="tab:red",
+            )
     ax.set_yticks(positions, rows.method, fontsize=8)
     ax.invert_yaxis()
     ax.grid(axis="x", alpha=0.3)

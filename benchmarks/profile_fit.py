@@ -49,17 +49,25 @@ def main() -> None:
     profiler.disable()
     total = time.perf_counter() - start
     stats = pstats.Stats(profiler)
-    title = (f"{args.codes} fit, {args.n:,} cells, k = {scale.K}: {total:.2f} s wall, {model.n_iter_} iterations, "
-             f"load average {os.getloadavg()[0]:.1f}")
+    title = (
+        f"{args.codes} fit, {args.n:,} cells, k = {scale.K}: {total:.2f} s wall, {model.n_iter_} iterations, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     lines = [title, "", "phase | seconds (cumulative) | share"]
     for (fragment, name), phase in PHASES.items():
-        seconds = sum(entry[3] for (path, _, function), entry in stats.stats.items()
-                      if path.endswith(fragment) and function == name)
+        seconds = sum(
+            entry[3]
+            for (path, _, function), entry in stats.stats.items()
+            if path.endswith(fragment) and function == name
+        )
         lines.append(f"{phase} | {seconds:.2f} | {seconds / total:.0%}")
     buffer = io.StringIO()
     pstats.Stats(profiler, stream=buffer).sort_stats("tottime").print_stats(15)
-    lines += ["", "functions with the most time of their own (thread waits = products on the worker threads):",
-              buffer.getvalue()]
+    lines += [
+        "",
+        "functions with the most time of their own (thread waits = products on the worker threads):",
+        buffer.getvalue(),
+    ]
     text = "\n".join(lines)
     print(text)
     out = HERE / "results" / f"profile_{args.codes}_{args.n}.txt"

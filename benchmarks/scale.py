@@ -138,9 +138,14 @@ def task_lmf(data, codes="encoded", max_iter=500, source=None):
     start = time.perf_counter()
     model.fit(data["Y"], data["X"], data["Z"])
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "iterations": model.n_iter_, "converged": bool(model.converged_),
-            "loop_seconds": spent[0], "per_iteration": spent[0] / model.n_iter_,
-            "response_r2": float(model.total_variance_explained_["response"])}
+    return {
+        "seconds": seconds,
+        "iterations": model.n_iter_,
+        "converged": bool(model.converged_),
+        "loop_seconds": spent[0],
+        "per_iteration": spent[0] / model.n_iter_,
+        "response_r2": float(model.total_variance_explained_["response"]),
+    }
 
 
 def task_lmf_streamed(path: Path):
@@ -172,8 +177,8 @@ def write_wide(n: int, path: Path, seed: int = 1) -> None:
         for start in range(0, n, 10_000):
             rows = min(10_000, n - start)
             columns = np.sort(rng.choice(p, size=(rows, per), replace=True), axis=1)  # sorted; a repeat adds up
-            data[start * per:(start + rows) * per] = np.log1p(rng.geometric(0.5, rows * per)).astype(np.float32)
-            indices[start * per:(start + rows) * per] = columns.ravel()
+            data[start * per : (start + rows) * per] = np.log1p(rng.geometric(0.5, rows * per)).astype(np.float32)
+            indices[start * per : (start + rows) * per] = columns.ravel()
 
 
 def task_lmf_streamed_wide(cache: Path, n: int):
@@ -252,33 +257,60 @@ def run_task(args) -> None:
         else:
             raise SystemExit(f"unknown task {args.task}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
-    result.update(peak_rss_mb=peak, baseline_rss_mb=baseline, loaded_rss_mb=loaded,
-                  load_before=load, load_after=os.getloadavg()[0])
+    result.update(
+        peak_rss_mb=peak,
+        baseline_rss_mb=baseline,
+        loaded_rss_mb=loaded,
+        load_before=load,
+        load_after=os.getloadavg()[0],
+    )
     print("RESULT " + json.dumps(result))
 
 
 # ------------------------------------------------------------------------------- driver
 TASKS = ("bare", "bare_threaded", "lmf", "lmf_free", "lmf_streamed", "lmf_streamed_wide", "pca", "mofa")
-LABELS = {"bare": "bare product pass (scipy, 1 thread)", "bare_threaded": "bare product pass (row blocks, 2 threads)",
-          "lmf": "LMF default (encoded)", "lmf_free": "LMF free codes", "lmf_streamed": "LMF default, streamed from HDF5",
-          "lmf_streamed_wide": "LMF default, streamed, X of 20,000 features at 10 %",
-          "pca": "sc.pp.pca(n_comps=30) on Y", "mofa": "MOFA+ (mofapy2)"}
+LABELS = {
+    "bare": "bare product pass (scipy, 1 thread)",
+    "bare_threaded": "bare product pass (row blocks, 2 threads)",
+    "lmf": "LMF default (encoded)",
+    "lmf_free": "LMF free codes",
+    "lmf_streamed": "LMF default, streamed from HDF5",
+    "lmf_streamed_wide": "LMF default, streamed, X of 20,000 features at 10 %",
+    "pca": "sc.pp.pca(n_comps=30) on Y",
+    "mofa": "MOFA+ (mofapy2)",
+}
 
 
 def measure(task: str, n: int, args) -> dict:
-    command = [sys.executable, __file__, "--task", task, "--n", str(n), "--cache", str(args.cache),
-               "--mofa-iter", str(args.mofa_iter), "--free-iter", str(args.free_iter)]
+    command = [
+        sys.executable,
+        __file__,
+        "--task",
+        task,
+        "--n",
+        str(n),
+        "--cache",
+        str(args.cache),
+        "--mofa-iter",
+        str(args.mofa_iter),
+        "--free-iter",
+        str(args.free_iter),
+    ]
     started = time.time()
-    done = subprocess.run(command, capture_output=True, text=True, check=False,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    done = subprocess.run(
+        command, capture_output=True, text=True, check=False, env={**os.environ, "PYTHONWARNINGS": "ignore"}
+    )
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode or not lines:
         print(done.stdout[-2000:], done.stderr[-4000:], file=sys.stderr)
         return {"task": task, "n": n, "error": f"exit {done.returncode}"}
-    result = json.loads(lines[-1][len("RESULT "):])
+    result = json.loads(lines[-1][len("RESULT ") :])
     result.update(task=task, n=n, wall_with_startup=time.time() - started)
-    print(f"{n:>9,} {task:<14} {result['seconds']:9.2f} s  peak {result['peak_rss_mb']:8.0f} MB  "
-          f"iters {result.get('iterations')}  load {result['load_before']:.1f}->{result['load_after']:.1f}", flush=True)
+    print(
+        f"{n:>9,} {task:<14} {result['seconds']:9.2f} s  peak {result['peak_rss_mb']:8.0f} MB  "
+        f"iters {result.get('iterations')}  load {result['load_before']:.1f}->{result['load_after']:.1f}",
+        flush=True,
+    )
     return result
 
 
@@ -319,7 +351,8 @@ def main() -> None:
         start = time.perf_counter()
         data = cached(n, args.cache)
         inputs[n] = {name: csr_bytes(m) / 1e6 for name, m in data.items()} | {
-            f"density_{name}": float(m.nnz / np.prod(m.shape)) for name, m in data.items()}
+            f"density_{name}": float(m.nnz / np.prod(m.shape)) for name, m in data.items()
+        }
         h5 = args.cache / f"cells_{n}.h5"
         if not h5.exists():
             write_h5(data, h5)
@@ -371,12 +404,19 @@ def ratio(a, b) -> str:
 
 
 def write_table(runs, inputs, path):
-    intro = (f"Machine: {os.cpu_count()} cores, shared with other jobs (1-minute load average before → after each "
-             f"row in the last column); k = {K}; each row one process (peak RSS = ru_maxrss; 'above input' = peak "
-             "minus RSS after loading the CSR matrices; for the streamed fits nothing is loaded).")
-    lines = ["# Scale benchmark", "", intro, "",
-             "| cells | task | time (s) | iterations | s / iteration | peak RSS (MB) | above input (MB) | load |",
-             "|---:|---|---:|---:|---:|---:|---:|---|"]
+    intro = (
+        f"Machine: {os.cpu_count()} cores, shared with other jobs (1-minute load average before → after each "
+        f"row in the last column); k = {K}; each row one process (peak RSS = ru_maxrss; 'above input' = peak "
+        "minus RSS after loading the CSR matrices; for the streamed fits nothing is loaded)."
+    )
+    lines = [
+        "# Scale benchmark",
+        "",
+        intro,
+        "",
+        "| cells | task | time (s) | iterations | s / iteration | peak RSS (MB) | above input (MB) | load |",
+        "|---:|---|---:|---:|---:|---:|---:|---|",
+    ]
     for run in runs:
         if "error" in run:
             lines.append(f"| {run['n']:,} | {LABELS[run['task']]} | failed: {run['error']} | | | | | |")
@@ -386,17 +426,22 @@ def write_table(runs, inputs, path):
             f"| {run['n']:,} | {LABELS[run['task']]} | {run['seconds']:.2f} | {run.get('iterations', '')}"
             f"{'' if run.get('converged', True) else ' (cap)'} | {'' if per is None else f'{per:.3f}'} | "
             f"{run['peak_rss_mb']:.0f} | {run['peak_rss_mb'] - run['loaded_rss_mb']:.0f} | "
-            f"{run['load_before']:.1f}→{run['load_after']:.1f} |")
-    header = ("| cells | input CSR (MB: Y, X, Z) | HDF5 file (MB) | LMF / PCA | LMF free iteration / bare pass "
-              "| LMF streamed peak / file | MOFA+ / LMF (per iteration, per fit) | MOFA+ / LMF memory above input |")
+            f"{run['load_before']:.1f}→{run['load_after']:.1f} |"
+        )
+    header = (
+        "| cells | input CSR (MB: Y, X, Z) | HDF5 file (MB) | LMF / PCA | LMF free iteration / bare pass "
+        "| LMF streamed peak / file | MOFA+ / LMF (per iteration, per fit) | MOFA+ / LMF memory above input |"
+    )
     lines += ["", header, "|---:|---|---:|---:|---:|---:|---:|---:|"]
     for n, sizes in inputs.items():
         lmf, pca, bare = _get(runs, "lmf", n), _get(runs, "pca", n), _get(runs, "bare", n)
         free, mofa, streamed = _get(runs, "lmf_free", n), _get(runs, "mofa", n), _get(runs, "lmf_streamed", n)
         mofa_text = "—"
         if mofa and lmf:
-            mofa_text = f"{mofa['per_iteration'] / lmf['seconds']:.1f}x one LMF fit per MOFA+ iteration; " \
-                        f"{mofa['seconds'] / lmf['seconds']:.0f}x for {mofa['iterations']} MOFA+ iterations"
+            mofa_text = (
+                f"{mofa['per_iteration'] / lmf['seconds']:.1f}x one LMF fit per MOFA+ iteration; "
+                f"{mofa['seconds'] / lmf['seconds']:.0f}x for {mofa['iterations']} MOFA+ iterations"
+            )
         memory = "—"
         if mofa and lmf:
             memory = ratio(mofa["peak_rss_mb"] - mofa["loaded_rss_mb"], lmf["peak_rss_mb"] - lmf["loaded_rss_mb"])
@@ -404,13 +449,16 @@ def write_table(runs, inputs, path):
             f"| {n:,} | {sizes['Y']:.0f}, {sizes['X']:.0f}, {sizes['Z']:.0f} | {sizes['h5_mb']:.0f} | "
             f"{ratio(lmf and lmf['seconds'], pca and pca['seconds'])} | "
             f"{ratio(free and free['per_iteration'], bare and bare['seconds'])} | "
-            f"{ratio(streamed and streamed['peak_rss_mb'], sizes['h5_mb'])} | {mofa_text} | {memory} |")
+            f"{ratio(streamed and streamed['peak_rss_mb'], sizes['h5_mb'])} | {mofa_text} | {memory} |"
+        )
     for run in runs:
         if run["task"] == "lmf_streamed_wide" and "error" not in run:
-            text = (f"Streamed fit with a denser X ({run['n']:,} cells × 20,000 features, 2,000 stored per cell): "
-                    f"X file {run['file_mb']:.0f} MB, peak RSS {run['peak_rss_mb']:.0f} MB "
-                    f"({run['peak_rss_mb'] / run['file_mb']:.2f} of the file; interpreter and libraries "
-                    f"{run['baseline_rss_mb']:.0f} MB), {run['seconds']:.1f} s.")
+            text = (
+                f"Streamed fit with a denser X ({run['n']:,} cells × 20,000 features, 2,000 stored per cell): "
+                f"X file {run['file_mb']:.0f} MB, peak RSS {run['peak_rss_mb']:.0f} MB "
+                f"({run['peak_rss_mb'] / run['file_mb']:.2f} of the file; interpreter and libraries "
+                f"{run['baseline_rss_mb']:.0f} MB), {run['seconds']:.1f} s."
+            )
             lines += ["", text]
     path.write_text("\n".join(lines) + "\n")
 
@@ -423,19 +471,29 @@ def plot(runs, inputs, path):
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.4))
     for task in TASKS:
-        points = sorted((r["n"], r["seconds"], r["peak_rss_mb"]) for r in runs if r["task"] == task and "error" not in r)
+        points = sorted(
+            (r["n"], r["seconds"], r["peak_rss_mb"]) for r in runs if r["task"] == task and "error" not in r
+        )
         if not points:
             continue
         n, seconds, rss = zip(*points)
-        style = {"marker": "*", "markersize": 13, "linestyle": "none"} if task == "lmf_streamed_wide" else {"marker": "o"}
+        style = (
+            {"marker": "*", "markersize": 13, "linestyle": "none"} if task == "lmf_streamed_wide" else {"marker": "o"}
+        )
         for ax, values in zip(axes, (seconds, rss)):
             ax.plot(n, values, label=LABELS[task], **style)
     sizes = sorted(inputs)
     axes[1].plot(sizes, [sum(inputs[n][m] for m in "YXZ") for n in sizes], "k--", label="input CSR (Y + X + Z)")
     wide = [r for r in runs if r["task"] == "lmf_streamed_wide" and "error" not in r]
     if wide:
-        axes[1].plot([r["n"] for r in wide], [r["file_mb"] for r in wide], "ks", fillstyle="none", markersize=10,
-                     label="its X file (denser run)")
+        axes[1].plot(
+            [r["n"] for r in wide],
+            [r["file_mb"] for r in wide],
+            "ks",
+            fillstyle="none",
+            markersize=10,
+            label="its X file (denser run)",
+        )
     for ax, label in zip(axes, ("wall time (s)", "peak RSS (MB)")):
         ax.set(xscale="log", yscale="log", xlabel="cells", ylabel=label)
         ax.grid(True, which="both", alpha=0.3)

@@ -1,4 +1,7 @@
-"""Reading and atomic writing of h5ad files: the target holds the old file or the complete new one, never a partial one."""
+"""Reading and atomic writing of h5ad files.
+
+The target holds the old file or the complete new one, never a partial one.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +25,9 @@ _EXCEPTIONS = {signal.SIGTERM: Terminated, signal.SIGINT: KeyboardInterrupt}
 
 @contextmanager
 def signals_stop_writes():
-    """While active, SIGTERM raises :class:`Terminated` (SIGINT ``KeyboardInterrupt``), and no later
+    """Stop writes on a signal.
+
+    While active, SIGTERM raises :class:`Terminated` (SIGINT ``KeyboardInterrupt``), and no later
     :func:`write_h5ad_atomic` renames its file into place.
 
     An exception raised by a signal handler can be swallowed: Python drops exceptions raised inside
@@ -69,8 +74,9 @@ def read_h5ad(path: str | os.PathLike, what: str = "input file") -> AnnData:
         raise
     except Exception as error:  # h5py/anndata report a damaged file in many ways
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ValueError(f"cannot read {what} {str(path)!r} as an .h5ad file ({reason}); is it truncated or not "
-                         "an AnnData file?") from error
+        raise ValueError(
+            f"cannot read {what} {str(path)!r} as an .h5ad file ({reason}); is it truncated or not an AnnData file?"
+        ) from error
 
 
 def write_h5ad_atomic(adata: AnnData, path: str | os.PathLike) -> Path:

@@ -13,8 +13,9 @@ def check_key_added(key_added, name: str = "key_added") -> None:
     if not isinstance(key_added, str) or not key_added:
         raise ValueError(f"{name}={key_added!r} must be a non-empty string")
     if "/" in key_added:
-        raise ValueError(f"{name}={key_added!r} contains '/', which an h5ad file cannot store in a key; "
-                         "choose a name without it")
+        raise ValueError(
+            f"{name}={key_added!r} contains '/', which an h5ad file cannot store in a key; choose a name without it"
+        )
 
 
 def is_fit(value) -> bool:
@@ -28,7 +29,8 @@ class Keys:
 
     ``obsm[combined]`` holds K + H, ``obsm[fixed]`` K and ``obsm[random]`` H; ``varm[loadings(role)]``
     and ``varm[encoder(role)]`` the loadings and encoder of a var-aligned modality; ``uns[uns]``
-    everything else; ``uns[transformed]`` what :func:`lmf_omics.tl.transform` used; ``obsm[predicted]`` the responses :func:`lmf_omics.tl.predict` writes.
+    everything else; ``uns[transformed]`` what :func:`lmf_omics.tl.transform` used; ``obsm[predicted]``
+    the responses :func:`lmf_omics.tl.predict` writes.
     """
 
     key_added: str = "lmf"

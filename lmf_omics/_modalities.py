@@ -80,8 +80,10 @@ def read_modality(adata: AnnData, spec: str, *, role: str, mask_var=None) -> Mod
 
 
 def select_columns(matrix, columns):
-    """``matrix[:, columns]`` (a boolean mask or positions in any order); a backed matrix stays on disk,
-    its columns picked from each chunk as it is read."""
+    """``matrix[:, columns]`` (a boolean mask or positions in any order).
+
+    A backed matrix stays on disk, its columns picked from each chunk as it is read.
+    """
     return StreamedMatrix(matrix, columns=columns) if is_on_disk(matrix) else matrix[:, columns]
 
 
@@ -137,7 +139,9 @@ def _read_obsm(adata: AnnData, key: str, label: str):
         if value.ndim != 2:
             raise ValueError(f"{label}: obsm[{key!r}] must be 2-D, got shape {value.shape}")
         return value, [f"{key}_{i}" for i in range(value.shape[1])]
-    raise ValueError(f"{label}: obsm[{key!r}] is a {type(value).__name__}; expected an array, sparse matrix or DataFrame")
+    raise ValueError(
+        f"{label}: obsm[{key!r}] is a {type(value).__name__}; expected an array, sparse matrix or DataFrame"
+    )
 
 
 def _frame_values(frame: pd.DataFrame, label: str) -> np.ndarray:
@@ -171,12 +175,15 @@ def _numeric_column(values: pd.Series, column: str, label: str, *, alone: bool) 
     numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
     missing = np.isnan(numbers)
     if missing.all():
-        raise ValueError(f"{label}: obs column {column!r} has no values (all {len(numbers)} are missing); "
-                         "fill it or leave it out")
+        raise ValueError(
+            f"{label}: obs column {column!r} has no values (all {len(numbers)} are missing); fill it or leave it out"
+        )
     infinite = np.isinf(numbers)
     if infinite.any():
-        raise ValueError(f"{label}: obs column {column!r} has {int(infinite.sum())} infinite value(s), the first "
-                         f"for cell {values.index[np.flatnonzero(infinite)[0]]!r}; replace them with finite numbers")
+        raise ValueError(
+            f"{label}: obs column {column!r} has {int(infinite.sum())} infinite value(s), the first "
+            f"for cell {values.index[np.flatnonzero(infinite)[0]]!r}; replace them with finite numbers"
+        )
     if missing.any() and not alone:
         raise ValueError(
             f"{label}: obs column {column!r} has {int(missing.sum())} missing value(s), the first for cell "
@@ -195,9 +202,7 @@ def _one_hot(values: pd.Series, column: str, label: str):
         )
     categorical = pd.Categorical(values).remove_unused_categories()
     n = len(values)
-    matrix = sparse.csr_matrix(
-        (np.ones(n), (np.arange(n), categorical.codes)), shape=(n, len(categorical.categories))
-    )
+    matrix = sparse.csr_matrix((np.ones(n), (np.arange(n), categorical.codes)), shape=(n, len(categorical.categories)))
     return matrix, [str(level) for level in categorical.categories]
 
 
@@ -253,8 +258,11 @@ def _columns(matrix, names: pd.Index, features: list[str], label: str):
 
 
 def column_positions(names, features: list[str], label: str) -> np.ndarray:
-    """Position of each of ``features`` in ``names`` (-1 if absent). Repeated names the fit does not use
-    are harmless; a repeated name among ``features`` is ambiguous: an error lists them."""
+    """Position of each of ``features`` in ``names`` (-1 if absent).
+
+    Repeated names the fit does not use are harmless; a repeated name among ``features`` is
+    ambiguous: an error lists them.
+    """
     names = pd.Index(names)
     positions = np.arange(len(names))
     if not names.is_unique:
@@ -271,8 +279,11 @@ def column_positions(names, features: list[str], label: str) -> np.ndarray:
 
 
 def _encode_levels(adata: AnnData, columns: list[str], features: list[str], label: str):
-    """The training encoding again: numeric columns as they are, one-hot columns of the training levels
-    (``"col=level"``), sparse. A cell with a level the fit never saw, or a missing value, is unobserved."""
+    """The training encoding again.
+
+    Numeric columns as they are, one-hot columns of the training levels (``"col=level"``), sparse.
+    A cell with a level the fit never saw, or a missing value, is unobserved.
+    """
     n = adata.n_obs
     observed = np.ones(n, bool)
     rows, cols, values = [], [], []
@@ -291,14 +302,18 @@ def _encode_levels(adata: AnnData, columns: list[str], features: list[str], labe
         rows.append(np.flatnonzero(seen))
         cols.append(np.asarray(positions)[codes[seen]])
         values.append(np.ones(rows[-1].size))
-    matrix = sparse.csr_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
-                               shape=(n, len(features)))
+    matrix = sparse.csr_matrix(
+        (np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=(n, len(features))
+    )
     return matrix, (None if observed.all() else observed)
 
 
 def _feature_sources(columns: list[str], features: list[str], label: str) -> dict:
-    """``{column: (feature positions, levels or None for a numeric column)}``; a feature that is itself a
-    column's name is that numeric column (names may contain '='), else ``"<column>=<level>"``."""
+    """``{column: (feature positions, levels or None for a numeric column)}``.
+
+    A feature that is itself a column's name is that numeric column (names may contain '='),
+    else ``"<column>=<level>"``.
+    """
     sources: dict[str, tuple[list[int], list[str] | None]] = {}
     by_length = sorted(columns, key=len, reverse=True)
     for position, feature in enumerate(features):
@@ -310,13 +325,15 @@ def _feature_sources(columns: list[str], features: list[str], label: str) -> dic
             raise ValueError(f"{label}: feature {feature!r} of the fit is not one of the columns {columns}")
         positions, levels = sources.setdefault(column, ([], []))
         positions.append(position)
-        levels.append(feature[len(column) + 1:])
+        levels.append(feature[len(column) + 1 :])
     return sources
 
 
 def _level_codes(values: pd.Series, levels: list[str]) -> np.ndarray:
-    """Each cell's position in ``levels`` (the training levels, as strings), -1 for another or a missing
-    value; only the column's distinct values are turned into strings."""
+    """Each cell's position in ``levels`` (the training levels, as strings).
+
+    -1 for another or a missing value; only the column's distinct values are turned into strings.
+    """
     categorical = pd.Categorical(values)
     lookup = np.append(pd.Index(levels).get_indexer(categorical.categories.astype(str)), -1)
     return lookup[categorical.codes]  # code -1 (missing) picks the appended -1

@@ -44,9 +44,19 @@ def _fit(args: argparse.Namespace) -> int:
     _check_paths(source, target, in_place=args.in_place)
     adata = read_h5ad(source)
     tl.lmf(
-        adata, response=args.response, fixed=args.fixed, random=args.random, n_factors=args.n_factors,
-        mask_var=args.mask_var, solver=args.solver, scale=args.scale, ridge=args.ridge,
-        max_iter=args.max_iter, tol=args.tol, random_state=args.seed, key_added=args.key_added,
+        adata,
+        response=args.response,
+        fixed=args.fixed,
+        random=args.random,
+        n_factors=args.n_factors,
+        mask_var=args.mask_var,
+        solver=args.solver,
+        scale=args.scale,
+        ridge=args.ridge,
+        max_iter=args.max_iter,
+        tol=args.tol,
+        random_state=args.seed,
+        key_added=args.key_added,
     )
     write_h5ad_atomic(adata, target)
     logging.getLogger("lmf_omics").info("wrote %s", target)
@@ -83,7 +93,9 @@ def _check_paths(source: Path, target: Path, *, in_place: bool) -> None:
     if not target.parent.is_dir():
         raise FileNotFoundError(f"output directory {str(target.parent)!r} does not exist")
     if target.is_dir():
-        raise IsADirectoryError(f"output {str(target)!r} is a directory; give a file name, e.g. {str(target / 'out.h5ad')!r}")
+        raise IsADirectoryError(
+            f"output {str(target)!r} is a directory; give a file name, e.g. {str(target / 'out.h5ad')!r}"
+        )
     if not os.access(target.parent, os.W_OK):
         raise PermissionError(f"output directory {str(target.parent)!r} is not writable")
     if target.resolve() == source.resolve() and not in_place:
@@ -114,8 +126,9 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--in-place", action="store_true", help="allow the output to be the input file")
     fit.set_defaults(run=_fit)
 
-    predict = commands.add_parser("predict", help="encode new cells with a fit stored in a reference .h5ad and "
-                                  "predict its response for them")
+    predict = commands.add_parser(
+        "predict", help="encode new cells with a fit stored in a reference .h5ad and predict its response for them"
+    )
     predict.add_argument("input", help="query .h5ad (cells to encode)")
     predict.add_argument("-r", "--reference", required=True, help=".h5ad holding the fit (from lmf-omics fit)")
     predict.add_argument("-o", "--output", required=True, help="output .h5ad (written atomically)")

@@ -54,8 +54,10 @@ def breast_st_3slices() -> AnnData:
 
 
 def visium_mouse_brain_49spots() -> AnnData:
-    """49 Visium spots of adult mouse brain (log-normalised); ``obsm["spatial"]`` are ``(x, y)`` pixels of
-    :func:`visium_mouse_brain_49spots_image`."""
+    """49 Visium spots of adult mouse brain (log-normalised).
+
+    ``obsm["spatial"]`` are ``(x, y)`` pixels of :func:`visium_mouse_brain_49spots_image`.
+    """
     return read_shared("visium_mouse_brain_49spots.h5ad")
 
 

@@ -45,8 +45,9 @@ def _figures(adata, outdir: Path) -> list[Path]:
     paths = [outdir / "variance_explained.png", outdir / "convergence.png", outdir / "umap_lmf.png"]
     plt.close(pl.variance_explained(adata, save=paths[0]).figure)
     plt.close(pl.convergence(adata, save=paths[1]).figure)
-    figure = sc.pl.umap(adata, color=["bulk_labels", "leiden_lmf", "phase"], ncols=2, wspace=0.55, show=False,
-                        return_fig=True)
+    figure = sc.pl.umap(
+        adata, color=["bulk_labels", "leiden_lmf", "phase"], ncols=2, wspace=0.55, show=False, return_fig=True
+    )
     figure.savefig(paths[2], dpi=120, bbox_inches="tight")
     plt.close(figure)
     return paths

@@ -31,8 +31,10 @@ def model(adata: AnnData, key: str = "lmf") -> LinearMixedForms:
     for role, entry in modalities.items():
         absent = [field for field in STATE_FIELDS if field not in entry]
         if absent:
-            raise ValueError(f"the fit under uns[{key!r}] is incomplete: modality {role!r} has no {absent} "
-                             "(was it edited or subset?); run lmf_omics.tl.lmf again")
+            raise ValueError(
+                f"the fit under uns[{key!r}] is incomplete: modality {role!r} has no {absent} "
+                "(was it edited or subset?); run lmf_omics.tl.lmf again"
+            )
     return LinearMixedForms.from_state({"params": stored["params"], "modalities": modalities})
 
 
@@ -48,16 +50,21 @@ def loadings(adata: AnnData, key: str = "lmf", *, role: str = "response") -> pd.
         raise ValueError(f"role={role!r} is not a modality of the fit under {key!r}; use one of {sorted(entries)}")
     values = _stored_array(adata, key, role, entries[role])
     if values is None:
-        raise MissingKeyError(f"the loadings of role={role!r} of the fit under {key!r} are missing: "
-                              f"varm[{Keys(key).loadings(role)!r}] is not there (was it deleted?); "
-                              "run lmf_omics.tl.lmf again")
+        raise MissingKeyError(
+            f"the loadings of role={role!r} of the fit under {key!r} are missing: "
+            f"varm[{Keys(key).loadings(role)!r}] is not there (was it deleted?); "
+            "run lmf_omics.tl.lmf again"
+        )
     names = np.asarray(entries[role]["features"], dtype=str)
     return pd.DataFrame(values, index=names, columns=[f"Factor{i + 1}" for i in range(values.shape[1])])
 
 
 def _stored_array(adata: AnnData, key: str, role: str, entry, field: str = "loadings") -> np.ndarray | None:
-    """``loadings`` or ``encoder`` of ``role``: in ``uns`` for other modalities, the fitted rows of ``varm``
-    for var-aligned ones; ``None`` when the fit has no such array (e.g. no encoder for free codes)."""
+    """``loadings`` or ``encoder`` of ``role``.
+
+    In ``uns`` for other modalities, the fitted rows of ``varm`` for var-aligned ones; ``None``
+    when the fit has no such array (e.g. no encoder for free codes).
+    """
     if field in entry:
         return np.asarray(entry[field])
     varm_key = (Keys(key).loadings if field == "loadings" else Keys(key).encoder)(role)

@@ -144,8 +144,10 @@ def result(adata: AnnData, key: str = "lmf", *, features=None, labels=None) -> d
     features = {**get.features(adata, key), **(features or {})}
     k = int(stored["params"]["n_factors"])
     keys = Keys(key)
-    obsm = {name: adata.obsm.get(obsm_key) for name, obsm_key in
-            (("codes", keys.combined), ("fixed_codes", keys.fixed), ("random_codes", keys.random))}
+    obsm = {
+        name: adata.obsm.get(obsm_key)
+        for name, obsm_key in (("codes", keys.combined), ("fixed_codes", keys.fixed), ("random_codes", keys.random))
+    }
     loadings = {role: get.loadings(adata, key, role=role).to_numpy() for role in stored["modalities"]}
     params = {name: _plain(value) for name, value in stored["params"].items()}
     params.update({role: label for role, label in (labels or {}).items()})
@@ -234,8 +236,10 @@ def _check_missing(matrix, label: str, cells: list[str], features: list[str]) ->
         return
     missing = np.isnan(values) if values.dtype.kind == "f" else values == R_INTEGER_NA
     infinite = np.isinf(values) if values.dtype.kind == "f" else np.zeros_like(missing)
-    for flagged, what, fix in ((missing, "missing value(s) (R NA)", NA_HELP),
-                               (infinite, "infinite value(s) (R Inf)", "replace them with finite numbers")):
+    for flagged, what, fix in (
+        (missing, "missing value(s) (R NA)", NA_HELP),
+        (infinite, "infinite value(s) (R Inf)", "replace them with finite numbers"),
+    ):
         if flagged.any():
             row, col = _first_position(matrix, flagged)
             raise ValueError(
@@ -259,7 +263,7 @@ def _anndata(cells: list[str], matrices: dict, tables: dict[str, pd.DataFrame]) 
 
 
 def _obsm_keys(labels: dict[str, str], roles) -> dict[str, str]:
-    """obsm keys named after the R labels (so errors from ``tl.lmf`` name them), unique per role."""
+    """Obsm keys named after the R labels (so errors from ``tl.lmf`` name them), unique per role."""
     chosen = [labels[role] for role in roles]
     return {role: labels[role] if chosen.count(labels[role]) == 1 else f"{labels[role]} ({role})" for role in roles}
 
@@ -290,8 +294,11 @@ def _feature_names(names, n_features: int, role: str, label: str) -> list[str]:
 
 
 def _orientations(cells_in, given: dict) -> dict[str, str]:
-    chosen = {role: cells_in.get(role, "columns") for role in given} if isinstance(cells_in, Mapping) else (
-        dict.fromkeys(given, cells_in))
+    chosen = (
+        {role: cells_in.get(role, "columns") for role in given}
+        if isinstance(cells_in, Mapping)
+        else (dict.fromkeys(given, cells_in))
+    )
     for role, value in chosen.items():
         if value not in ORIENTATIONS:
             raise ValueError(f"cells_in for {role} must be one of {ORIENTATIONS}, got {value!r}")
@@ -309,8 +316,9 @@ def _options(options: dict, allowed: Sequence[str]) -> dict:
         if isinstance(value, float) and value.is_integer():
             converted[name] = int(value)
     if converted.get("weights") is not None:
-        converted["weights"] = {str(role): _number(w, f"weights[{str(role)!r}]")
-                                for role, w in dict(converted["weights"]).items()}
+        converted["weights"] = {
+            str(role): _number(w, f"weights[{str(role)!r}]") for role, w in dict(converted["weights"]).items()
+        }
     return converted
 
 
@@ -352,6 +360,7 @@ def _plain(value):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m lmf_omics.r --path``: print the shipped R file's path; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m lmf_omics.r", description="Helpers for using lmf_omics from R.")
     parser.add_argument("--path", action="store_true", help="print the path of the shipped R file (lmf.R) and exit")
     args = parser.parse_args(argv)

@@ -56,10 +56,17 @@ def _fit_command(inputs, *extra, options=FIT, output=None):
 
 def _fit_case(category, name, *, options=FIT, output=None, error=True, match=None, check=None, **files):
     """A ``lmf-omics fit`` case; ``files`` go to :func:`_files`, ``output`` names another output path."""
-    return Case("lmf-omics fit", category, name, partial(_files, **files),
-                lambda i: _fit_command(i, options=options, output=output and output(i)),
-                error=CliError if error else None, match=match if error else None,
-                writes=() if error else ("file/output",), check=check)
+    return Case(
+        "lmf-omics fit",
+        category,
+        name,
+        partial(_files, **files),
+        lambda i: _fit_command(i, options=options, output=output and output(i)),
+        error=CliError if error else None,
+        match=match if error else None,
+        writes=() if error else ("file/output",),
+        check=check,
+    )
 
 
 def _replace(option, value):
@@ -107,8 +114,7 @@ def _predict_files(tmp, reference_fit=True, output_is_reference=False):
     if reference_fit:
         from lmf_omics import tl
 
-        tl.lmf(fitted, response="obsm:protein", fixed="X", random="obs:batch", n_factors=3, max_iter=20,
-               progress=False)
+        tl.lmf(fitted, response="obsm:protein", fixed="X", random="obs:batch", n_factors=3, max_iter=20, progress=False)
     fitted.write_h5ad(reference)
     inputs["reference"] = reference
     if output_is_reference:
@@ -122,57 +128,164 @@ def _predict_command(inputs, *extra):
 
 ERROR = r"^lmf-omics: error: "
 CASES = [
-    _fit_case("missing key", "an obsm key that is not there", options=_replace("--response", "obsm:adt"),
-              match=ERROR + r"response='obsm:adt': 'adt' not found in adata.obsm; available: \['protein', 'spatial'\]$"),
-    _fit_case("missing key", "a mask_var column that is not there", options=[*FIT, "--mask-var", "hvg"],
-              match=ERROR + r".*'hvg' not found in adata.var; available: \['highly_variable'\]$"),
-    _fit_case("n_factors", "--n-factors 0", options=_replace("--n-factors", "0"),
-              match=ERROR + r"n_factors must be a positive integer, got 0$"),
-    _fit_case("n_factors", "more factors than proteins", options=_replace("--n-factors", "9"),
-              match=ERROR + r"n_factors=9 is larger than the features of response='obsm:protein' \(6\)"),
-    _fit_case("options", "--ridge nan", options=[*FIT, "--ridge", "nan"],
-              match=ERROR + r"ridge must be a finite number >= 0, got nan$"),
-    _fit_case("options", "--key-added with '/'", options=[*FIT, "--key-added", "a/b"],
-              match=ERROR + r"key_added='a/b' contains '/'"),
-    _fit_case("NaN/inf in a modality", "NaN in one protein value", edit=_protein_nan(2, 3),
-              match=ERROR + r"response='obsm:protein' contains 1 NaN or infinite value\(s\) \(first at row 2"),
-    _fit_case("NaN/inf in a modality", "a cell without protein (a row of NaN)", edit=_protein_nan(2), error=False,
-              check=_fitted_output),
+    _fit_case(
+        "missing key",
+        "an obsm key that is not there",
+        options=_replace("--response", "obsm:adt"),
+        match=ERROR + r"response='obsm:adt': 'adt' not found in adata.obsm; available: \['protein', 'spatial'\]$",
+    ),
+    _fit_case(
+        "missing key",
+        "a mask_var column that is not there",
+        options=[*FIT, "--mask-var", "hvg"],
+        match=ERROR + r".*'hvg' not found in adata.var; available: \['highly_variable'\]$",
+    ),
+    _fit_case(
+        "n_factors",
+        "--n-factors 0",
+        options=_replace("--n-factors", "0"),
+        match=ERROR + r"n_factors must be a positive integer, got 0$",
+    ),
+    _fit_case(
+        "n_factors",
+        "more factors than proteins",
+        options=_replace("--n-factors", "9"),
+        match=ERROR + r"n_factors=9 is larger than the features of response='obsm:protein' \(6\)",
+    ),
+    _fit_case(
+        "options",
+        "--ridge nan",
+        options=[*FIT, "--ridge", "nan"],
+        match=ERROR + r"ridge must be a finite number >= 0, got nan$",
+    ),
+    _fit_case(
+        "options",
+        "--key-added with '/'",
+        options=[*FIT, "--key-added", "a/b"],
+        match=ERROR + r"key_added='a/b' contains '/'",
+    ),
+    _fit_case(
+        "NaN/inf in a modality",
+        "NaN in one protein value",
+        edit=_protein_nan(2, 3),
+        match=ERROR + r"response='obsm:protein' contains 1 NaN or infinite value\(s\) \(first at row 2",
+    ),
+    _fit_case(
+        "NaN/inf in a modality",
+        "a cell without protein (a row of NaN)",
+        edit=_protein_nan(2),
+        error=False,
+        check=_fitted_output,
+    ),
     _fit_case("files", "the output replaces an earlier one", error=False, check=_fitted_output),
     _fit_case("files", "no earlier output", old_output=False, error=False, check=_fitted_output),
-    _fit_case("files", "input: not an HDF5 file", write=_junk(b"not an hdf5 file"),
-              match=ERROR + r"cannot read input file '.*cells.h5ad' as an .h5ad file \(.*signature"),
-    _fit_case("files", "input: an empty file", write=_junk(b""),
-              match=ERROR + r"cannot read input file '.*cells.h5ad' as an .h5ad file"),
-    _fit_case("files", "input: a truncated h5ad", write=_truncated,
-              match=ERROR + r"cannot read input file '.*cells.h5ad' as an .h5ad file \(.*truncated file"),
-    _fit_case("files", "input: HDF5 but not AnnData", write=_plain_hdf5,
-              match=ERROR + r"cannot read input file '.*cells.h5ad' as an .h5ad file"),
-    _fit_case("files", "input: a directory", write=lambda path, adata: path.mkdir(),
-              match=ERROR + r"input file '.*cells.h5ad' is a directory; give the path of an .h5ad file$"),
-    _fit_case("files", "input: missing", write=lambda path, adata: None,
-              match=ERROR + r"input file '.*cells.h5ad' does not exist$"),
-    _fit_case("files", "output: a directory", output=lambda i: i["input"].parent,
-              match=ERROR + r"output '.*' is a directory; give a file name"),
-    _fit_case("files", "output: in a missing directory", output=lambda i: i["input"].parent / "no" / "out.h5ad",
-              match=ERROR + r"output directory '.*no' does not exist$"),
-    _fit_case("files", "output: the input itself", output=lambda i: i["input"],
-              match=ERROR + r"output '.*cells.h5ad' is the input file; pass --in-place to overwrite it$"),
-    Case("lmf-omics predict", "files", "output: the reference itself", partial(_predict_files, output_is_reference=True),
-         _predict_command, error=CliError, match=ERROR + r"output '.*reference.h5ad' is the reference file"),
-    Case("lmf-omics predict", "missing key", "a reference without a fit", partial(_predict_files, reference_fit=False),
-         _predict_command, error=CliError, match=ERROR + r"no LMF fit under uns\['lmf'\]; fits present: \[\]"),
-    Case("lmf-omics predict", "missing key", "a reference without the key", _predict_files,
-         lambda i: _predict_command(i, "--key", "prot"), error=CliError,
-         match=ERROR + r"no LMF fit under uns\['prot'\]; fits present: \['lmf'\]"),
-    Case("lmf-omics predict", "options", "--layer with '/' (refused before any work)", _predict_files,
-         lambda i: _predict_command(i, "--layer", "a/b"), error=CliError,
-         match=ERROR + r"--layer='a/b' contains '/', which an h5ad file cannot store in a key"),
-    Case("lmf-omics predict", "options", "--layer for a response that is not var-aligned (before any work)",
-         _predict_files, lambda i: _predict_command(i, "--layer", "predicted"), error=CliError,
-         match=ERROR + r"layer='predicted' needs a var-aligned response \('X' or 'layer:<name>'\), but it is "
-                       r"'obsm:protein'"),
-    Case("lmf-omics predict", "files", "predictions for new cells", _predict_files, _predict_command,
-         writes=("file/output",), check=lambda i, r: np.testing.assert_equal(
-             ad.read_h5ad(i["output"]).obsm["lmf_predicted"].shape, (40, 6))),
+    _fit_case(
+        "files",
+        "input: not an HDF5 file",
+        write=_junk(b"not an hdf5 file"),
+        match=ERROR + r"cannot read input file '.*cells.h5ad' as an .h5ad file \(.*signature",
+    ),
+    _fit_case(
+        "files",
+        "input: an empty file",
+        write=_junk(b""),
+        match=ERROR + r"cannot read input file '.*cells.h5ad' as an .h5ad file",
+    ),
+    _fit_case(
+        "files",
+        "input: a truncated h5ad",
+        write=_truncated,
+        match=ERROR + r"cannot read input file '.*cells.h5ad' as an .h5ad file \(.*truncated file",
+    ),
+    _fit_case(
+        "files",
+        "input: HDF5 but not AnnData",
+        write=_plain_hdf5,
+        match=ERROR + r"cannot read input file '.*cells.h5ad' as an .h5ad file",
+    ),
+    _fit_case(
+        "files",
+        "input: a directory",
+        write=lambda path, adata: path.mkdir(),
+        match=ERROR + r"input file '.*cells.h5ad' is a directory; give the path of an .h5ad file$",
+    ),
+    _fit_case(
+        "files",
+        "input: missing",
+        write=lambda path, adata: None,
+        match=ERROR + r"input file '.*cells.h5ad' does not exist$",
+    ),
+    _fit_case(
+        "files",
+        "output: a directory",
+        output=lambda i: i["input"].parent,
+        match=ERROR + r"output '.*' is a directory; give a file name",
+    ),
+    _fit_case(
+        "files",
+        "output: in a missing directory",
+        output=lambda i: i["input"].parent / "no" / "out.h5ad",
+        match=ERROR + r"output directory '.*no' does not exist$",
+    ),
+    _fit_case(
+        "files",
+        "output: the input itself",
+        output=lambda i: i["input"],
+        match=ERROR + r"output '.*cells.h5ad' is the input file; pass --in-place to overwrite it$",
+    ),
+    Case(
+        "lmf-omics predict",
+        "files",
+        "output: the reference itself",
+        partial(_predict_files, output_is_reference=True),
+        _predict_command,
+        error=CliError,
+        match=ERROR + r"output '.*reference.h5ad' is the reference file",
+    ),
+    Case(
+        "lmf-omics predict",
+        "missing key",
+        "a reference without a fit",
+        partial(_predict_files, reference_fit=False),
+        _predict_command,
+        error=CliError,
+        match=ERROR + r"no LMF fit under uns\['lmf'\]; fits present: \[\]",
+    ),
+    Case(
+        "lmf-omics predict",
+        "missing key",
+        "a reference without the key",
+        _predict_files,
+        lambda i: _predict_command(i, "--key", "prot"),
+        error=CliError,
+        match=ERROR + r"no LMF fit under uns\['prot'\]; fits present: \['lmf'\]",
+    ),
+    Case(
+        "lmf-omics predict",
+        "options",
+        "--layer with '/' (refused before any work)",
+        _predict_files,
+        lambda i: _predict_command(i, "--layer", "a/b"),
+        error=CliError,
+        match=ERROR + r"--layer='a/b' contains '/', which an h5ad file cannot store in a key",
+    ),
+    Case(
+        "lmf-omics predict",
+        "options",
+        "--layer for a response that is not var-aligned (before any work)",
+        _predict_files,
+        lambda i: _predict_command(i, "--layer", "predicted"),
+        error=CliError,
+        match=ERROR + r"layer='predicted' needs a var-aligned response \('X' or 'layer:<name>'\), but it is "
+        r"'obsm:protein'",
+    ),
+    Case(
+        "lmf-omics predict",
+        "files",
+        "predictions for new cells",
+        _predict_files,
+        _predict_command,
+        writes=("file/output",),
+        check=lambda i, r: np.testing.assert_equal(ad.read_h5ad(i["output"]).obsm["lmf_predicted"].shape, (40, 6)),
+    ),
 ]

@@ -122,8 +122,13 @@ def run_case(case: Case, tmp: Path, monkeypatch, records: list | None = None) ->
     """Run ``case`` and return its record (appended to ``records``, default ``RECORDS``); never raises for it."""
     inputs = case.build(tmp)
     before = {name: fingerprint(value, case.writes) for name, value in inputs.items()}
-    record = {"entry": case.entry, "category": case.category, "case": case.name,
-              "expected": CLEAN if case.error else HANDLED, "problems": []}
+    record = {
+        "entry": case.entry,
+        "category": case.category,
+        "case": case.name,
+        "expected": CLEAN if case.error else HANDLED,
+        "problems": [],
+    }
     problems = record["problems"]
     with work_spy(monkeypatch) as started:
         try:
@@ -198,10 +203,18 @@ def _anndata_bytes(adata: AnnData) -> tuple[str, str]:
 
 def _anndata_content(adata: AnnData) -> dict:
     """Every part of an AnnData by content (what its h5ad file would hold)."""
-    mappings = {slot: {key: _plain(value) for key, value in getattr(adata, slot).items()}
-                for slot in ("obsm", "varm", "layers", "obsp", "varp")}
-    return {"X": _plain(adata.X), "obs": _plain(adata.obs), "var": _plain(adata.var), "uns": _plain(dict(adata.uns)),
-            "raw": None if adata.raw is None else _plain(adata.raw.to_adata().X), **mappings}
+    mappings = {
+        slot: {key: _plain(value) for key, value in getattr(adata, slot).items()}
+        for slot in ("obsm", "varm", "layers", "obsp", "varp")
+    }
+    return {
+        "X": _plain(adata.X),
+        "obs": _plain(adata.obs),
+        "var": _plain(adata.var),
+        "uns": _plain(dict(adata.uns)),
+        "raw": None if adata.raw is None else _plain(adata.raw.to_adata().X),
+        **mappings,
+    }
 
 
 def _keys(adata: AnnData) -> tuple:
@@ -228,11 +241,19 @@ def _plain(value):
     if sparse.issparse(value):  # by content: a sparse matrix's pickle also holds cached flags
         parts = ("data", "indices", "indptr", "row", "col", "offsets")
         value = value.tocoo() if value.format in ("dok", "lil") else value
-        return (value.format, value.shape, str(value.dtype),
-                *(np.asarray(getattr(value, p)).tobytes() for p in parts if hasattr(value, p)))
+        return (
+            value.format,
+            value.shape,
+            str(value.dtype),
+            *(np.asarray(getattr(value, p)).tobytes() for p in parts if hasattr(value, p)),
+        )
     if isinstance(value, pd.DataFrame):  # by content: a DataFrame's pickle follows its internal blocks
-        return (list(map(repr, value.columns)), list(map(str, value.dtypes)), list(map(repr, value.index)),
-                pd.util.hash_pandas_object(value, index=False).to_numpy().tobytes() if len(value.columns) else b"")
+        return (
+            list(map(repr, value.columns)),
+            list(map(str, value.dtypes)),
+            list(map(repr, value.index)),
+            pd.util.hash_pandas_object(value, index=False).to_numpy().tobytes() if len(value.columns) else b"",
+        )
     return value
 
 
@@ -298,14 +319,16 @@ def summary_table(records: list[dict]) -> list[str]:
     frame = pd.DataFrame(records)
     rows = []
     for entry, group in [*frame.groupby("entry", sort=True), ("total", frame)]:
-        rows.append({
-            "entry point": entry,
-            "inputs tried": len(group),
-            "clean errors": int((group["outcome"] == CLEAN).sum()),
-            "documented handling": int((group["outcome"] == HANDLED).sum()),
-            "corruptions": int(group["corrupted"].map(bool).sum()),
-            "other": int((~group["outcome"].isin([CLEAN, HANDLED]) & ~group["corrupted"].map(bool)).sum()),
-        })
+        rows.append(
+            {
+                "entry point": entry,
+                "inputs tried": len(group),
+                "clean errors": int((group["outcome"] == CLEAN).sum()),
+                "documented handling": int((group["outcome"] == HANDLED).sum()),
+                "corruptions": int(group["corrupted"].map(bool).sum()),
+                "other": int((~group["outcome"].isin([CLEAN, HANDLED]) & ~group["corrupted"].map(bool)).sum()),
+            }
+        )
     table = pd.DataFrame(rows)
     widths = {c: max(len(c), *(len(str(v)) for v in table[c])) for c in table.columns}
 

@@ -28,9 +28,21 @@ def test_bad_input(case, tmp_path, monkeypatch):
     assert_clean(run_case(case, tmp_path, monkeypatch))
 
 
-ENTRY_POINTS = {"LinearMixedForms", "tl.lmf", "tl.transform", "tl.predict", "pp.normalize_rna", "pp.clr",
-                "pp.covariates", "pp.spatial_context", "pp.image_features", "lmf-omics fit", "lmf-omics predict",
-                "r.fit", "r.fit_h5ad"}
+ENTRY_POINTS = {
+    "LinearMixedForms",
+    "tl.lmf",
+    "tl.transform",
+    "tl.predict",
+    "pp.normalize_rna",
+    "pp.clr",
+    "pp.covariates",
+    "pp.spatial_context",
+    "pp.image_features",
+    "lmf-omics fit",
+    "lmf-omics predict",
+    "r.fit",
+    "r.fit_h5ad",
+}
 
 
 def test_catalogue_covers_every_category_and_entry_point():

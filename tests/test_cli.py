@@ -8,8 +8,13 @@ import pytest
 
 from lmf_omics.cli import main
 
-OPTIONS = {"--response": "obsm:protein_counts", "--fixed": "X", "--random": "obs:hashtag", "--n-factors": "8",
-           "--tol": "1e-5"}
+OPTIONS = {
+    "--response": "obsm:protein_counts",
+    "--fixed": "X",
+    "--random": "obs:hashtag",
+    "--n-factors": "8",
+    "--tol": "1e-5",
+}
 
 
 def _options(**override):
@@ -91,8 +96,15 @@ def test_in_place_rewrites_a_copy_of_the_input(cite_fit, tmp_path):
     _, _, target, _ = cite_fit
     copy = tmp_path / "copy.h5ad"
     copy.write_bytes(target.read_bytes())
-    argv = ["--quiet", "fit", str(copy), "-o", str(copy), "--in-place",
-            *_options(n_factors="3", key_added="lmf3", max_iter="20")]
+    argv = [
+        "--quiet",
+        "fit",
+        str(copy),
+        "-o",
+        str(copy),
+        "--in-place",
+        *_options(n_factors="3", key_added="lmf3", max_iter="20"),
+    ]
     assert main(argv) == 0
     adata = ad.read_h5ad(copy)
     assert adata.obsm["X_lmf3"].shape == (500, 3) and adata.obsm["X_lmf"].shape == (500, 8)
@@ -134,8 +146,16 @@ def test_predict_reads_the_query_once_and_writes_what_transform_and_predict_writ
     from .reliability import counts_adata
 
     reference, query = counts_adata(seed=1), counts_adata(seed=2)  # the query has protein: the codes use it
-    tl.lmf(reference, response="obsm:protein", fixed="X", random="obs:batch", n_factors=3, max_iter=30, codes=codes,
-           progress=False)
+    tl.lmf(
+        reference,
+        response="obsm:protein",
+        fixed="X",
+        random="obs:batch",
+        n_factors=3,
+        max_iter=30,
+        codes=codes,
+        progress=False,
+    )
     reference.write_h5ad(tmp_path / "reference.h5ad")
     query.write_h5ad(tmp_path / "query.h5ad")
     reads, original = [], _transfer.read_aligned

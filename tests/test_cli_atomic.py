@@ -42,8 +42,13 @@ def big_input(tmp_path_factory):
 
 def _command(source, target):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen([sys.executable, "-m", "lmf_omics.cli", "--quiet", "fit", str(source), "-o", str(target),
-                             *FIT], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "lmf_omics.cli", "--quiet", "fit", str(source), "-o", str(target), *FIT],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _kill_while_writing(process, target, signum, timeout=120.0):

@@ -26,6 +26,9 @@ def test_a_damaged_shared_file_is_named(monkeypatch, tmp_path):
     """A truncated shared file gives the package's clear error, not a raw h5py one."""
     (tmp_path / "eccite_pbmc_500.h5ad").write_bytes(b"not an hdf5 file")
     monkeypatch.setenv(datasets.ENV_VAR, str(tmp_path))
-    with pytest.raises(ValueError, match=r"cannot read shared dataset '.*eccite_pbmc_500.h5ad' as an .h5ad file .*"
-                                         r"is it truncated or not an AnnData file\?"):
+    with pytest.raises(
+        ValueError,
+        match=r"cannot read shared dataset '.*eccite_pbmc_500.h5ad' as an .h5ad file .*"
+        r"is it truncated or not an AnnData file\?",
+    ):
         datasets.eccite_pbmc_500()

@@ -7,8 +7,14 @@ from lmf_omics._modalities import MissingKeyError
 
 from .reliability import counts_adata
 
-FIT = {"response": "obsm:protein", "fixed": "X", "random": "obs:batch", "n_factors": 3, "max_iter": 20,
-       "progress": False}
+FIT = {
+    "response": "obsm:protein",
+    "fixed": "X",
+    "random": "obs:batch",
+    "n_factors": 3,
+    "max_iter": 20,
+    "progress": False,
+}
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +29,11 @@ def test_transform_params_are_not_a_fit(fitted):
     """uns entries with params but no modalities (tl.transform's) give the clear error, not KeyError('modalities')."""
     assert "params" in fitted.uns["again_transform"]
     for read in (get.model, get.results, get.features):
-        with pytest.raises(MissingKeyError, match=r"no LMF fit under uns\['again_transform'\]; fits present: "
-                                                   r"\['lmf'\]. Run lmf_omics.tl.lmf first"):
+        with pytest.raises(
+            MissingKeyError,
+            match=r"no LMF fit under uns\['again_transform'\]; fits present: "
+            r"\['lmf'\]. Run lmf_omics.tl.lmf first",
+        ):
             read(fitted, "again_transform")
 
 
@@ -32,7 +41,10 @@ def test_loadings_without_their_varm_entry_name_it(fitted):
     adata = fitted.copy()
     assert get.loadings(adata, role="fixed").shape == (30, 3)
     del adata.varm["lmf_loadings_fixed"]
-    with pytest.raises(MissingKeyError, match=r"varm\['lmf_loadings_fixed'\] is not there .*run lmf_omics.tl.lmf "
-                                              r"again"):
+    with pytest.raises(
+        MissingKeyError,
+        match=r"varm\['lmf_loadings_fixed'\] is not there .*run lmf_omics.tl.lmf "
+        r"again",
+    ):
         get.loadings(adata, role="fixed")
     assert get.loadings(adata, role="response").shape == (6, 3)  # stored in uns, unaffected

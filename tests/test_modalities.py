@@ -65,7 +65,14 @@ def test_obs_columns_one_hot_and_numeric(adata):
     modality = read_modality(adata, "obs:batch, donor,treated,depth", role="random")
     assert sparse.issparse(modality.matrix) and modality.matrix.shape == (30, 3 + 2 + 2 + 1)
     assert list(modality.features) == [
-        "batch=a", "batch=b", "batch=c", "donor=d1", "donor=d2", "treated=False", "treated=True", "depth",
+        "batch=a",
+        "batch=b",
+        "batch=c",
+        "donor=d1",
+        "donor=d2",
+        "treated=False",
+        "treated=True",
+        "depth",
     ]
     dense = modality.matrix.toarray()
     np.testing.assert_array_equal(dense[:3, :3], [[0, 1, 0], [1, 0, 0], [0, 0, 1]])

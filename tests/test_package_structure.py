@@ -11,8 +11,20 @@ from lmf_omics import get, pl, pp, tl
 
 PACKAGE = Path(lmf_omics.__file__).parent
 CORE_ALLOWED = {
-    "numpy", "scipy", "tqdm", "logging", "dataclasses", "collections", "numbers", "typing", "itertools", "__future__",
-    "os", "concurrent", "contextlib", "contextvars",
+    "numpy",
+    "scipy",
+    "tqdm",
+    "logging",
+    "dataclasses",
+    "collections",
+    "numbers",
+    "typing",
+    "itertools",
+    "__future__",
+    "os",
+    "concurrent",
+    "contextlib",
+    "contextvars",
 }
 # optional: imported inside the functions that need them (dask backend, BLAS thread limit), never at import
 CORE_OPTIONAL = {"dask", "threadpoolctl"}

@@ -25,13 +25,21 @@ def data():
     rng = np.random.default_rng(7)
     Y = np.rint(np.abs(sim["Y"]) * 5)
     X = sparse.csr_matrix(np.where(rng.random(sim["X"].shape) < 0.3, np.abs(sim["X"]), 0.0))
-    covariates = pd.DataFrame({
-        "batch": pd.Categorical(np.array(["b1", "b2", "b3"])[sim["Z"].argmax(1)]),
-        "depth": rng.random(80),
-    })
+    covariates = pd.DataFrame(
+        {
+            "batch": pd.Categorical(np.array(["b1", "b2", "b3"])[sim["Z"].argmax(1)]),
+            "depth": rng.random(80),
+        }
+    )
     cells = [f"cell{i}" for i in range(80)]
-    return {"Y": Y, "X": X, "covariates": covariates, "cells": cells,
-            "proteins": [f"p{i}" for i in range(12)], "genes": [f"g{i}" for i in range(40)]}
+    return {
+        "Y": Y,
+        "X": X,
+        "covariates": covariates,
+        "cells": cells,
+        "proteins": [f"p{i}" for i in range(12)],
+        "genes": [f"g{i}" for i in range(40)],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +54,16 @@ def reference(data):
 def fit_as_from_r(data, **changes):
     """r.fit called as lmf.R calls it: features x cells, an int32 matrix, a dgCMatrix (CSC), a data frame."""
     arguments = {
-        "response": data["Y"].T.astype(np.int32), "fixed": sparse.csc_matrix(data["X"].T),
-        "random": data["covariates"], "cell_names": data["cells"],
+        "response": data["Y"].T.astype(np.int32),
+        "fixed": sparse.csc_matrix(data["X"].T),
+        "random": data["covariates"],
+        "cell_names": data["cells"],
         "feature_names": {"response": data["proteins"], "fixed": data["genes"], "random": None},
         "labels": {"response": "altExp:ADT", "fixed": "assay:counts", "random": "colData:batch,depth"},
         "cells_in": {"response": "columns", "fixed": "columns", "random": "rows"},
-        "n_factors": 3.0, "max_iter": 40.0, "tol": 1e-9,
+        "n_factors": 3.0,
+        "max_iter": 40.0,
+        "tol": 1e-9,
     }
     arguments.update(changes)
     return r.fit(**arguments)
@@ -65,11 +77,18 @@ def test_fit_from_r_orientation_equals_the_python_fit(data, reference):
     for role in ("response", "fixed", "random"):
         np.testing.assert_allclose(result["loadings"][role], stored[role]["loadings"], rtol=0, atol=1e-12)
     assert result["cell_names"] == data["cells"]
-    assert result["feature_names"] == {"response": data["proteins"], "fixed": data["genes"],
-                                       "random": ["batch=b1", "batch=b2", "batch=b3", "depth"]}
+    assert result["feature_names"] == {
+        "response": data["proteins"],
+        "fixed": data["genes"],
+        "random": ["batch=b1", "batch=b2", "batch=b3", "depth"],
+    }
     assert result["factor_names"] == ["Factor1", "Factor2", "Factor3"]
-    np.testing.assert_allclose(result["variance_explained"]["response"],
-                               reference.uns["lmf"]["variance_explained"]["response"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        result["variance_explained"]["response"],
+        reference.uns["lmf"]["variance_explained"]["response"],
+        rtol=0,
+        atol=1e-12,
+    )
     assert result["params"]["response"] == "altExp:ADT" and result["params"]["n_factors"] == 3
 
 
@@ -108,8 +127,11 @@ def test_result_holds_only_plain_values(data):
 def test_r_na_is_reported_with_cell_and_feature(data):
     Y = data["Y"].T.astype(np.int32)
     Y[4, 9] = R_NA  # protein p4 of cell9
-    with pytest.raises(ValueError, match=r"altExp:ADT has 1 missing value\(s\) \(R NA\), the first for cell "
-                                         r"'cell9' and feature 'p4'"):
+    with pytest.raises(
+        ValueError,
+        match=r"altExp:ADT has 1 missing value\(s\) \(R NA\), the first for cell "
+        r"'cell9' and feature 'p4'",
+    ):
         fit_as_from_r(data, response=Y)
     X = sparse.csc_matrix(data["X"].T, copy=True)
     X.data[5] = np.nan
@@ -122,14 +144,16 @@ def test_r_na_is_reported_with_cell_and_feature(data):
 def test_r_na_in_covariates_is_reported(data, column, value):
     covariates = data["covariates"].assign(count=np.arange(80, dtype=np.int32))
     covariates.loc[6, column] = value
-    with pytest.raises(ValueError, match=f"column '{column}' has 1 missing value\\(s\\) \\(R NA\\), the first for "
-                                         "cell 'cell6'"):
+    with pytest.raises(
+        ValueError, match=f"column '{column}' has 1 missing value\\(s\\) \\(R NA\\), the first for cell 'cell6'"
+    ):
         fit_as_from_r(data, random=covariates)
 
 
 def test_r_scalars_and_names(data):
-    one = fit_as_from_r(data, response=data["Y"].T[:1], feature_names={"response": "p0", "fixed": data["genes"]},
-                        n_factors=1.0)
+    one = fit_as_from_r(
+        data, response=data["Y"].T[:1], feature_names={"response": "p0", "fixed": data["genes"]}, n_factors=1.0
+    )
     assert one["feature_names"]["response"] == ["p0"]
     unnamed = fit_as_from_r(data, cell_names=None, feature_names=None)
     assert unnamed["cell_names"][:2] == ["1", "2"] and unnamed["feature_names"]["fixed"][:2] == ["fixed1", "fixed2"]

@@ -53,23 +53,31 @@ def _leaves_a_temporary_file(inputs):
     ],
     ids=["edits then raises", "undocumented key", "X changed in place", "raises after work", "no error"],
 )
-def test_the_harness_sees_corruption_late_errors_and_missing_errors(call, error, writes, expected, tmp_path,
-                                                                    monkeypatch):
-    case = Case("fake", "options", "fake", _adata, call, error=error, match="n_factors" if error else None,
-                writes=writes)
+def test_the_harness_sees_corruption_late_errors_and_missing_errors(
+    call, error, writes, expected, tmp_path, monkeypatch
+):
+    case = Case(
+        "fake", "options", "fake", _adata, call, error=error, match="n_factors" if error else None, writes=writes
+    )
     record = run_case(case, tmp_path, monkeypatch, records=[])
     assert record["outcome"] == expected, record["problems"]
 
 
 def test_the_harness_sees_a_file_left_behind(tmp_path, monkeypatch):
-    case = Case("fake", "files", "fake", lambda tmp: {"output": tmp / "out.h5ad"}, _leaves_a_temporary_file,
-                error=ValueError, match="failed")
+    case = Case(
+        "fake",
+        "files",
+        "fake",
+        lambda tmp: {"output": tmp / "out.h5ad"},
+        _leaves_a_temporary_file,
+        error=ValueError,
+        match="failed",
+    )
     record = run_case(case, tmp_path, monkeypatch, records=[])
     assert record["outcome"] == "corrupted" and record["corrupted"] == ["output changed"]
 
 
 def test_a_wrong_message_is_not_a_clean_error(tmp_path, monkeypatch):
-    case = Case("fake", "options", "fake", _adata, _raises_vaguely,
-                error=ValueError, match=r"n_factors=0 .* choose")
+    case = Case("fake", "options", "fake", _adata, _raises_vaguely, error=ValueError, match=r"n_factors=0 .* choose")
     record = run_case(case, tmp_path, monkeypatch, records=[])
     assert record["outcome"] == f"{CLEAN} (with problems)" and "does not match" in record["problems"][0]

@@ -63,9 +63,19 @@ print(adata.obsm["protein_clr"].iloc[:3, :6].round(2))
 # decide, through the fit, which directions of the RNA matter.
 
 # %%
-OPTIONS = {"response": "obsm:protein_clr", "fixed": "X", "random": "obs:hashtag", "mask_var": "highly_variable",
-           "n_factors": 15, "solver": "joint", "codes": "encoded", "ridge": 1e-3, "max_iter": 500, "tol": 1e-6,
-           "random_state": 0}
+OPTIONS = {
+    "response": "obsm:protein_clr",
+    "fixed": "X",
+    "random": "obs:hashtag",
+    "mask_var": "highly_variable",
+    "n_factors": 15,
+    "solver": "joint",
+    "codes": "encoded",
+    "ridge": 1e-3,
+    "max_iter": 500,
+    "tol": 1e-6,
+    "random_state": 0,
+}
 lmf.tl.lmf(adata, **OPTIONS, key_added="lmf")
 totals = {name: round(float(value), 3) for name, value in adata.uns["lmf"]["total_variance_explained"].items()}
 print(totals)
@@ -82,27 +92,40 @@ print(totals)
 # NMI between clusters and hashtag (0: clusters ignore the hashtag). For comparison we also fit the paper's
 # form, `codes="free"`, where every cell's K and H are free parameters fitted to all its modalities.
 
+
 # %%
 def hashtag_nmi(rep: str) -> float:
     sc.pp.neighbors(adata, use_rep=rep, n_neighbors=15, random_state=0, key_added="nn_check")
-    sc.tl.leiden(adata, resolution=0.8, flavor="igraph", n_iterations=2, random_state=0, neighbors_key="nn_check",
-                 key_added="leiden_check")
+    sc.tl.leiden(
+        adata,
+        resolution=0.8,
+        flavor="igraph",
+        n_iterations=2,
+        random_state=0,
+        neighbors_key="nn_check",
+        key_added="leiden_check",
+    )
     return round(normalized_mutual_info_score(adata.obs["hashtag"], adata.obs["leiden_check"]), 3)
 
 
 sc.pp.pca(adata, n_comps=15, mask_var="highly_variable", random_state=0)
 adata.obsm["protein_clr_array"] = adata.obsm["protein_clr"].to_numpy()
 lmf.tl.lmf(adata, **{**OPTIONS, "codes": "free"}, key_added="lmf_free")
-print("free codes:", {name: round(float(value), 3)
-                     for name, value in adata.uns["lmf_free"]["total_variance_explained"].items()})
-leak = pd.Series({
-    "RNA PCA (15)": hashtag_nmi("X_pca"),
-    "proteins (CLR)": hashtag_nmi("protein_clr_array"),
-    "LMF encoded: K (X_lmf_fixed)": hashtag_nmi("X_lmf_fixed"),
-    "LMF encoded: K + H (X_lmf)": hashtag_nmi("X_lmf"),
-    "LMF free: K": hashtag_nmi("X_lmf_free_fixed"),
-    "LMF free: K + H": hashtag_nmi("X_lmf_free"),
-}, name="NMI(clusters, hashtag)")
+print(
+    "free codes:",
+    {name: round(float(value), 3) for name, value in adata.uns["lmf_free"]["total_variance_explained"].items()},
+)
+leak = pd.Series(
+    {
+        "RNA PCA (15)": hashtag_nmi("X_pca"),
+        "proteins (CLR)": hashtag_nmi("protein_clr_array"),
+        "LMF encoded: K (X_lmf_fixed)": hashtag_nmi("X_lmf_fixed"),
+        "LMF encoded: K + H (X_lmf)": hashtag_nmi("X_lmf"),
+        "LMF free: K": hashtag_nmi("X_lmf_free_fixed"),
+        "LMF free: K + H": hashtag_nmi("X_lmf_free"),
+    },
+    name="NMI(clusters, hashtag)",
+)
 print(leak.to_string())
 
 # %% [markdown]
@@ -130,8 +153,16 @@ markers = ["CD4", "CD8", "CD14", "CD19", "CD56", "MHCII (HLA-DR)"]
 for marker in markers:
     adata.obs[f"{marker} ADT"] = adata.obsm["protein_clr"][marker].to_numpy()
 with plt.rc_context({"figure.figsize": (3.6, 3.2)}):
-    fig = sc.pl.umap(adata, color=["leiden_lmf", "hashtag", *[f"{m} ADT" for m in markers]], ncols=4, wspace=0.45,
-                     size=18, cmap="viridis", show=False, return_fig=True)
+    fig = sc.pl.umap(
+        adata,
+        color=["leiden_lmf", "hashtag", *[f"{m} ADT" for m in markers]],
+        ncols=4,
+        wspace=0.45,
+        size=18,
+        cmap="viridis",
+        show=False,
+        return_fig=True,
+    )
 fig.savefig(OUT / "umap_lmf.png", dpi=120, bbox_inches="tight")
 print(pd.crosstab(adata.obs["leiden_lmf"], adata.obs["hashtag"]))
 
@@ -176,18 +207,23 @@ rows = []
 for factor in leading:
     up_p, down_p = proteins[factor].nlargest(3), proteins[factor].nsmallest(3)
     up_g, down_g = genes[factor].nlargest(5), genes[factor].nsmallest(5)
-    rows.append({
-        "factor": factor,
-        "proteins +": ", ".join(up_p.index), "genes +": ", ".join(up_g.index),
-        "proteins -": ", ".join(down_p.index), "genes -": ", ".join(down_g.index),
-    })
+    rows.append(
+        {
+            "factor": factor,
+            "proteins +": ", ".join(up_p.index),
+            "genes +": ", ".join(up_g.index),
+            "proteins -": ", ".join(down_p.index),
+            "genes -": ", ".join(down_g.index),
+        }
+    )
 pairs = pd.DataFrame(rows).set_index("factor")
 pairs.to_csv(OUT / "genes_and_proteins_per_factor.csv")
 print(pairs.to_string())
 
 factor_numbers = [int(name.removeprefix("Factor")) for name in leading[:3]]
-axes = lmf.pl.loadings(adata, roles=["response", "fixed"], factors=factor_numbers, n_top=10,
-                       save=OUT / "loadings_proteins_genes.png")
+axes = lmf.pl.loadings(
+    adata, roles=["response", "fixed"], factors=factor_numbers, n_top=10, save=OUT / "loadings_proteins_genes.png"
+)
 plt.close(axes[0, 0].figure)
 
 # %% [markdown]
@@ -253,8 +289,13 @@ fig.savefig(OUT / "predicted_vs_measured.png", dpi=120)
 # new group.
 
 # %%
-results = {"total_variance_explained": totals, "hashtag_nmi": leak.to_dict(),
-           "held_out_r2": float(r2_held_out), "held_out_correlation": correlation.round(4).to_dict(),
-           "n_clusters": int(adata.obs["leiden_lmf"].nunique()), "leading_factors": list(leading)}
+results = {
+    "total_variance_explained": totals,
+    "hashtag_nmi": leak.to_dict(),
+    "held_out_r2": float(r2_held_out),
+    "held_out_correlation": correlation.round(4).to_dict(),
+    "n_clusters": int(adata.obs["leiden_lmf"].nunique()),
+    "leading_factors": list(leading),
+}
 (OUT / "results.json").write_text(json.dumps(results, indent=2))
 plt.close("all")

@@ -57,8 +57,19 @@ print(features.iloc[:3, :5].round(1))
 # would come from its image alone.
 
 # %%
-FIT = {"response": "X", "fixed": "obsm:img_features", "mask_var": {"response": "highly_variable"}, "n_factors": 3,
-       "scale": True, "solver": "joint", "codes": "encoded", "ridge": 1e-3, "max_iter": 500, "tol": 1e-6, "random_state": 0}
+FIT = {
+    "response": "X",
+    "fixed": "obsm:img_features",
+    "mask_var": {"response": "highly_variable"},
+    "n_factors": 3,
+    "scale": True,
+    "solver": "joint",
+    "codes": "encoded",
+    "ridge": 1e-3,
+    "max_iter": 500,
+    "tol": 1e-6,
+    "random_state": 0,
+}
 lmf.tl.lmf(adata, **FIT)
 totals = {name: round(float(value), 3) for name, value in adata.uns["lmf"]["total_variance_explained"].items()}
 print(totals)
@@ -76,8 +87,12 @@ for _ in range(5):
     control.obsm["img_shuffled"] = features.iloc[rng.permutation(adata.n_obs)].set_axis(adata.obs_names)
     lmf.tl.lmf(control, **{**FIT, "fixed": "obsm:img_shuffled"}, key_added="control")
     shuffled_r2.append(float(control.uns["control"]["total_variance_explained"]["response_fixed_code"]))
-print("R² of expression by the image code K: real image", totals["response_fixed_code"],
-      "| shuffled image", np.round(shuffled_r2, 3))
+print(
+    "R² of expression by the image code K: real image",
+    totals["response_fixed_code"],
+    "| shuffled image",
+    np.round(shuffled_r2, 3),
+)
 
 # %% [markdown]
 # `response_fixed_code` is the R² of the expression by `Kαᵀ`, the part the image code accounts for. With
@@ -116,7 +131,10 @@ print(lmf.get.variance_explained(adata).round(3))
 # genes (about 8%).
 
 # %%
-results = {"total_variance_explained": totals, "shuffled_response_fixed_code": shuffled_r2,
-           "n_image_features": int(features.shape[1])}
+results = {
+    "total_variance_explained": totals,
+    "shuffled_response_fixed_code": shuffled_r2,
+    "n_image_features": int(features.shape[1]),
+}
 (OUT / "results.json").write_text(json.dumps(results, indent=2))
 plt.close("all")

@@ -58,8 +58,18 @@ print(adata.obsm["covariates"].describe().T[["mean", "std"]].round(2))
 
 # %%
 lmf.tl.lmf(
-    adata, response="X", fixed="raw", random="obsm:covariates", n_factors=N_FACTORS, scale=True,
-    solver="joint", codes="encoded", ridge=1e-3, max_iter=500, tol=1e-6, random_state=0,
+    adata,
+    response="X",
+    fixed="raw",
+    random="obsm:covariates",
+    n_factors=N_FACTORS,
+    scale=True,
+    solver="joint",
+    codes="encoded",
+    ridge=1e-3,
+    max_iter=500,
+    tol=1e-6,
+    random_state=0,
 )
 totals = adata.uns["lmf"]["total_variance_explained"]
 print({name: round(float(value), 3) for name, value in totals.items()})
@@ -72,13 +82,17 @@ print({name: round(float(value), 3) for name, value in totals.items()})
 # %%
 sc.pp.pca(adata, n_comps=N_FACTORS, random_state=0, key_added="X_pca15")
 embeddings = {"PCA": "X_pca15", "LMF K + H": "X_lmf", "LMF fixed K": "X_lmf_fixed", "LMF random H": "X_lmf_random"}
-covariate_r2 = pd.DataFrame({
-    name: {
-        covariate: LinearRegression().fit(adata.obsm[key], adata.obs[covariate]).score(adata.obsm[key], adata.obs[covariate])
-        for covariate in ["S_score", "G2M_score", "percent_mito", "n_counts"]
+covariate_r2 = pd.DataFrame(
+    {
+        name: {
+            covariate: LinearRegression()
+            .fit(adata.obsm[key], adata.obs[covariate])
+            .score(adata.obsm[key], adata.obs[covariate])
+            for covariate in ["S_score", "G2M_score", "percent_mito", "n_counts"]
+        }
+        for name, key in embeddings.items()
     }
-    for name, key in embeddings.items()
-}).round(3)
+).round(3)
 print(covariate_r2)
 
 # %% [markdown]
@@ -90,13 +104,24 @@ for name, key in list(embeddings.items())[:3]:
     sc.pp.neighbors(adata, use_rep=key, n_neighbors=15, random_state=0, key_added=f"nn_{key}")
     for resolution in RESOLUTIONS:
         clusters = f"leiden_{key}_{resolution}"
-        sc.tl.leiden(adata, resolution=resolution, flavor="igraph", n_iterations=2, random_state=0,
-                     neighbors_key=f"nn_{key}", key_added=clusters)
-        rows.append({
-            "embedding": name, "resolution": resolution, "clusters": adata.obs[clusters].nunique(),
-            "ARI": adjusted_rand_score(adata.obs["bulk_labels"], adata.obs[clusters]),
-            "NMI": normalized_mutual_info_score(adata.obs["bulk_labels"], adata.obs[clusters]),
-        })
+        sc.tl.leiden(
+            adata,
+            resolution=resolution,
+            flavor="igraph",
+            n_iterations=2,
+            random_state=0,
+            neighbors_key=f"nn_{key}",
+            key_added=clusters,
+        )
+        rows.append(
+            {
+                "embedding": name,
+                "resolution": resolution,
+                "clusters": adata.obs[clusters].nunique(),
+                "ARI": adjusted_rand_score(adata.obs["bulk_labels"], adata.obs[clusters]),
+                "NMI": normalized_mutual_info_score(adata.obs["bulk_labels"], adata.obs[clusters]),
+            }
+        )
 scores = pd.DataFrame(rows)
 scores.to_csv(OUT / "ari_nmi.csv", index=False)
 print(scores.round(3).to_string(index=False))
@@ -144,8 +169,15 @@ adata.obsm["X_umap_lmf_fixed"] = adata.obsm["X_umap"].copy()
 fig, axes = plt.subplots(2, 2, figsize=(11.5, 9), layout="constrained")
 for row, basis in enumerate(["umap_pca", "umap_lmf_fixed"]):
     for col, colour in enumerate(["bulk_labels", "phase"]):
-        sc.pl.embedding(adata, basis=basis, color=colour, ax=axes[row, col], show=False, legend_fontsize=7,
-                        title=f"{colour} on UMAP of {'PCA' if row == 0 else 'LMF fixed code K'}")
+        sc.pl.embedding(
+            adata,
+            basis=basis,
+            color=colour,
+            ax=axes[row, col],
+            show=False,
+            legend_fontsize=7,
+            title=f"{colour} on UMAP of {'PCA' if row == 0 else 'LMF fixed code K'}",
+        )
 fig.savefig(OUT / "umap_pca_vs_fixed.png", dpi=110)
 
 # %% [markdown]
@@ -160,7 +192,9 @@ fig.savefig(OUT / "umap_pca_vs_fixed.png", dpi=110)
 plt.close(lmf.pl.variance_explained(adata, save=OUT / "variance_explained.png").figure)
 covariate_factors = lmf.get.variance_explained(adata)["random"].nlargest(4).index.str.removeprefix("Factor").astype(int)
 print("factors explaining most of the covariates:", list(covariate_factors))
-axes = lmf.pl.loadings(adata, roles="random", factors=sorted(covariate_factors), n_top=7, save=OUT / "covariate_loadings.png")
+axes = lmf.pl.loadings(
+    adata, roles="random", factors=sorted(covariate_factors), n_top=7, save=OUT / "covariate_loadings.png"
+)
 plt.close(axes[0, 0].figure)
 
 # %% [markdown]

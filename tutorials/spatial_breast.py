@@ -39,8 +39,18 @@ import lmf_omics as lmf
 OUT = Path(os.environ.get("LMF_TUTORIAL_OUTDIR", "tutorial_output")) / "spatial_breast"
 OUT.mkdir(parents=True, exist_ok=True)
 N_FACTORS = 10
-FIT = {"response": "X", "fixed": "X", "mask_var": "highly_variable", "n_factors": N_FACTORS, "solver": "joint",
-       "codes": "encoded", "ridge": 1e-3, "max_iter": 500, "tol": 1e-6, "random_state": 0}
+FIT = {
+    "response": "X",
+    "fixed": "X",
+    "mask_var": "highly_variable",
+    "n_factors": N_FACTORS,
+    "solver": "joint",
+    "codes": "encoded",
+    "ridge": 1e-3,
+    "max_iter": 500,
+    "tol": 1e-6,
+    "random_state": 0,
+}
 
 adata = lmf.datasets.breast_st_3slices()
 print(adata)
@@ -54,8 +64,12 @@ print(adata.obs["slice"].value_counts().to_string())
 # %%
 lmf.pp.normalize_rna(adata, layer="counts", n_top_genes=2000)
 lmf.pp.spatial_context(adata, library_key="slice", method="knn", n_neighs=6, n_comps=15, key_added="niche")
-print("niche PCs:", adata.obsm["niche"].shape, "variance ratio of the first 5:",
-      np.round(adata.uns["niche"]["variance_ratio"][:5], 3))
+print(
+    "niche PCs:",
+    adata.obsm["niche"].shape,
+    "variance ratio of the first 5:",
+    np.round(adata.uns["niche"]["variance_ratio"][:5], 3),
+)
 
 # %% [markdown]
 # ## Fit with the niche as the random effect
@@ -87,12 +101,16 @@ for j in range(N_FACTORS):
     adata.obs[f"K{j + 1}"] = adata.obsm["X_lmf_fixed"][:, j]
     adata.obs[f"H{j + 1}"] = adata.obsm["X_lmf_random"][:, j]
 columns = [f"{c}{j + 1}" for c in "KH" for j in range(N_FACTORS)]
-moran = sq.gr.spatial_autocorr(adata, connectivity_key="niche_connectivities", genes=columns, attr="obs",
-                               mode="moran", n_perms=None, copy=True)
-moran_table = pd.DataFrame({
-    "fixed K": moran.loc[[f"K{j + 1}" for j in range(N_FACTORS)], "I"].to_numpy(),
-    "random H": moran.loc[[f"H{j + 1}" for j in range(N_FACTORS)], "I"].to_numpy(),
-}, index=[f"Factor{j + 1}" for j in range(N_FACTORS)])
+moran = sq.gr.spatial_autocorr(
+    adata, connectivity_key="niche_connectivities", genes=columns, attr="obs", mode="moran", n_perms=None, copy=True
+)
+moran_table = pd.DataFrame(
+    {
+        "fixed K": moran.loc[[f"K{j + 1}" for j in range(N_FACTORS)], "I"].to_numpy(),
+        "random H": moran.loc[[f"H{j + 1}" for j in range(N_FACTORS)], "I"].to_numpy(),
+    },
+    index=[f"Factor{j + 1}" for j in range(N_FACTORS)],
+)
 print(moran_table.round(3).to_string())
 print("median Moran's I:", moran_table.median().round(3).to_dict())
 
@@ -151,15 +169,19 @@ def section_eta2(embedding: np.ndarray) -> float:
     return float((means**2).sum() / (centred**2).sum())
 
 
-eta2 = pd.Series({
-    "PCA": section_eta2(adata.obsm["X_pca"]),
-    "LMF K + H": section_eta2(adata.obsm["X_lmf_section"]),
-    "LMF fixed K": section_eta2(adata.obsm["X_lmf_section_fixed"]),
-    "LMF random H": section_eta2(adata.obsm["X_lmf_section_random"]),
-}, name="section eta2").round(3)
+eta2 = pd.Series(
+    {
+        "PCA": section_eta2(adata.obsm["X_pca"]),
+        "LMF K + H": section_eta2(adata.obsm["X_lmf_section"]),
+        "LMF fixed K": section_eta2(adata.obsm["X_lmf_section_fixed"]),
+        "LMF random H": section_eta2(adata.obsm["X_lmf_section_random"]),
+    },
+    name="section eta2",
+).round(3)
 print(eta2.to_string())
-axes = lmf.pl.factors_spatial(adata, "lmf_section", code="fixed", factors=[1, 2], library_key="slice",
-                              save=OUT / "section_model_fixed_code.png")
+axes = lmf.pl.factors_spatial(
+    adata, "lmf_section", code="fixed", factors=[1, 2], library_key="slice", save=OUT / "section_model_fixed_code.png"
+)
 plt.close(axes[0, 0].figure)
 
 # %% [markdown]
@@ -174,7 +196,10 @@ plt.close(axes[0, 0].figure)
 # of that model's fixed code on the three sections, on one colour scale per factor.
 
 # %%
-results = {"total_variance_explained": totals, "moran_median": moran_table.median().to_dict(),
-           "section_eta2": eta2.to_dict()}
+results = {
+    "total_variance_explained": totals,
+    "moran_median": moran_table.median().to_dict(),
+    "section_eta2": eta2.to_dict(),
+}
 (OUT / "results.json").write_text(json.dumps(results, indent=2))
 plt.close("all")

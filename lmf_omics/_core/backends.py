@@ -74,8 +74,10 @@ class ChunkedMatrix:
 
     def scan(self, observed: np.ndarray | None) -> Scan:
         """All-NaN dense rows and non-finite values outside the rows ``observed`` excludes."""
-        parts = [_scan_rows(rows, start, None if observed is None else observed[start:stop])
-                 for start, stop, rows in self.chunks()]
+        parts = [
+            _scan_rows(rows, start, None if observed is None else observed[start:stop])
+            for start, stop, rows in self.chunks()
+        ]
         return _combine_scans(parts, self.is_sparse)
 
     def take(self, index) -> np.ndarray | sparse.csr_matrix:
@@ -83,8 +85,9 @@ class ChunkedMatrix:
         rows = np.arange(self.shape[0])[index]
         order = np.argsort(rows, kind="stable")
         ascending = rows[order]
-        parts = [chunk[ascending[(ascending >= start) & (ascending < stop)] - start]
-                 for start, stop, chunk in self.chunks()]
+        parts = [
+            chunk[ascending[(ascending >= start) & (ascending < stop)] - start] for start, stop, chunk in self.chunks()
+        ]
         return _stack(parts)[np.argsort(order)]  # back from ascending to the order asked
 
 
@@ -114,8 +117,10 @@ class StreamedMatrix(ChunkedMatrix):
         if self._group is not None:
             encoding = _attr(group, "encoding-type") or _attr(group, "h5sparse_format") or "csr_matrix"
             if "csc" in str(encoding) or getattr(source, "format", "csr") == "csc":
-                raise ValueError("a CSC matrix on disk cannot be read row by row; store it as CSR "
-                                 "(e.g. adata.X = adata.X.tocsr() before writing)")
+                raise ValueError(
+                    "a CSC matrix on disk cannot be read row by row; store it as CSR "
+                    "(e.g. adata.X = adata.X.tocsr() before writing)"
+                )
             self.shape = tuple(int(s) for s in _attr(group, "shape"))
             self.dtype = np.dtype(group["data"].dtype)
             self._indptr = np.asarray(group["indptr"][:], dtype=np.int64)
@@ -154,8 +159,9 @@ class StreamedMatrix(ChunkedMatrix):
         low, high = int(self._indptr[start]), int(self._indptr[stop])
         data = _float(np.asarray(self._group["data"][low:high]))
         indices = np.asarray(self._group["indices"][low:high])
-        return sparse.csr_matrix((data, indices, self._indptr[start:stop + 1] - low),
-                                 shape=(stop - start, self._width))
+        return sparse.csr_matrix(
+            (data, indices, self._indptr[start : stop + 1] - low), shape=(stop - start, self._width)
+        )
 
 
 def _is_sparse_group(obj) -> bool:
@@ -221,8 +227,10 @@ class DaskMatrix(ChunkedMatrix):
     def scan(self, observed: np.ndarray | None) -> Scan:
         from dask import compute, delayed
 
-        tasks = [delayed(_scan_rows)(block, a, None if observed is None else observed[a:b])
-                 for block, (a, b) in zip(self._blocks(), self._row_slices())]
+        tasks = [
+            delayed(_scan_rows)(block, a, None if observed is None else observed[a:b])
+            for block, (a, b) in zip(self._blocks(), self._row_slices())
+        ]
         return _combine_scans(list(compute(*tasks)), self.is_sparse)
 
     def chunks(self):
@@ -238,7 +246,7 @@ def _tree_sum(tasks: list) -> np.ndarray:
 
     level = [delayed(f)(block, extra) for f, block, extra in tasks]
     while len(level) > 1:
-        level = [delayed(np.add)(a, b) for a, b in zip(level[::2], level[1::2])] + level[len(level) - len(level) % 2:]
+        level = [delayed(np.add)(a, b) for a, b in zip(level[::2], level[1::2])] + level[len(level) - len(level) % 2 :]
     return compute(level[0])[0]
 
 
@@ -255,8 +263,11 @@ def _block_sums(block, weights):
 
 
 def _non_finite_as_zero(block):
-    """Non-finite values as zeros: they can only be in unobserved rows (checked before any work),
-    whose weight is 0, and ``inf · 0`` would be NaN."""
+    """Non-finite values as zeros.
+
+    They can only be in unobserved rows (checked before any work), whose weight is 0, and
+    ``inf · 0`` would be NaN.
+    """
     if sparse.issparse(block):
         return block
     finite = np.isfinite(block)

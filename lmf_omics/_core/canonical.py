@@ -17,8 +17,9 @@ def canonical_rotation(factors: Factors, moments: Moments, norms: dict[str, floa
     rotated = moments.rotated(eigenvectors)
     alpha = factors.alpha @ eigenvectors
     explained = [
-        -residual_norm(norms["response"], rotated.cross["response"][:, [j]], rotated.gram["response"][[j]][:, [j]],
-                       alpha[:, [j]])
+        -residual_norm(
+            norms["response"], rotated.cross["response"][:, [j]], rotated.gram["response"][[j]][:, [j]], alpha[:, [j]]
+        )
         for j in range(alpha.shape[1])
     ]
     return eigenvectors[:, np.argsort(explained, kind="stable")[::-1]]

@@ -15,8 +15,9 @@ from .rows import solve_rows
 from .solvers import Data, Factors, gram
 
 
-def encode(data: Data, loadings: Factors, encoders: dict[str, np.ndarray], ridge: float,
-           *, has_random: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def encode(
+    data: Data, loadings: Factors, encoders: dict[str, np.ndarray], ridge: float, *, has_random: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
     """``(K, H)`` for the cells of ``data`` (weighted operators, any of them ``None``)."""
     operators = data.present()
     n = next(iter(operators.values())).shape[0]

@@ -29,8 +29,13 @@ def fallback_notes(log: logging.Logger, what: str):
         _fallbacks.reset(token)
         if counts:
             done = ", ".join(f"{n} by {how}" for how, n in counts.items())
-            log.info("%s: %d singular system(s) solved by fallback (%s); the data are rank-deficient for "
-                     "this many factors, or ridge=0", what, sum(counts.values()), done)
+            log.info(
+                "%s: %d singular system(s) solved by fallback (%s); the data are rank-deficient for "
+                "this many factors, or ridge=0",
+                what,
+                sum(counts.values()),
+                done,
+            )
 
 
 def _note(how: str, shape: tuple[int, int]) -> None:
@@ -65,8 +70,9 @@ def pinv_right(rhs: np.ndarray, gram: np.ndarray) -> np.ndarray:
     return rhs @ np.linalg.pinv(gram, hermitian=True)
 
 
-def solve_sylvester(left: tuple[np.ndarray, np.ndarray], inner: np.ndarray, outer: np.ndarray,
-                    rhs: np.ndarray) -> np.ndarray:
+def solve_sylvester(
+    left: tuple[np.ndarray, np.ndarray], inner: np.ndarray, outer: np.ndarray, rhs: np.ndarray
+) -> np.ndarray:
     """Solve ``M G A + G B = C`` for ``G`` (r × k), with ``M`` symmetric PSD and ``A``, ``B`` symmetric.
 
     ``left`` is the eigendecomposition ``(d, V)`` of ``M`` (computed once per fit); ``inner`` is

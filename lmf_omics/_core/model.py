@@ -63,9 +63,9 @@ class LinearMixedForms:
       fitted to all its modalities, every cell solving the same 2k × 2k system. Best for
       integrating modalities observed in every cell; new cells are encoded by least squares
       from what they have. That least-squares code of a cell without its response is noisier
-      than the codes the response shaped (with the default tiny ``ridge`` it over-shoots: R² of
-      held-out CITE-seq proteins −1.7 at ``ridge=1e-3``, 0.33 at ``ridge=0.1``, 0.47 with encoded
-      codes), so predict with encoded codes, or raise ``ridge``. A random modality of rank below ``k`` (four hashtags, three sections)
+      than the codes the response shaped (with the default tiny ``ridge`` it over-shoots;
+      ``benchmarks/predict_modality.py`` measures it), so predict with encoded codes, or raise
+      ``ridge``. A random modality of rank below ``k`` (four hashtags, three sections)
       cannot determine ``H``: it is then confined to ``col(Z̃)``.
 
     ``solver="paper"`` is Algorithm 1 as printed, with the missing inverses restored: loadings by
@@ -171,8 +171,9 @@ class LinearMixedForms:
         self.n_jobs = n_jobs
 
     # ----------------------------------------------------------------------------- fitting
-    def fit(self, Y, X, Z=None, *, observed: dict | None = None, labels: dict[str, str] | None = None
-            ) -> LinearMixedForms:
+    def fit(
+        self, Y, X, Z=None, *, observed: dict | None = None, labels: dict[str, str] | None = None
+    ) -> LinearMixedForms:
         """Fit the model to a response ``Y``, fixed-effect data ``X`` and optional covariates ``Z``.
 
         Each is a numpy array or a scipy sparse matrix/array with cells as rows, or out-of-core
@@ -193,8 +194,9 @@ class LinearMixedForms:
     def _fit(self, Y, X, Z, observed, labels) -> LinearMixedForms:
         given = {role: m for role, m in zip(ROLES, (Y, X, Z)) if m is not None}
         ready, masks = inputs.prepare(given, observed, labels)
-        validation.check_rank(self.n_factors, ready["response"].shape[0], {r: m.shape[1] for r, m in ready.items()},
-                              self.center, labels)
+        validation.check_rank(
+            self.n_factors, ready["response"].shape[0], {r: m.shape[1] for r, m in ready.items()}, self.center, labels
+        )
         if self.solver == "paper" and any(mask is not None for mask in masks.values()):
             raise ValueError("solver='paper' needs every modality in every cell; use solver='joint' for missing rows")
         operators = inputs.operators(ready, masks, center=self.center, scale=self.scale)
@@ -218,9 +220,18 @@ class LinearMixedForms:
     def check_options(self) -> None:
         """Raise a ``ValueError`` naming any invalid option (called by :meth:`fit` before any work)."""
         validation.check_options(
-            n_factors=self.n_factors, solver=self.solver, codes=self.codes, n_pcs=self.n_pcs, ridge=self.ridge,
-            weights=self.weights if self.weights is not None else {}, max_iter=self.max_iter, tol=self.tol,
-            center=self.center, scale=self.scale, random_state=self.random_state, progress=self.progress,
+            n_factors=self.n_factors,
+            solver=self.solver,
+            codes=self.codes,
+            n_pcs=self.n_pcs,
+            ridge=self.ridge,
+            weights=self.weights if self.weights is not None else {},
+            max_iter=self.max_iter,
+            tol=self.tol,
+            center=self.center,
+            scale=self.scale,
+            random_state=self.random_state,
+            progress=self.progress,
             n_jobs=self.n_jobs,
         )
 
@@ -283,19 +294,24 @@ class LinearMixedForms:
             factors = paper_code_update(data, fitted, step) if paper else rebalance(problem.update_codes(fitted, ridge))
         bar.close()
         if last_good is None:
-            raise FloatingPointError("the objective is not finite at the initial codes; check the input for extreme values")
+            raise FloatingPointError(
+                "the objective is not finite at the initial codes; check the input for extreme values"
+            )
         if not self.converged_:
             logger.warning(
                 "LMF (%s) did not converge in %d iterations (tol=%g); increase max_iter or tol",
-                self.solver, len(history), self.tol,
+                self.solver,
+                len(history),
+                self.tol,
             )
         return (*last_good, history)
 
     def _store(self, problem, factors: Factors, features: Factors, moments, norms, history, K, H) -> None:
         """``factors`` as the problem iterates them (coordinates for encoded codes), ``features`` over the features."""
         root = {role: np.sqrt(w) for role, w in self.modality_weights_.items()}
-        self._loadings_weighted = Factors(K=np.zeros((0, self.n_factors)), H=None, alpha=features.alpha,
-                                          beta=features.beta, u=features.u)
+        self._loadings_weighted = Factors(
+            K=np.zeros((0, self.n_factors)), H=None, alpha=features.alpha, beta=features.beta, u=features.u
+        )
         self.fixed_codes_, self.random_codes_ = K, H
         self.codes_ = K if H is None else K + H
         self.loadings_ = {role: loading / root[role] for role, loading in features.loadings.items()}
@@ -307,8 +323,9 @@ class LinearMixedForms:
         self.n_iter_ = len(history)
 
     # ------------------------------------------------------------------------ using a fit
-    def transform(self, *, Y=None, X=None, Z=None, observed: dict | None = None,
-                  labels: dict[str, str] | None = None) -> Codes:
+    def transform(
+        self, *, Y=None, X=None, Z=None, observed: dict | None = None, labels: dict[str, str] | None = None
+    ) -> Codes:
         """Codes of (new) cells from whichever modalities they have.
 
         Encoded codes are their encoders applied to their modality (``K = X̃ W_K``), exactly as
@@ -335,12 +352,18 @@ class LinearMixedForms:
         root = {role: np.sqrt(w) for role, w in self.modality_weights_.items()}
         encoders = {role: e / root[role] for role, e in self.encoders_.items()}
         with linalg.fallback_notes(logger, "LMF transform"), parallel.workers(self.n_jobs):
-            K, H = encode(self._weighted(operators), self._loadings_weighted, encoders, self._ridge(),
-                          has_random="random" in self.means_)
+            K, H = encode(
+                self._weighted(operators),
+                self._loadings_weighted,
+                encoders,
+                self._ridge(),
+                has_random="random" in self.means_,
+            )
         return Codes(fixed=K, random=H)
 
-    def predict(self, *, X=None, Z=None, observed: dict | None = None,
-                labels: dict[str, str] | None = None) -> np.ndarray:
+    def predict(
+        self, *, X=None, Z=None, observed: dict | None = None, labels: dict[str, str] | None = None
+    ) -> np.ndarray:
         """Predicted response ``μ + ((K + H) αᵀ) · s`` (dense, cells × response features)."""
         return self.response_of(self.transform(X=X, Z=Z, observed=observed, labels=labels))
 
@@ -360,8 +383,7 @@ class LinearMixedForms:
     def get_params(self) -> dict:
         """The options, with ``codes`` and ``n_pcs`` resolved (never ``None``: h5ad-writable)."""
         params = {name: getattr(self, name) for name in self.PARAMS}
-        params.update(codes=self.codes_form, n_pcs=self._n_pcs,
-                      weights=self._weights())
+        params.update(codes=self.codes_form, n_pcs=self._n_pcs, weights=self._weights())
         return params
 
     def get_state(self) -> dict:
@@ -384,8 +406,9 @@ class LinearMixedForms:
     def from_state(cls, state: dict) -> LinearMixedForms:
         """Rebuild a fitted model (for transform and predict) from :meth:`get_state`."""
         params = dict(state["params"])
-        model = cls(**{name: _plain(params[name]) for name in cls.PARAMS if name in params},
-                    weights=dict(params["weights"]))
+        model = cls(
+            **{name: _plain(params[name]) for name in cls.PARAMS if name in params}, weights=dict(params["weights"])
+        )
         modalities = state["modalities"]
 
         def arrays(field):
@@ -395,8 +418,13 @@ class LinearMixedForms:
         model.encoders_ = arrays("encoder")
         model.modality_weights_ = {r: float(m["weight"]) for r, m in modalities.items()}
         weighted = {r: model.loadings_[r] * np.sqrt(model.modality_weights_[r]) for r in modalities}
-        model._loadings_weighted = Factors(K=np.zeros((0, model.n_factors)), H=None, alpha=weighted["response"],
-                                           beta=weighted["fixed"], u=weighted.get("random"))
+        model._loadings_weighted = Factors(
+            K=np.zeros((0, model.n_factors)),
+            H=None,
+            alpha=weighted["response"],
+            beta=weighted["fixed"],
+            u=weighted.get("random"),
+        )
         return model
 
     # ---------------------------------------------------------------------------- helpers
@@ -423,7 +451,7 @@ class LinearMixedForms:
 
 
 def _plain(value):
-    """numpy scalars (as read back from h5ad) to Python scalars."""
+    """Numpy scalars (as read back from h5ad) to Python scalars."""
     return value.item() if isinstance(value, np.generic) else value
 
 

@@ -72,7 +72,7 @@ def ordered_map(function: Callable, items: Sequence) -> Iterator:
         return
     pool, threads = current
     for first in range(0, len(items), threads):  # at most one pending result per thread
-        yield from pool.map(function, items[first:first + threads])
+        yield from pool.map(function, items[first : first + threads])
 
 
 def ordered_sum(function: Callable, items: Sequence):
@@ -115,9 +115,10 @@ def row_block(matrix, start: int, stop: int):
     if not sparse.issparse(matrix):
         return matrix[start:stop]
     low, high = matrix.indptr[start], matrix.indptr[stop]
-    indptr = matrix.indptr[start:stop + 1] - low
-    return sparse.csr_matrix((matrix.data[low:high], matrix.indices[low:high], indptr),
-                             shape=(stop - start, matrix.shape[1]), copy=False)
+    indptr = matrix.indptr[start : stop + 1] - low
+    return sparse.csr_matrix(
+        (matrix.data[low:high], matrix.indices[low:high], indptr), shape=(stop - start, matrix.shape[1]), copy=False
+    )
 
 
 # ---------------------------------------------------------------------------- products
@@ -203,8 +204,12 @@ def sums_and_squares(block, weights=None) -> np.ndarray:
         if weights is not None:
             values = values * np.repeat(np.asarray(weights, np.float64), np.diff(block.indptr))
         columns, p = block.indices, block.shape[1]
-        return np.stack([np.bincount(columns, weights=values, minlength=p),
-                         np.bincount(columns, weights=values * block.data, minlength=p)])
+        return np.stack(
+            [
+                np.bincount(columns, weights=values, minlength=p),
+                np.bincount(columns, weights=values * block.data, minlength=p),
+            ]
+        )
     rows = block if weights is None else block[np.asarray(weights, bool)]
     rows = rows.astype(np.float64)
     return np.stack([rows.sum(axis=0), np.einsum("ij,ij->j", rows, rows)])

@@ -65,8 +65,9 @@ class FreeProblem:
         n = factors.K.shape[0]
         everyone = np.ones(n, bool)
         free_H = None if factors.H is None else (everyone if self.random_basis is None else ~everyone)
-        K, H = solve_rows(grams, products, observed, ridge, K=factors.K, H=factors.H,
-                          unknown_K=everyone, unknown_H=free_H)
+        K, H = solve_rows(
+            grams, products, observed, ridge, K=factors.K, H=factors.H, unknown_K=everyone, unknown_H=free_H
+        )
         if self.random_basis is not None:
             H = self._confined_random_code(K, grams, products, observed["response"], ridge)
         return replace(factors, K=K, H=H)
@@ -170,7 +171,13 @@ class EncodedProblem:
             response_gram.update(UQ=blocks[:r, r:], QQ=blocks[r:, r:])
             overlap = U.T @ Q
         return cls(
-            fixed_basis, random_basis, cross, data, frames, response_gram, overlap,
+            fixed_basis,
+            random_basis,
+            cross,
+            data,
+            frames,
+            response_gram,
+            overlap,
             eig_fixed=_eig(response_gram["UU"]),
             eig_random=None if Q is None else _eig(response_gram["QQ"]),
         )
@@ -215,8 +222,11 @@ class EncodedProblem:
         G_K = solve_sylvester(self.eig_fixed, shared, gram(beta) + eye, rhs)
         if factors.H is None:
             return replace(factors, K=G_K)
-        rhs = (self.cross[("response", "random")].T @ alpha + self.cross[("random", "random")].T @ u
-               - self.response_gram["UQ"].T @ G_K @ shared)
+        rhs = (
+            self.cross[("response", "random")].T @ alpha
+            + self.cross[("random", "random")].T @ u
+            - self.response_gram["UQ"].T @ G_K @ shared
+        )
         G_H = solve_sylvester(self.eig_random, shared, gram(u) + eye, rhs)
         return replace(factors, K=G_K, H=G_H)
 
@@ -235,8 +245,13 @@ class EncodedProblem:
 
     def loadings(self, factors: Factors) -> Factors:
         """The loadings over the features (``W a`` from the coordinates ``a``)."""
-        return replace(factors, **{name: None if m is None else self.in_features(role, m)
-                                   for name, role, m in zip(("alpha", "beta", "u"), ROLES, factors._fields()[2:])})
+        return replace(
+            factors,
+            **{
+                name: None if m is None else self.in_features(role, m)
+                for name, role, m in zip(("alpha", "beta", "u"), ROLES, factors._fields()[2:])
+            },
+        )
 
     def in_features(self, role: str, coordinates: np.ndarray) -> np.ndarray:
         """``W a`` for coordinates ``a`` (r' × k) of a p × k matrix in ``span(Ã_roleᵀ B)``."""
@@ -244,8 +259,9 @@ class EncodedProblem:
             return self.frames[role] @ coordinates
         U = self.fixed_basis.vectors
         if role == "response":
-            T = np.hstack([self.cross[key] for key in (("response", "fixed"), ("response", "random"))
-                           if key in self.cross])
+            T = np.hstack(
+                [self.cross[key] for key in (("response", "fixed"), ("response", "random")) if key in self.cross]
+            )
             r = U.shape[1]
             coefficients = linalg.solve_triangular(T, coordinates, check_finite=False)
             left = U @ coefficients[:r]

@@ -32,8 +32,9 @@ def solve_rows(
     unknown_K: np.ndarray,
     unknown_H: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """New ``(K, H)``: rows flagged unknown are solved, the others kept (the inputs are never written;
-    a code without an unknown row is returned as it is).
+    """New ``(K, H)``: rows flagged unknown are solved, the others kept.
+
+    The inputs are never written; a code without an unknown row is returned as it is.
 
     ``grams`` holds ``αᵀα``, ``βᵀβ``, ``uᵀu`` by role, ``products`` the n × k products ``Ãα`` by role
     and ``observed`` 0/1 row weights by role (absent roles are simply missing from the dicts).

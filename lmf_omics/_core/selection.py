@@ -18,8 +18,16 @@ from . import validation
 from .validation import ROLES
 
 
-def cross_validate(template, Y, X, Z=None, *, grid: Mapping[str, Sequence], folds: int = 5,
-                   observed: Mapping[str, np.ndarray] | None = None) -> tuple[dict, list[dict]]:
+def cross_validate(
+    template,
+    Y,
+    X,
+    Z=None,
+    *,
+    grid: Mapping[str, Sequence],
+    folds: int = 5,
+    observed: Mapping[str, np.ndarray] | None = None,
+) -> tuple[dict, list[dict]]:
     """Score every combination of ``grid`` (option → candidate values) for ``template``'s other options.
 
     Returns the best options and a table (one dict per candidate: its options and ``mse``).
@@ -36,8 +44,10 @@ def cross_validate(template, Y, X, Z=None, *, grid: Mapping[str, Sequence], fold
     table = []
     for values in itertools.product(*grid.values()):
         options = dict(zip(grid, values))
-        error = sum(_held_out_error(template, options, Y, X, Z, observed, has_response, assignment == fold)
-                    for fold in range(folds))
+        error = sum(
+            _held_out_error(template, options, Y, X, Z, observed, has_response, assignment == fold)
+            for fold in range(folds)
+        )
         table.append({**options, "mse": error / (int(has_response.sum()) * Y.shape[1])})
     best = min(table, key=lambda row: row["mse"])
     return {name: best[name] for name in grid}, table

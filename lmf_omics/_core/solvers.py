@@ -41,7 +41,6 @@ class Data:
         return {role: op for role, op in zip(ROLES, (self.response, self.fixed, self.random)) if op is not None}
 
 
-
 @dataclass(frozen=True)
 class Factors:
     """Codes and loadings. ``H`` and ``u`` are ``None`` without a random-effect modality.

@@ -102,7 +102,7 @@ def orthonormalised(matrix: np.ndarray) -> np.ndarray:
 
     def rotate(edges_and_index):
         (start, stop), i = edges_and_index
-        matrix[start:stop] = matrix[start:stop] @ stacked[i * k:(i + 1) * k]
+        matrix[start:stop] = matrix[start:stop] @ stacked[i * k : (i + 1) * k]
 
     list(parallel.ordered_map(rotate, list(zip(blocks, range(len(blocks))))))
     return matrix

@@ -14,8 +14,22 @@ ROLES = ("response", "fixed", "random")
 DEFAULT_LABELS = {"response": "response Y", "fixed": "fixed-effect data X", "random": "random-effect covariates Z"}
 
 
-def check_options(*, n_factors, solver, codes, n_pcs, ridge, weights, max_iter, tol, center=True, scale=False,
-                  random_state=0, progress=None, n_jobs=None) -> None:
+def check_options(
+    *,
+    n_factors,
+    solver,
+    codes,
+    n_pcs,
+    ridge,
+    weights,
+    max_iter,
+    tol,
+    center=True,
+    scale=False,
+    random_state=0,
+    progress=None,
+    n_jobs=None,
+) -> None:
     """Validate estimator options (types and ranges)."""
     if not _is_int(n_factors) or n_factors < 1:
         raise ValueError(f"n_factors must be a positive integer, got {n_factors!r}")
@@ -56,8 +70,9 @@ def check_weights(weights: Mapping[str, float]) -> None:
             raise ValueError(f"weights[{role!r}] must be a finite number > 0, got {weight!r}")
 
 
-def checked_matrix(data, role: str, labels: Mapping[str, str] | None = None, observed=None,
-                   minimum_observed: int = 2) -> tuple[object, np.ndarray | None]:
+def checked_matrix(
+    data, role: str, labels: Mapping[str, str] | None = None, observed=None, minimum_observed: int = 2
+) -> tuple[object, np.ndarray | None]:
     """A modality must be 2-D, non-empty, numeric and finite in its observed rows.
 
     Returns the data as a numpy array or a CSR/CSC/COO matrix, and the observed-row mask (see
@@ -85,7 +100,9 @@ MAGNITUDE = 1e140  # beyond it (or below its inverse) sums of squares of a large
 
 
 def _check_magnitude(values: np.ndarray, label: str, rows: np.ndarray | None = None) -> None:
-    """Values (in the observed ``rows``) must be neither so large that their squares overflow nor so
+    """Refuse values whose squares overflow or underflow float64.
+
+    Values (in the observed ``rows``) must be neither so large that their squares overflow nor so
     small that they underflow; no copy of the data is made.
 
     The objective is scale-free, so multiplying a modality by a constant changes nothing but this.
@@ -108,7 +125,9 @@ def _as_array_or_sparse(data, label: str):
     """A numpy array, a CSR/CSC/COO matrix or array, or ``data`` itself when it is neither (checked later)."""
     if sparse.issparse(data):
         return data if data.format in ("csr", "csc", "coo") else data.tocsr()
-    if hasattr(data, "columns") and hasattr(data, "dtypes") and hasattr(data, "to_numpy"):  # a DataFrame (no pandas here)
+    if (
+        hasattr(data, "columns") and hasattr(data, "dtypes") and hasattr(data, "to_numpy")
+    ):  # a DataFrame (no pandas here)
         kinds = [getattr(dtype, "kind", "O") for dtype in data.dtypes]
         bad = [str(column) for column, kind in zip(data.columns, kinds) if kind not in "biuf"]
         if bad:
@@ -140,8 +159,15 @@ def raise_non_finite(label: str, count: int, where: tuple[int, int]) -> None:
     )
 
 
-def observed_rows(data, role: str, given, labels: Mapping[str, str] | None = None,
-                  minimum: int = 2, *, nan_rows: np.ndarray | None = None) -> np.ndarray | None:
+def observed_rows(
+    data,
+    role: str,
+    given,
+    labels: Mapping[str, str] | None = None,
+    minimum: int = 2,
+    *,
+    nan_rows: np.ndarray | None = None,
+) -> np.ndarray | None:
     """The rows where a modality is observed: ``given`` (a boolean mask) minus dense all-NaN rows.
 
     ``nan_rows``: the all-NaN rows when already known (out-of-core data is scanned once).
@@ -189,8 +215,9 @@ def check_variance(norms: Mapping[str, float], labels: Mapping[str, str] | None 
             )
 
 
-def check_rank(n_factors: int, n_obs: int, widths: Mapping[str, int], center: bool,
-               labels: Mapping[str, str] | None = None) -> None:
+def check_rank(
+    n_factors: int, n_obs: int, widths: Mapping[str, int], center: bool, labels: Mapping[str, str] | None = None
+) -> None:
     """``n_factors`` may not exceed the cells (minus one when centred) nor Y's or X's features.
 
     The random-effect modality is exempt: a low-rank Z (a few batches) is allowed.
@@ -205,9 +232,7 @@ def check_rank(n_factors: int, n_obs: int, widths: Mapping[str, int], center: bo
     limits.update({f"features of {labels.get(r, r)}": w for r, w in widths.items() if r != "random"})
     for what, limit in limits.items():
         if n_factors > limit:
-            raise ValueError(
-                f"n_factors={n_factors} is larger than the {what} ({limit}); choose n_factors <= {limit}"
-            )
+            raise ValueError(f"n_factors={n_factors} is larger than the {what} ({limit}); choose n_factors <= {limit}")
 
 
 def _first_position(data, bad: np.ndarray) -> tuple[int, int]:

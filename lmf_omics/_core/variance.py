@@ -20,10 +20,12 @@ def variance_explained(
     loadings = factors.loadings
     for role, cross in moments.cross.items():
         gram, loading, norm = moments.gram[role], loadings[role], norms[role]
-        per_factor[role] = np.array([
-            1.0 - residual_norm(norm, cross[:, [j]], gram[[j]][:, [j]], loading[:, [j]]) / norm
-            for j in range(cross.shape[1])
-        ])
+        per_factor[role] = np.array(
+            [
+                1.0 - residual_norm(norm, cross[:, [j]], gram[[j]][:, [j]], loading[:, [j]]) / norm
+                for j in range(cross.shape[1])
+            ]
+        )
         total[role] = 1.0 - residual_norm(norm, cross, gram, loading) / norm
     return per_factor, total
 
@@ -33,5 +35,7 @@ def response_split(alpha: np.ndarray, by_code: dict[str, tuple[np.ndarray, np.nd
 
     ``by_code`` maps ``"fixed"``/``"random"`` to the response's moments with that code alone.
     """
-    return {f"response_{code}_code": 1.0 - residual_norm(norm, cross, gram, alpha) / norm
-            for code, (cross, gram) in by_code.items()}
+    return {
+        f"response_{code}_code": 1.0 - residual_norm(norm, cross, gram, alpha) / norm
+        for code, (cross, gram) in by_code.items()
+    }

@@ -16,7 +16,7 @@ try:
 except ImportError as error:  # pragma: no cover - exercised in a subprocess test
     raise ImportError(
         "lmf_omics.nn needs PyTorch; install the CPU wheel with `python -m pip install torch==2.13.0` "
-        "(then `pip install \"lmf-omics[torch]\"`)"
+        '(then `pip install "lmf-omics[torch]"`)'
     ) from error
 
 from ._encoders import ConvEncoder

@@ -136,22 +136,40 @@ def histology_features(
         encoder = ConvEncoder(pixels.shape[2], (*widths, n_features), global_pool=True)
         net = LMFNet(encoder, LMFHead(n_features, codes.shape[1], task="regression", ortho_weight=ortho_weight))
     history = train(
-        net, tiles[fitting], targets[fitting],
+        net,
+        tiles[fitting],
+        targets[fitting],
         validation=(tiles[held_out], targets[held_out]) if len(held_out) else None,
-        epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        patience=patience,
         metrics={"orthogonality_error": lambda model: model.head.orthogonality_error()},
-        augment=random_dihedral if augment else None, random_state=random_state, progress=progress,
+        augment=random_dihedral if augment else None,
+        random_state=random_state,
+        progress=progress,
         desc="histology features",
     )
     with torch.no_grad():
         features = net.features(tiles).double().numpy()
 
     params = {
-        "target": target, "n_codes": codes.shape[1], "spatial_key": spatial_key, "scale_factor": scale_factor,
-        "tile_size": tile_size, "tile_pixels": tile_pixels, "n_features": n_features,
-        "widths": np.asarray(widths, dtype=int), "ortho_weight": ortho_weight, "augment": augment,
-        "epochs": epochs, "batch_size": batch_size, "lr": lr, "validation_fraction": validation_fraction,
-        "random_state": random_state, "image": str(image) if isinstance(image, str | os.PathLike) else "array",
+        "target": target,
+        "n_codes": codes.shape[1],
+        "spatial_key": spatial_key,
+        "scale_factor": scale_factor,
+        "tile_size": tile_size,
+        "tile_pixels": tile_pixels,
+        "n_features": n_features,
+        "widths": np.asarray(widths, dtype=int),
+        "ortho_weight": ortho_weight,
+        "augment": augment,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "validation_fraction": validation_fraction,
+        "random_state": random_state,
+        "image": str(image) if isinstance(image, str | os.PathLike) else "array",
     }
     if patience is not None:
         params["patience"] = patience
@@ -169,8 +187,14 @@ def histology_features(
     result.uns[key_added] = uns
     logger.info(
         "histology features: %d spots, tiles of %d px → %d features; best epoch %d of %d; ‖βᵀβ − I‖ = %.3g; "
-        "added obsm[%r]", len(features), tile_size, n_features, history.best_epoch, history.n_epochs,
-        uns["orthogonality_error"], key_added,
+        "added obsm[%r]",
+        len(features),
+        tile_size,
+        n_features,
+        history.best_epoch,
+        history.n_epochs,
+        uns["orthogonality_error"],
+        key_added,
     )
     return result if copy else None
 

@@ -17,8 +17,9 @@ def spot_pitch(coordinates: np.ndarray) -> float:
 
 
 def cut_tiles(image: np.ndarray, centres: np.ndarray, *, size: int, pixels: int) -> torch.Tensor:
-    """Square tiles of ``size`` image pixels centred on ``centres`` (n × 2, x then y), as
-    ``pixels × pixels`` float tensors (n, channels, pixels, pixels); each output pixel is the mean of
+    """Square tiles of ``size`` image pixels centred on ``centres`` (n × 2, x then y).
+
+    As ``pixels × pixels`` float tensors (n, channels, pixels, pixels); each output pixel is the mean of
     the image pixels it covers.
 
     ``uint8`` images are scaled to [0, 1]. Parts of a tile beyond the image edge repeat the edge

@@ -117,7 +117,9 @@ def train(
         optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
         bar = tqdm(range(1, epochs + 1), desc=desc, disable=None if progress is None else not progress, leave=False)
         for epoch in bar:
-            _append(history.train, _train_epoch(model, inputs, targets, loss, optimizer, batch_size, generator, augment))
+            _append(
+                history.train, _train_epoch(model, inputs, targets, loss, optimizer, batch_size, generator, augment)
+            )
             if validation is not None:
                 _append(history.validation, evaluate(model, *validation, loss=loss, batch_size=batch_size))
             model.eval()
@@ -133,8 +135,12 @@ def train(
     model.load_state_dict(best_state)
     model.eval()
     logger.info(
-        "%s: %d epochs%s, best epoch %d (loss %.4g)", desc, history.n_epochs,
-        " (stopped early)" if history.stopped_early else "", history.best_epoch, best_loss,
+        "%s: %d epochs%s, best epoch %d (loss %.4g)",
+        desc,
+        history.n_epochs,
+        " (stopped early)" if history.stopped_early else "",
+        history.best_epoch,
+        best_loss,
     )
     return history
 

@@ -83,4 +83,4 @@ def _short(name: str) -> str:
     if len(name) <= LABEL_LENGTH:
         return name
     head = LABEL_LENGTH // 2 - 1
-    return f"{name[:head]}…{name[-(LABEL_LENGTH - head - 1):]}"
+    return f"{name[:head]}…{name[-(LABEL_LENGTH - head - 1) :]}"

@@ -19,8 +19,15 @@ def variance_explained(adata: AnnData, key: str = "lmf", *, ax=None, show: bool 
     ax = ax or plt.subplots(figsize=(1.6 + 1.3 * table.shape[1], max(2.6, 0.9 + 0.32 * table.shape[0])))[1]
     image = ax.imshow(table.to_numpy() * 100, cmap="Blues", aspect="auto", vmin=0)
     for (row, col), value in np.ndenumerate(table.to_numpy() * 100):
-        ax.text(col, row, f"{value:.1f}", ha="center", va="center", fontsize=8,
-                color="white" if value > 0.6 * image.get_clim()[1] else "black")
+        ax.text(
+            col,
+            row,
+            f"{value:.1f}",
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if value > 0.6 * image.get_clim()[1] else "black",
+        )
     ax.set_xticks(range(table.shape[1]), [MODALITY_TITLES.get(c, c) for c in table.columns])
     ax.set_yticks(range(table.shape[0]), table.index)
     ax.figure.colorbar(image, ax=ax, label="variance explained (%)")

@@ -82,8 +82,9 @@ def factors_spatial(
     width = PANEL_INCHES * float(np.clip(np.ptp(coords[:, 0]) / max(np.ptp(coords[:, 1]), 1e-12), 0.5, 2.0))
     single = len(sections) == 1
     rows, cols = (1, len(factors)) if single else (len(factors), len(sections))
-    fig, axes = plt.subplots(rows, cols, figsize=((width + 1.2) * cols, PANEL_INCHES * rows + 0.4), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        rows, cols, figsize=((width + 1.2) * cols, PANEL_INCHES * rows + 0.4), squeeze=False, layout="constrained"
+    )
     for index, factor in enumerate(factors):
         panels = axes[:, index] if single else axes[index]
         limit = float(np.abs(values[:, factor - 1]).max()) or 1.0
@@ -100,10 +101,22 @@ def _draw_row(scratch, fig, axes, factor, sections, library_key, norm, cmap, wit
     column = f"Factor{factor}"
     titles = [f"Factor {factor} · {s}" if library_key else f"Factor {factor}" for s in sections]
     sq.pl.spatial_scatter(
-        scratch, color=column, library_key=library_key, library_id=sections if library_key else None,
-        shape="circle" if with_image else None, img=with_image, img_res_key="hires",
-        size=None if with_image else _marker_size(scratch, library_key), cmap=cmap, norm=norm, colorbar=False,
-        title=titles, axis_label="", frameon=False, fig=fig, ax=list(axes) if len(axes) > 1 else axes[0],
+        scratch,
+        color=column,
+        library_key=library_key,
+        library_id=sections if library_key else None,
+        shape="circle" if with_image else None,
+        img=with_image,
+        img_res_key="hires",
+        size=None if with_image else _marker_size(scratch, library_key),
+        cmap=cmap,
+        norm=norm,
+        colorbar=False,
+        title=titles,
+        axis_label="",
+        frameon=False,
+        fig=fig,
+        ax=list(axes) if len(axes) > 1 else axes[0],
     )
 
 
@@ -136,8 +149,12 @@ def _scratch(adata, values, factors, coords, library_key, libraries, spatial_key
     if img is not None:
         image = plt.imread(img) if isinstance(img, str | Path) else np.asarray(img)
         diameter = spot_diameter or _stored_diameter(adata, spatial_key)
-        scratch.uns["spatial"] = {"image": {"images": {"hires": image},
-                                            "scalefactors": {"tissue_hires_scalef": 1.0, "spot_diameter_fullres": diameter}}}
+        scratch.uns["spatial"] = {
+            "image": {
+                "images": {"hires": image},
+                "scalefactors": {"tissue_hires_scalef": 1.0, "spot_diameter_fullres": diameter},
+            }
+        }
     return scratch
 
 

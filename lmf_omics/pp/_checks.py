@@ -56,8 +56,9 @@ def check_non_negative(matrix, label: str, what: str, *, cells=None, missing_row
             row = row if observed is None else int(np.flatnonzero(observed)[row])
             detail = f" (first in cell {cells[row] if cells is not None else row!r})"
         hint = " (a cell without these counts is a row of NaN)" if missing_rows and dense else ""
-        raise ValueError(f"{label} has {int((~finite).sum())} NaN or infinite value(s){detail}; {what} needs "
-                         f"finite counts{hint}")
+        raise ValueError(
+            f"{label} has {int((~finite).sum())} NaN or infinite value(s){detail}; {what} needs finite counts{hint}"
+        )
     low = values.min()
     if low < 0:
         raise ValueError(f"{label} has negative values (minimum {low:g}); {what} needs raw, non-negative counts")

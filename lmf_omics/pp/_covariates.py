@@ -91,5 +91,7 @@ def _check_finite(column: pd.Series, key: str) -> None:
     values = column.to_numpy(dtype=np.float64, na_value=np.nan)
     bad = ~np.isfinite(values)
     if bad.any():
-        raise ValueError(f"numeric covariate {key!r} has {int(bad.sum())} NaN or infinite value(s), the first for "
-                         f"cell {column.index[np.flatnonzero(bad)[0]]!r}; fill or drop them first")
+        raise ValueError(
+            f"numeric covariate {key!r} has {int(bad.sum())} NaN or infinite value(s), the first for "
+            f"cell {column.index[np.flatnonzero(bad)[0]]!r}; fill or drop them first"
+        )

@@ -100,16 +100,32 @@ def image_features(
         uns={"spatial": {library_id: {"scalefactors": {"spot_diameter_fullres": diameter}}}},
     )
     table = sq.im.calculate_image_features(
-        scratch, container, features=features, features_kwargs=dict(features_kwargs or {}), library_id=library_id,
-        copy=True, n_jobs=n_jobs, show_progress_bar=False, spot_scale=spot_scale, mask_circle=mask_circle,
+        scratch,
+        container,
+        features=features,
+        features_kwargs=dict(features_kwargs or {}),
+        library_id=library_id,
+        copy=True,
+        n_jobs=n_jobs,
+        show_progress_bar=False,
+        spot_scale=spot_scale,
+        mask_circle=mask_circle,
     )
     table = table.loc[scratch.obs_names].set_axis(adata.obs_names)
     table.columns = table.columns.astype(str)
 
     out = target(adata, copy)
     out.obsm[key_added] = table
-    out.uns[key_added] = {"params": {"features": features, "spot_diameter": diameter, "spot_scale": spot_scale,
-                                     "scale": scale, "mask_circle": mask_circle, "library_id": library_id}}
+    out.uns[key_added] = {
+        "params": {
+            "features": features,
+            "spot_diameter": diameter,
+            "spot_scale": spot_scale,
+            "scale": scale,
+            "mask_circle": mask_circle,
+            "library_id": library_id,
+        }
+    }
     logger.info("image_features: %d features per spot (%s) -> obsm[%r]", table.shape[1], ", ".join(features), key_added)
     return out if copy else None
 
@@ -136,8 +152,10 @@ def _container(img, library_id: str, scale: float):
 
     if isinstance(img, sq.im.ImageContainer):
         if scale != 1.0:
-            raise ValueError(f"scale={scale!r} is for images given as files or arrays; an ImageContainer has its own "
-                             "scale (ImageContainer(..., scale=))")
+            raise ValueError(
+                f"scale={scale!r} is for images given as files or arrays; an ImageContainer has its own "
+                "scale (ImageContainer(..., scale=))"
+            )
         if img.library_ids != [library_id]:
             img = img.copy()
             img.library_ids = library_id
@@ -146,8 +164,10 @@ def _container(img, library_id: str, scale: float):
         if not Path(img).is_file():
             raise FileNotFoundError(f"img={str(img)!r} is not a file")
     elif not isinstance(img, np.ndarray) or img.ndim not in (2, 3):
-        raise ValueError(f"img must be an image file, an array (height × width [× channels]) or an ImageContainer, "
-                         f"got {type(img).__name__}")
+        raise ValueError(
+            f"img must be an image file, an array (height × width [× channels]) or an ImageContainer, "
+            f"got {type(img).__name__}"
+        )
     return sq.im.ImageContainer(img, library_id=library_id, scale=scale, lazy=False)  # read once, not per spot
 
 

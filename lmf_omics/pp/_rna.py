@@ -97,7 +97,8 @@ def normalize_rna(
         if key in work.uns:
             out.uns[key] = dict(work.uns[key])
     logger.info(
-        "normalize_rna: log-normalised %s into %s%s", f"layers[{layer!r}]" if layer else "X",
+        "normalize_rna: log-normalised %s into %s%s",
+        f"layers[{layer!r}]" if layer else "X",
         f"layers[{key_added!r}]" if key_added else "X",
         f"; {int(work.var['highly_variable'].sum())} highly variable genes" if n_top_genes else "",
     )
@@ -117,11 +118,15 @@ def _check(adata, layer, target_sum, n_top_genes, flavor, batch_key, key_added):
     if not (counts.nnz if sparse.issparse(counts) else np.count_nonzero(counts)):
         raise ValueError(f"{label} holds no counts (every value is 0); normalize_rna needs raw counts")
     if n_top_genes is not None and adata.n_obs < 2:
-        raise ValueError(f"highly variable genes need at least 2 cells, adata has {adata.n_obs}; "
-                         "pass n_top_genes=None to skip gene selection")
+        raise ValueError(
+            f"highly variable genes need at least 2 cells, adata has {adata.n_obs}; "
+            "pass n_top_genes=None to skip gene selection"
+        )
     if n_top_genes is not None and not _some_gene_varies(counts):
-        raise ValueError(f"highly variable genes: every cell of {label} has the same profile (no gene's share of the "
-                         "counts varies), so none can be selected; check the counts, or pass n_top_genes=None")
+        raise ValueError(
+            f"highly variable genes: every cell of {label} has the same profile (no gene's share of the "
+            "counts varies), so none can be selected; check the counts, or pass n_top_genes=None"
+        )
     if target_sum is not None:
         check_positive("target_sum", target_sum)
     if n_top_genes is not None:

@@ -73,8 +73,8 @@ def spatial_context(
     -------
     ``None``, or a copy of ``adata`` when ``copy=True``, with ``obsm[key_added]`` (the niche
     matrix: sparse if the source is; a DataFrame with the source's feature names if it is dense
-    and they are unique, else an array; or the PCs), the graph in ``obsp``, and ``uns[key_added]`` (``params``, the ``obsp`` keys,
-    ``features`` or ``variance_ratio``).
+    and they are unique, else an array; or the PCs), the graph in ``obsp``, and ``uns[key_added]``
+    (``params``, the ``obsp`` keys, ``features`` or ``variance_ratio``).
     """
     import squidpy as sq
 
@@ -92,8 +92,16 @@ def spatial_context(
     graph = sparse.csr_matrix(scratch.obsp["spatial_connectivities"])
     niche = neighbourhood_mean(graph, data.matrix)
 
-    params = {"source": source, "method": method, "n_neighs": n_neighs, "radius": radius, "include_self": include_self,
-              "library_key": library_key, "spatial_key": spatial_key, "n_comps": n_comps}
+    params = {
+        "source": source,
+        "method": method,
+        "n_neighs": n_neighs,
+        "radius": radius,
+        "include_self": include_self,
+        "library_key": library_key,
+        "spatial_key": spatial_key,
+        "n_comps": n_comps,
+    }
     uns = {
         "params": {name: value for name, value in params.items() if value is not None},  # h5ad stores no None
         "connectivities_key": f"{key_added}_connectivities",
@@ -142,8 +150,10 @@ def _check_finite(matrix, label: str, cells) -> None:
         detail = ""
         if not sparse.issparse(matrix):
             detail = f", the first in cell {cells[int(np.flatnonzero(~np.isfinite(values).all(axis=1))[0])]!r}"
-        raise ValueError(f"{label} has NaN or infinite values{detail}; the niche mean would spread them to the "
-                         "neighbours: fill them first (or average a modality every spot has)")
+        raise ValueError(
+            f"{label} has NaN or infinite values{detail}; the niche mean would spread them to the "
+            "neighbours: fill them first (or average a modality every spot has)"
+        )
 
 
 def _check(adata, source, library_key, spatial_key, method, n_neighs, radius, n_comps, key_added):
@@ -173,6 +183,8 @@ def _check(adata, source, library_key, spatial_key, method, n_neighs, radius, n_
         index[library_key] = pd.Categorical(column.astype(str))
         sizes = index[library_key].value_counts()
     if method == "knn" and sizes.min() <= n_neighs:
-        raise ValueError(f"section {sizes.idxmin()!r} has {sizes.min()} spots; n_neighs={n_neighs} needs more than "
-                         f"{n_neighs} in every section")
+        raise ValueError(
+            f"section {sizes.idxmin()!r} has {sizes.min()} spots; n_neighs={n_neighs} needs more than "
+            f"{n_neighs} in every section"
+        )
     return coords[:, :2], index

@@ -104,8 +104,18 @@ def lmf(
     """
     candidates = _candidates(n_factors)
     model = LinearMixedForms(
-        max(candidates), solver=solver, codes=codes, n_pcs=n_pcs, center=center, scale=scale, weights=dict(weights or {}),
-        ridge=ridge, max_iter=max_iter, tol=tol, random_state=random_state, progress=progress,
+        max(candidates),
+        solver=solver,
+        codes=codes,
+        n_pcs=n_pcs,
+        center=center,
+        scale=scale,
+        weights=dict(weights or {}),
+        ridge=ridge,
+        max_iter=max_iter,
+        tol=tol,
+        random_state=random_state,
+        progress=progress,
     )
     model.check_options()
     check_adata(adata, copy=copy)
@@ -126,7 +136,10 @@ def lmf(
     out = target(adata, copy)
     store(out, model, modalities, keys, mask_var=mask_var, scores=scores)
     logger.info(
-        "LMF %s: %d iterations, converged=%s; added obsm %r", solver, model.n_iter_, model.converged_,
+        "LMF %s: %d iterations, converged=%s; added obsm %r",
+        solver,
+        model.n_iter_,
+        model.converged_,
         [k for k in keys.obsm_keys if k in out.obsm],
     )
     return out if copy else None
@@ -158,15 +171,24 @@ def observed_masks(adata: AnnData, observed, labels: Mapping[str, str]) -> dict[
     if observed is None:
         return {}
     if not isinstance(observed, Mapping):
-        raise TypeError(f"observed must be a dict from role to an obs column or boolean array, got {type(observed).__name__}")
+        raise TypeError(
+            f"observed must be a dict from role to an obs column or boolean array, got {type(observed).__name__}"
+        )
     unknown = set(observed) - set(labels)
     if unknown:
         raise ValueError(f"observed names modalities that were not given: {sorted(unknown)}; use {sorted(labels)}")
     return {role: resolve_observed(adata, value, labels[role]) for role, value in observed.items()}
 
 
-def store(adata: AnnData, model: LinearMixedForms, modalities: dict[str, Modality], keys: Keys, *, mask_var,
-          scores: list[dict] | None = None) -> None:
+def store(
+    adata: AnnData,
+    model: LinearMixedForms,
+    modalities: dict[str, Modality],
+    keys: Keys,
+    *,
+    mask_var,
+    scores: list[dict] | None = None,
+) -> None:
     """Write a fit into ``adata``: everything is built first, then assigned, so nothing is half-written."""
     obsm = {keys.combined: model.codes_, keys.fixed: model.fixed_codes_}
     if model.random_codes_ is not None:

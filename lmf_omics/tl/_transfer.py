@@ -120,9 +120,11 @@ def predict(
 
 
 def transform_and_predict(adata: AnnData, reference: AnnData, *, key: str = "lmf", layer: str | None = None) -> None:
-    """:func:`transform` then :func:`predict` with their default keys, in place, the query read once
-    (``lmf-omics predict``). The codes use every modality the query has; the predictions, as
-    :func:`predict`, only its fixed-effect and random-effect modalities."""
+    """:func:`transform` then :func:`predict` with their default keys, in place, the query read once.
+
+    As ``lmf-omics predict``. The codes use every modality the query has; the predictions, as
+    :func:`predict`, only its fixed-effect and random-effect modalities.
+    """
     keys = _transform_keys(adata, reference, key, None, False)
     name = _predict_keys(adata, reference, key, None, layer, False)
     fit = _Fit.of(reference, key)
@@ -132,8 +134,9 @@ def transform_and_predict(adata: AnnData, reference: AnnData, *, key: str = "lmf
     predictors = {role: found for role, found in inputs.items() if role != "response"}
     fit.require_predictors(predictors)
     codes_for_prediction = fit.model.transform(**_arguments(predictors), labels=fit.labels)
-    codes = fit.model.transform(**_arguments(inputs), labels=fit.labels) if "response" in inputs else (
-        codes_for_prediction)
+    codes = (
+        fit.model.transform(**_arguments(inputs), labels=fit.labels) if "response" in inputs else (codes_for_prediction)
+    )
     predicted = fit.model.response_of(codes_for_prediction)
     _write_codes(adata, keys, codes, _params(key, inputs))
     _write_predictions(adata, name, layer, columns, predicted, fit.response_features, _params(key, predictors))
@@ -182,8 +185,10 @@ class _Fit:
 
     def require_predictors(self, inputs) -> None:
         if not inputs:
-            raise ValueError(f"the query has neither the fixed-effect ({self.spec('fixed')!r}) "
-                             "nor the random-effect modality of the fit; nothing to predict from")
+            raise ValueError(
+                f"the query has neither the fixed-effect ({self.spec('fixed')!r}) "
+                "nor the random-effect modality of the fit; nothing to predict from"
+            )
 
 
 def _transform_keys(query, reference, key: str, key_added: str | None, copy: bool) -> Keys:
@@ -213,8 +218,11 @@ def _check_pair(query, reference, copy: bool) -> None:
 
 def _fits_in_the_way(adata: AnnData, *, uns: str, obsm) -> list[str]:
     """Fits stored in ``adata`` whose ``uns`` entry or codes a write to ``uns``/``obsm`` would touch."""
-    return [name for name, value in adata.uns.items()
-            if is_fit(value) and (name == uns or set(Keys(name).obsm_keys) & set(obsm))]
+    return [
+        name
+        for name, value in adata.uns.items()
+        if is_fit(value) and (name == uns or set(Keys(name).obsm_keys) & set(obsm))
+    ]
 
 
 def _check_no_fit_overwritten(query: AnnData, reference: AnnData, key_added: str, *, uns: str, obsm) -> None:
@@ -227,8 +235,11 @@ def _check_no_fit_overwritten(query: AnnData, reference: AnnData, key_added: str
 
 
 def _replace_fits_in_the_way(adata: AnnData, *, uns: str, obsm) -> None:
-    """A fit of the query's own under the keys written is removed whole (codes, loadings, results), as a
-    refit under the same key replaces the old one: the old fit's results never mix with the new codes."""
+    """Remove whole a fit of the query's own under the keys written (codes, loadings, results).
+
+    As a refit under the same key replaces the old one: the old fit's results never mix with the
+    new codes.
+    """
     for name in _fits_in_the_way(adata, uns=uns, obsm=obsm):
         logger.warning("the query's own LMF fit under uns[%r] is replaced (its codes, loadings and results)", name)
         drop_stale(adata, Keys(name))
@@ -246,8 +257,9 @@ def _write_codes(adata: AnnData, keys: Keys, codes: Codes, params: dict) -> None
     adata.uns[keys.transformed] = {"params": params}
 
 
-def _write_predictions(adata: AnnData, name: str, layer: str | None, columns, predicted: np.ndarray,
-                       features: list[str], params: dict) -> None:
+def _write_predictions(
+    adata: AnnData, name: str, layer: str | None, columns, predicted: np.ndarray, features: list[str], params: dict
+) -> None:
     _replace_fits_in_the_way(adata, uns=name, obsm=(name,) if layer is None else ())
     if layer is None:
         adata.obsm[name] = pd.DataFrame(predicted, index=adata.obs_names, columns=features)
@@ -268,8 +280,9 @@ def _arguments(inputs) -> dict:
 def _log_unseen(random, n_obs: int) -> None:
     if random is not None and random[1] is not None:
         unseen = int((~random[1]).sum())
-        logger.info("%d of %d query cells have a random-effect level not seen in training: random code 0",
-                    unseen, n_obs)
+        logger.info(
+            "%d of %d query cells have a random-effect level not seen in training: random code 0", unseen, n_obs
+        )
 
 
 def _params(key: str, inputs) -> dict:
@@ -282,12 +295,16 @@ def _layer_columns(query: AnnData, response, layer: str | None) -> np.ndarray | 
         return None
     spec = str(response["spec"])
     if not bool(response.get("var_aligned", False)):
-        raise ValueError(f"layer={layer!r} needs a var-aligned response ('X' or 'layer:<name>'), but it is {spec!r}; "
-                         "leave layer=None to write a DataFrame to obsm")
+        raise ValueError(
+            f"layer={layer!r} needs a var-aligned response ('X' or 'layer:<name>'), but it is {spec!r}; "
+            "leave layer=None to write a DataFrame to obsm"
+        )
     features = [str(f) for f in response["features"]]
     columns = column_positions(query.var_names, features, f"layer={layer!r}")
     if (columns < 0).any():
         missing = [f for f, c in zip(features, columns) if c < 0]
-        raise ValueError(f"layer={layer!r}: {len(missing)} response features are not in query.var_names, "
-                         f"e.g. {missing[:10]}; write to obsm instead (layer=None)")
+        raise ValueError(
+            f"layer={layer!r}: {len(missing)} response features are not in query.var_names, "
+            f"e.g. {missing[:10]}; write to obsm instead (layer=None)"
+        )
     return columns

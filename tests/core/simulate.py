@@ -26,5 +26,3 @@ def canonical_correlations(A, B):
     qa, _ = np.linalg.qr(A - A.mean(0))
     qb, _ = np.linalg.qr(B - B.mean(0))
     return np.linalg.svd(qa.T @ qb, compute_uv=False)
-
-

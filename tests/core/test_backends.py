@@ -51,11 +51,13 @@ def test_backed_anndata_fit_matches_in_memory(h5_file, in_memory):
     X = StreamedMatrix(backed.X, chunk_nnz=997)  # many chunks
     assert X.is_sparse and X.shape == (240, 70) and len(X._edges()) > 5
     fit = LinearMixedForms(3, codes=in_memory.codes_form, **OPTIONS).fit(
-        backed.obsm["response"], X, backed.obsm["covariates"])
+        backed.obsm["response"], X, backed.obsm["covariates"]
+    )
     _same_fit(fit, in_memory)
     # passed as it is, the backed matrix is recognised and streamed too
     again = LinearMixedForms(3, codes=in_memory.codes_form, **OPTIONS).fit(
-        backed.obsm["response"], backed.X, backed.obsm["covariates"])
+        backed.obsm["response"], backed.X, backed.obsm["covariates"]
+    )
     _same_fit(again, in_memory)
     backed.file.close()
 
@@ -83,8 +85,9 @@ def test_streamed_unobserved_rows_are_never_read(data, tmp_path):
         f["Y"] = Y
     reference = LinearMixedForms(3, **OPTIONS).fit(np.where(observed[:, None], Y, np.nan), data["X"], data["Z"])
     with h5py.File(path, "r") as f:
-        fit = LinearMixedForms(3, **OPTIONS).fit(StreamedMatrix(f["Y"], chunk_nnz=500), data["X"], data["Z"],
-                                                 observed={"response": observed})
+        fit = LinearMixedForms(3, **OPTIONS).fit(
+            StreamedMatrix(f["Y"], chunk_nnz=500), data["X"], data["Z"], observed={"response": observed}
+        )
     _same_fit(fit, reference)
 
 
@@ -108,8 +111,9 @@ def test_streamed_input_is_checked_before_any_work(data, tmp_path):
     path = tmp_path / "bad.h5ad"
     ad.AnnData(X=X).write_h5ad(path)
     backed = ad.read_h5ad(path, backed="r")
-    with pytest.raises(ValueError, match=f"fixed-effect data X contains 1 NaN or infinite value.*row {row}, "
-                                         f"column {X.indices[17]}"):
+    with pytest.raises(
+        ValueError, match=f"fixed-effect data X contains 1 NaN or infinite value.*row {row}, column {X.indices[17]}"
+    ):
         LinearMixedForms(3).fit(data["Y"], backed.X)
     backed.file.close()
     csc = tmp_path / "csc.h5ad"
@@ -166,8 +170,10 @@ def test_dask_fit_on_a_local_cluster_matches_in_memory(data):
     Y, X, Z = _dask_data(data)
     assert sparse.issparse(X._meta)  # chunks of scipy sparse
     reference = LinearMixedForms(3, **OPTIONS).fit(data["Y"], data["X"], data["Z"])
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            distributed.Client(cluster):
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        distributed.Client(cluster),
+    ):
         fit = LinearMixedForms(3, **OPTIONS).fit(Y, X, Z)
     _same_fit(fit, reference)
 
@@ -215,8 +221,10 @@ def test_streamed_rows_come_in_the_order_asked(data, h5_file, key):
         index = [170, 2, 55, 2, 239, 0]  # unsorted, across chunks, one repeated
         taken = streamed.take(index)
         expected = memory[index]
-        np.testing.assert_array_equal(taken.toarray() if sparse.issparse(taken) else taken,
-                                      expected.toarray() if sparse.issparse(expected) else expected)
+        np.testing.assert_array_equal(
+            taken.toarray() if sparse.issparse(taken) else taken,
+            expected.toarray() if sparse.issparse(expected) else expected,
+        )
         B = np.random.default_rng(1).standard_normal((memory.shape[1], 2))
         in_memory = Operator.from_data(memory)
         rows = Operator(streamed, in_memory.mean, in_memory.scale).rows(index)

@@ -26,7 +26,8 @@ def _usable(model, data):
 def test_no_convergence_stops_at_max_iter_with_a_warning_and_usable_output(solver, codes, caplog):
     with caplog.at_level(logging.WARNING, logger="lmf_omics"):
         model = LinearMixedForms(3, solver=solver, codes=codes, max_iter=4, tol=1e-15, progress=False).fit(
-            SIM["Y"], SIM["X"], SIM["Z"])
+            SIM["Y"], SIM["X"], SIM["Z"]
+        )
     assert not model.converged_ and model.n_iter_ == 4 and len(model.objective_history_) == 4
     assert [r.levelname for r in caplog.records] == ["WARNING"]
     assert f"LMF ({solver}) did not converge in 4 iterations (tol=1e-15); increase max_iter or tol" in caplog.text
@@ -39,8 +40,11 @@ def test_no_convergence_through_tl_is_stored_and_writable(tmp_path):
     tl.lmf(adata, response="obsm:protein", fixed="X", n_factors=3, max_iter=3, progress=False)
     assert not adata.uns["lmf"]["converged"] and adata.uns["lmf"]["n_iter"] == 3
     adata.write_h5ad(tmp_path / "fit.h5ad")
-    np.testing.assert_allclose(get.model(adata).predict(X=SIM["X"]), LinearMixedForms.from_state(
-        get.model(adata).get_state()).predict(X=SIM["X"]), atol=1e-12)
+    np.testing.assert_allclose(
+        get.model(adata).predict(X=SIM["X"]),
+        LinearMixedForms.from_state(get.model(adata).get_state()).predict(X=SIM["X"]),
+        atol=1e-12,
+    )
 
 
 def _rank_one(matrix):
@@ -53,8 +57,10 @@ SINGULAR = {
     "ridge=0, Y of rank 1": ({"Y": _rank_one(SIM["Y"])}, 0.0),
     "ridge=0, Z a copy of one column": ({"Z": np.repeat(SIM["Z"][:, :1], 4, axis=1)}, 0.0),
     "default ridge, X of rank 1": ({"X": _rank_one(SIM["X"])}, 1e-3),
-    "ridge=0, every modality of rank 1": ({"Y": _rank_one(SIM["Y"]), "X": _rank_one(SIM["X"]),
-                                           "Z": _rank_one(SIM["Z"])}, 0.0),
+    "ridge=0, every modality of rank 1": (
+        {"Y": _rank_one(SIM["Y"]), "X": _rank_one(SIM["X"]), "Z": _rank_one(SIM["Z"])},
+        0.0,
+    ),
 }
 
 
@@ -65,7 +71,8 @@ def test_singular_systems_fall_back_with_one_logged_note(case, codes, caplog):
     data = {**SIM, **change}
     with caplog.at_level(logging.INFO, logger="lmf_omics"):
         model = LinearMixedForms(3, codes=codes, ridge=ridge, max_iter=60, progress=False).fit(
-            data["Y"], data["X"], data["Z"])
+            data["Y"], data["X"], data["Z"]
+        )
     _usable(model, data)
     notes = [r.getMessage() for r in caplog.records if "singular" in r.getMessage()]
     assert len(notes) <= 1, notes  # one note per fit, however many systems were singular
@@ -76,10 +83,26 @@ def test_singular_systems_fall_back_with_one_logged_note(case, codes, caplog):
 def test_a_near_singular_rebalance_is_skipped_not_crashed():
     """Found by hypothesis (test_properties): a loadings Gram matrix positive definite by one test and
     not by the next made the rebalancing step multiply by ``None``."""
-    Y = np.array([[0.12876545, 0.05580563], [-0.20342847, -0.1230477], [0.71885963, 0.59559252],
-                  [0.07449421, 0.06273554], [-0.72572584, -0.52313727], [0.49210149, 0.39458546]])
-    X = np.array([[-0.04942043, 0.18938126], [0.06215356, -0.17581586], [-0.11949147, 0.82902789],
-                  [-0.03636959, 0.15435193], [0.01837117, -0.74243141], [-0.05443875, 0.52114871]])
+    Y = np.array(
+        [
+            [0.12876545, 0.05580563],
+            [-0.20342847, -0.1230477],
+            [0.71885963, 0.59559252],
+            [0.07449421, 0.06273554],
+            [-0.72572584, -0.52313727],
+            [0.49210149, 0.39458546],
+        ]
+    )
+    X = np.array(
+        [
+            [-0.04942043, 0.18938126],
+            [0.06215356, -0.17581586],
+            [-0.11949147, 0.82902789],
+            [-0.03636959, 0.15435193],
+            [0.01837117, -0.74243141],
+            [-0.05443875, 0.52114871],
+        ]
+    )
     model = LinearMixedForms(2, ridge=0.1, max_iter=40, tol=1e-15, progress=False).fit(Y, X)
     _usable(model, {"X": X})
     assert np.all(np.diff(model.objective_history_) <= 1e-10 * model.objective_history_[0])
@@ -106,8 +129,11 @@ def test_a_modality_without_variance_after_masking_is_a_clear_error(where):
     adata = AnnData(np.hstack([np.ones((80, 3)), SIM["X"]]))
     adata.obsm["protein"] = SIM["Y"]
     adata.obs["group"] = np.repeat(["a", "b"], 40)
-    options = {"mask_var": np.arange(15) < 3} if where == "mask_var" else {
-        "random": "obs:group", "observed": {"random": np.arange(80) < 40}}
+    options = (
+        {"mask_var": np.arange(15) < 3}
+        if where == "mask_var"
+        else {"random": "obs:group", "observed": {"random": np.arange(80) < 40}}
+    )
     with pytest.raises(ValueError, match=r"(fixed='X'|random='obs:group') has no variance after centring"):
         tl.lmf(adata, response="obsm:protein", fixed="X", n_factors=2, **options)
     assert "X_lmf" not in adata.obsm

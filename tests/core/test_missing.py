@@ -41,8 +41,10 @@ def test_cells_without_the_response_still_get_codes_and_predictions(sim, codes):
 @pytest.mark.parametrize("codes", ["encoded", "free"])
 def test_nan_rows_and_observed_mask_are_the_same_and_unobserved_values_are_never_read(sim, codes):
     without = np.arange(N) % 4 == 0
-    fit = lambda Y, observed=None: LinearMixedForms(3, codes=codes, max_iter=40, tol=1e-12).fit(
-        Y, sim["X"], sim["Z"], observed=observed)
+
+    def fit(Y, observed=None):
+        return LinearMixedForms(3, codes=codes, max_iter=40, tol=1e-12).fit(Y, sim["X"], sim["Z"], observed=observed)
+
     by_nan = fit(_with_nan_rows(sim["Y"], without))
     garbage = sim["Y"].copy()
     garbage[without] = 1e6
@@ -66,7 +68,8 @@ def test_a_new_cell_without_z_gets_a_zero_random_code(sim, codes):
 def test_free_codes_of_cells_without_y_are_least_squares_from_what_they_have(sim):
     without = np.arange(N) % 3 == 0
     model = LinearMixedForms(3, codes="free", tol=1e-12, max_iter=5000).fit(
-        _with_nan_rows(sim["Y"], without), sim["X"], sim["Z"])
+        _with_nan_rows(sim["Y"], without), sim["X"], sim["Z"]
+    )
     again = model.transform(X=sim["X"][without], Z=sim["Z"][without])
     scale = np.abs(model.codes_).max()
     np.testing.assert_allclose(again.combined, model.codes_[without], atol=1e-4 * scale)
@@ -74,8 +77,9 @@ def test_free_codes_of_cells_without_y_are_least_squares_from_what_they_have(sim
 
 def test_encoded_codes_are_linear_encodings_of_x_and_z(sim):
     model = LinearMixedForms(3, tol=1e-9).fit(sim["Y"], sim["X"], sim["Z"])
-    centred = {role: (m - model.means_[role]) / model.scales_[role] for role, m in
-               (("fixed", sim["X"]), ("random", sim["Z"]))}
+    centred = {
+        role: (m - model.means_[role]) / model.scales_[role] for role, m in (("fixed", sim["X"]), ("random", sim["Z"]))
+    }
     np.testing.assert_allclose(model.fixed_codes_, centred["fixed"] @ model.encoders_["fixed"], atol=1e-12)
     np.testing.assert_allclose(model.random_codes_, centred["random"] @ model.encoders_["random"], atol=1e-12)
     # new cells: the same encoders, and predictions μ + (K + H) αᵀ · s

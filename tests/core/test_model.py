@@ -20,7 +20,9 @@ def planted():
 
 @pytest.fixture(scope="module", params=["encoded", "free"])
 def fitted(planted, request):
-    return LinearMixedForms(3, codes=request.param, tol=1e-9, max_iter=2000).fit(planted["Y"], planted["X"], planted["Z"])
+    return LinearMixedForms(3, codes=request.param, tol=1e-9, max_iter=2000).fit(
+        planted["Y"], planted["X"], planted["Z"]
+    )
 
 
 def test_recovers_planted_codes(planted, fitted):
@@ -51,8 +53,9 @@ def test_joint_objective_never_increases(codes):
     for seed, kwargs in enumerate([{}, {"z_levels": 4}, {"noise": 0.5}]):
         sim = simulate(n=150, k=4, seed=seed, **kwargs)
         observed = {"response": np.arange(150) % 7 != 0} if seed == 2 else None  # some cells without Y
-        model = LinearMixedForms(4, codes=codes, max_iter=200, tol=1e-12).fit(sim["Y"], sim["X"], sim["Z"],
-                                                                             observed=observed)
+        model = LinearMixedForms(4, codes=codes, max_iter=200, tol=1e-12).fit(
+            sim["Y"], sim["X"], sim["Z"], observed=observed
+        )
         steps = np.diff(model.objective_history_)
         assert np.all(steps <= 1e-12 * model.objective_history_[0]), steps.max()
 
@@ -74,7 +77,10 @@ def test_sparse_fit_equals_dense_fit(codes):
 @pytest.mark.parametrize("codes", ["encoded", "free"])
 def test_same_seed_identical_results(codes):
     sim = simulate(p_x=120, seed=9)  # X wider than the principal sketch: its basis is randomised
-    fit = lambda seed: LinearMixedForms(3, codes=codes, max_iter=30, random_state=seed).fit(sim["Y"], sim["X"], sim["Z"])
+
+    def fit(seed):
+        return LinearMixedForms(3, codes=codes, max_iter=30, random_state=seed).fit(sim["Y"], sim["X"], sim["Z"])
+
     first, second, other = fit(0), fit(0), fit(1)
     assert np.array_equal(first.codes_, second.codes_)
     assert np.array_equal(first.objective_history_, second.objective_history_)
@@ -99,7 +105,9 @@ def test_variance_explained_matches_dense_computation(planted, fitted):
     for j in range(3):
         r2 = 1 - np.sum((Yc - np.outer(C[:, j], a[:, j])) ** 2) / total
         assert fitted.variance_explained_["response"][j] == pytest.approx(r2, abs=1e-10)
-    assert fitted.total_variance_explained_["response"] == pytest.approx(1 - np.sum((Yc - C @ a.T) ** 2) / total, abs=1e-10)
+    assert fitted.total_variance_explained_["response"] == pytest.approx(
+        1 - np.sum((Yc - C @ a.T) ** 2) / total, abs=1e-10
+    )
     by_fixed = 1 - np.sum((Yc - fitted.fixed_codes_ @ a.T) ** 2) / total
     assert fitted.total_variance_explained_["response_fixed_code"] == pytest.approx(by_fixed, abs=1e-10)
 
@@ -121,8 +129,9 @@ def test_predict_response_from_x_and_z(planted, fitted):
 
 def test_state_round_trip(planted, fitted):
     rebuilt = LinearMixedForms.from_state(fitted.get_state())
-    np.testing.assert_allclose(rebuilt.predict(X=planted["X"], Z=planted["Z"]),
-                               fitted.predict(X=planted["X"], Z=planted["Z"]), atol=1e-12)
+    np.testing.assert_allclose(
+        rebuilt.predict(X=planted["X"], Z=planted["Z"]), fitted.predict(X=planted["X"], Z=planted["Z"]), atol=1e-12
+    )
 
 
 def test_without_random_effects(planted):
@@ -190,8 +199,11 @@ def test_encoded_loadings_over_the_features_are_the_least_squares_loadings(rank_
     Yc = (Y - model.means_["response"]) * np.sqrt(model.modality_weights_["response"])
     C = model.codes_
     weighted = Yc.T @ C @ np.linalg.inv(C.T @ C + 0.01 * np.eye(3))
-    np.testing.assert_allclose(model.loadings_["response"] * np.sqrt(model.modality_weights_["response"]), weighted,
-                               atol=1e-9 * np.abs(weighted).max())
+    np.testing.assert_allclose(
+        model.loadings_["response"] * np.sqrt(model.modality_weights_["response"]),
+        weighted,
+        atol=1e-9 * np.abs(weighted).max(),
+    )
     total = np.sum((Y - Y.mean(0)) ** 2)
     r2 = 1 - np.sum((Y - Y.mean(0) - C @ model.loadings_["response"].T) ** 2) / total
     assert model.total_variance_explained_["response"] == pytest.approx(r2, abs=1e-10)

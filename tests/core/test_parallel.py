@@ -64,8 +64,9 @@ def test_row_blocks_cover_the_rows_and_depend_on_the_data_only():
 def test_fit_is_bit_identical_on_any_number_of_threads(codes):
     sim = simulate(n=150, p_x=60, seed=3)
     Y, X = sparse.csr_matrix(sim["Y"]), sparse.csc_matrix(np.where(np.abs(sim["X"]) > 1, sim["X"], 0))
-    fits = [LinearMixedForms(3, codes=codes, max_iter=30, n_jobs=n, progress=False).fit(Y, X, sim["Z"])
-            for n in (1, 2, 4)]
+    fits = [
+        LinearMixedForms(3, codes=codes, max_iter=30, n_jobs=n, progress=False).fit(Y, X, sim["Z"]) for n in (1, 2, 4)
+    ]
     for other in fits[1:]:
         assert np.array_equal(other.codes_, fits[0].codes_)
         assert np.array_equal(other.loadings_["fixed"], fits[0].loadings_["fixed"])

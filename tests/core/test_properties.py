@@ -29,9 +29,12 @@ from scipy import sparse
 
 from lmf_omics import LinearMixedForms
 
-FAST = settings(max_examples=int(os.environ.get("LMF_HYPOTHESIS_EXAMPLES", "20")), deadline=None,
-                derandomize=bool(os.environ.get("CI")),
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+FAST = settings(
+    max_examples=int(os.environ.get("LMF_HYPOTHESIS_EXAMPLES", "20")),
+    deadline=None,
+    derandomize=bool(os.environ.get("CI")),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 CODES = st.sampled_from(["encoded", "free"])
 
 
@@ -61,8 +64,9 @@ def problems(draw, max_cells=24, well_posed=False):
 
 def _fit(problem, codes, data=None, **options):
     data = data or problem["data"]
-    model = LinearMixedForms(problem["k"], codes=codes, ridge=problem["ridge"], progress=False,
-                             **{"max_iter": 300, "tol": 1e-12, **options})
+    model = LinearMixedForms(
+        problem["k"], codes=codes, ridge=problem["ridge"], progress=False, **{"max_iter": 300, "tol": 1e-12, **options}
+    )
     return model.fit(data["Y"], data["X"], data.get("Z"))
 
 
@@ -89,8 +93,9 @@ def test_joint_objective_never_increases(problem, codes, missing):
     observed = None
     if missing:  # some cells without the response
         observed = {"response": np.arange(data["Y"].shape[0]) % (missing + 3) != 0}
-    model = LinearMixedForms(problem["k"], codes=codes, ridge=problem["ridge"], max_iter=40, tol=1e-15,
-                             progress=False).fit(data["Y"], data["X"], data.get("Z"), observed=observed)
+    model = LinearMixedForms(
+        problem["k"], codes=codes, ridge=problem["ridge"], max_iter=40, tol=1e-15, progress=False
+    ).fit(data["Y"], data["X"], data.get("Z"), observed=observed)
     history = model.objective_history_
     assert np.all(np.isfinite(history)) and np.all(np.isfinite(model.codes_))
     assert np.all(np.diff(history) <= 1e-10 * history[0]), np.diff(history).max()

@@ -25,8 +25,13 @@ def _problem(seed=0, n=9, k=2, p=(5, 4, 3), missing_response=()):
 
 
 def _factors(n, k, loadings, with_random=True):
-    return Factors(K=np.zeros((n, k)), H=np.zeros((n, k)) if with_random else None,
-                   alpha=loadings[0], beta=loadings[1], u=loadings[2] if with_random else None)
+    return Factors(
+        K=np.zeros((n, k)),
+        H=np.zeros((n, k)) if with_random else None,
+        alpha=loadings[0],
+        beta=loadings[1],
+        u=loadings[2] if with_random else None,
+    )
 
 
 def _vec_least_squares(blocks, unknown_size):
@@ -92,16 +97,18 @@ def test_encoded_code_update_is_exact_least_squares_in_each_basis():
     problem = EncodedProblem.build(data, fixed, random)
     G_H_old = rng.standard_normal((2, k))
     # loadings live in the span of the projections (where every fitted loading lies), as coordinates
-    coordinates = {name: rng.standard_normal((problem.cross[(role, basis)].shape[0], k))
-                   for name, role, basis in (("alpha", "response", "fixed"), ("beta", "fixed", "fixed"),
-                                             ("u", "random", "random"))}
-    a, b, u = (problem.in_features(role, coordinates[name]) for name, role in
-               (("alpha", "response"), ("beta", "fixed"), ("u", "random")))
+    coordinates = {
+        name: rng.standard_normal((problem.cross[(role, basis)].shape[0], k))
+        for name, role, basis in (("alpha", "response", "fixed"), ("beta", "fixed", "fixed"), ("u", "random", "random"))
+    }
+    a, b, u = (
+        problem.in_features(role, coordinates[name])
+        for name, role in (("alpha", "response"), ("beta", "fixed"), ("u", "random"))
+    )
     codes = problem.update_codes(Factors(K=np.zeros((3, k)), H=G_H_old, **coordinates), RIDGE)
     U, Q = fixed.vectors, random.vectors
     D = np.diag(observed.astype(float))
-    blocks = [(np.kron(a, D @ U), (D @ (Y - Q @ G_H_old @ a.T)).ravel(order="F")),
-              (np.kron(b, U), X.ravel(order="F"))]
+    blocks = [(np.kron(a, D @ U), (D @ (Y - Q @ G_H_old @ a.T)).ravel(order="F")), (np.kron(b, U), X.ravel(order="F"))]
     G_K = _vec_least_squares(blocks, 3 * k).reshape((3, k), order="F")
     np.testing.assert_allclose(codes.K, G_K, atol=1e-10)
     np.testing.assert_allclose(codes.H, _confined_reference(Y, Z, U @ G_K, Q, a, u, observed), atol=1e-10)
@@ -122,6 +129,7 @@ def test_encoded_moments_match_dense_products():
     np.testing.assert_allclose(features["random"], Z.T @ H, atol=1e-12)
     np.testing.assert_allclose(moments.gram["random"], H.T @ H, atol=1e-12)
     np.testing.assert_allclose(moments.codes_gram, C.T @ C, atol=1e-12)
+
 
 def test_rebalance_keeps_fits_and_lowers_the_penalty():
     rng = np.random.default_rng(3)
@@ -151,8 +159,7 @@ def test_solve_rows_never_writes_its_inputs_and_keeps_what_it_does_not_solve():
     K, H = rng.standard_normal((n, k)), rng.standard_normal((n, k))
     before = K.copy(), H.copy()
     partly = np.arange(n) % 2 == 0
-    new_K, new_H = solve_rows(grams, products, observed, RIDGE, K=K, H=H, unknown_K=partly,
-                              unknown_H=np.zeros(n, bool))
+    new_K, new_H = solve_rows(grams, products, observed, RIDGE, K=K, H=H, unknown_K=partly, unknown_H=np.zeros(n, bool))
     np.testing.assert_array_equal(K, before[0])
     np.testing.assert_array_equal(new_K[~partly], before[0][~partly])
     assert not np.array_equal(new_K[partly], before[0][partly])

@@ -40,7 +40,9 @@ def test_bad_options(options, message):
 def test_nan_and_inf_are_located():
     Y = SIM["Y"].copy()
     Y[4, 2] = np.nan
-    with pytest.raises(ValueError, match=r"response Y contains 1 NaN or infinite value\(s\) \(first at row 4, column 2\)"):
+    with pytest.raises(
+        ValueError, match=r"response Y contains 1 NaN or infinite value\(s\) \(first at row 4, column 2\)"
+    ):
         _fit(Y=Y)
     X = sparse.csr_matrix(SIM["X"])
     X.data[10] = np.inf

@@ -20,7 +20,9 @@ def test_forward_is_features_times_beta():
     head = _head()
     features = torch.randn(5, 6, generator=torch.Generator().manual_seed(1))
     assert [name for name, _ in head.named_parameters()] == ["beta"]
-    np.testing.assert_allclose(head(features).detach().numpy(), features.numpy() @ head.beta.detach().numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        head(features).detach().numpy(), features.numpy() @ head.beta.detach().numpy(), atol=1e-6
+    )
 
 
 def test_orthogonal_init_has_orthonormal_columns_and_uniform_init_does_not():

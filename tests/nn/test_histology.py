@@ -40,8 +40,9 @@ def test_features_loadings_and_history_have_the_right_shapes(spots, featured):
     assert len(stored["validation_indices"]) == 10  # round(0.2 · 49)
     history = stored["history"]
     assert history["n_epochs"] == 3 and history["validation_fit"].shape == (3,)
-    np.testing.assert_allclose(history["metric_orthogonality_error"][history["best_epoch"] - 1],
-                               stored["orthogonality_error"], rtol=1e-6)
+    np.testing.assert_allclose(
+        history["metric_orthogonality_error"][history["best_epoch"] - 1], stored["orthogonality_error"], rtol=1e-6
+    )
 
 
 def test_stored_loadings_and_scaling_reproduce_the_validation_fit(spots, featured):
@@ -54,8 +55,9 @@ def test_stored_loadings_and_scaling_reproduce_the_validation_fit(spots, feature
     standardised = (codes[held_out] - stored["target_mean"]) / stored["target_scale"]
     predicted = featured.obsm["X_histology"][held_out] @ stored["loadings"]
     history = stored["history"]
-    np.testing.assert_allclose(np.mean((standardised - predicted) ** 2),
-                               history["validation_fit"][history["best_epoch"] - 1], rtol=1e-4)
+    np.testing.assert_allclose(
+        np.mean((standardised - predicted) ** 2), history["validation_fit"][history["best_epoch"] - 1], rtol=1e-4
+    )
 
 
 def test_same_seed_identical_other_seed_different(spots, image, featured):

@@ -54,7 +54,8 @@ def test_history_records_every_term_and_metric():
     assert set(history.train) == set(history.validation) == {"loss", "fit", "orthogonality"}
     assert len(history.metrics["error"]) == 5
     np.testing.assert_allclose(
-        np.array(history.train["loss"]), np.array(history.train["fit"]) + np.array(history.train["orthogonality"]),
+        np.array(history.train["loss"]),
+        np.array(history.train["fit"]) + np.array(history.train["orthogonality"]),
         rtol=1e-5,
     )
     stored = history.as_dict()
@@ -80,7 +81,9 @@ def test_without_validation_monitors_the_training_loss_and_accepts_plain_losses(
     target = x[:, :2] * 3
     with seeded(0):
         model = torch.nn.Linear(5, 2)
-    history = train(model, x, target, loss=torch.nn.functional.mse_loss, epochs=40, lr=0.05, patience=None, progress=False)
+    history = train(
+        model, x, target, loss=torch.nn.functional.mse_loss, epochs=40, lr=0.05, patience=None, progress=False
+    )
     assert history.validation == {} and history.best_epoch == int(np.argmin(history.train["loss"])) + 1
     assert history.train["loss"][-1] < 0.01 * history.train["loss"][0]
 

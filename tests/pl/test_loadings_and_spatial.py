@@ -50,8 +50,11 @@ def test_loadings_panels_show_the_largest_features(spatial_fit, tmp_path):
     axes = lmf.pl.loadings(spatial_fit, factors=[1, 3], n_top=4, save=str(path))
     _nonblank(path)
     assert axes.shape == (3, 2)
-    assert [ax.get_title() for ax in axes[:, 1]] == ["Factor 3 · response (Y)", "Factor 3 · fixed (X)",
-                                                     "Factor 3 · random (Z)"]
+    assert [ax.get_title() for ax in axes[:, 1]] == [
+        "Factor 3 · response (Y)",
+        "Factor 3 · fixed (X)",
+        "Factor 3 · random (Z)",
+    ]
     table = lmf.get.loadings(spatial_fit, role="fixed")["Factor1"]
     largest = table.abs().sort_values(ascending=False).index[:4]
     shown = [t.get_text() for t in axes[1, 0].get_yticklabels()]

@@ -24,9 +24,17 @@ def _helper(function, writes, defaults):
     """A case factory for one helper: ``(category, name, edit=None, error=None, match=None, check=None, **options)``."""
 
     def case(category, name, edit=None, error=None, match=None, check=None, n=40, **options):
-        return Case(f"pp.{function.__name__}", category, name, partial(_adata, edit=edit, n=n),
-                    lambda i: function(i["adata"], **{**defaults, **options}), error=error, match=match,
-                    writes=writes if error is None else (), check=check)
+        return Case(
+            f"pp.{function.__name__}",
+            category,
+            name,
+            partial(_adata, edit=edit, n=n),
+            lambda i: function(i["adata"], **{**defaults, **options}),
+            error=error,
+            match=match,
+            writes=writes if error is None else (),
+            check=check,
+        )
 
     return case
 
@@ -46,12 +54,16 @@ def _set(where, value):
     return change
 
 
-normalize = _helper(pp.normalize_rna, ("layers/lognorm", "var/*", "uns/hvg*", "uns/log1p*"),
-                    {"n_top_genes": 10, "key_added": "lognorm"})
+normalize = _helper(
+    pp.normalize_rna, ("layers/lognorm", "var/*", "uns/hvg*", "uns/log1p*"), {"n_top_genes": 10, "key_added": "lognorm"}
+)
 clr = _helper(pp.clr, ("obsm/protein_clr",), {"source": "obsm:protein"})
 covariates = _helper(pp.covariates, ("obsm/covariates", "uns/covariates*"), {"keys": ["batch", "depth"]})
-spatial = _helper(pp.spatial_context, ("obsm/spatial_context", "obsp/spatial_context_*", "uns/spatial_context*"),
-                  {"source": "obsm:protein", "n_neighs": 4})
+spatial = _helper(
+    pp.spatial_context,
+    ("obsm/spatial_context", "obsp/spatial_context_*", "uns/spatial_context*"),
+    {"source": "obsm:protein", "n_neighs": 4},
+)
 
 
 def _clr_kept_nan_row(inputs, result):
@@ -62,92 +74,252 @@ def _clr_kept_nan_row(inputs, result):
 
 
 CASES = [
-    normalize("bad counts", "a negative count", _x(_set((0, 0), -1.0)), ValueError,
-              r"adata.X has negative values \(minimum -1\); normalize_rna needs raw, non-negative counts"),
-    normalize("bad counts", "a NaN count", _x(_set((3, 2), np.nan)), ValueError,
-              r"adata.X has 1 NaN or infinite value\(s\); normalize_rna needs finite counts"),
-    normalize("bad counts", "an infinite count in a dense layer",
-              lambda a: a.layers.__setitem__("counts", _set((5, 1), np.inf)(a.X.toarray())), ValueError,
-              r"layers\['counts'\] has 1 NaN or infinite value\(s\) \(first in cell 'cell5'\)", layer="counts"),
-    normalize("all-zero modality", "no counts at all", _x(np.zeros_like), ValueError,
-              r"adata.X holds no counts \(every value is 0\)"),
-    normalize("constant feature", "every count the same (no gene varies)", _x(np.ones_like), ValueError,
-              r"highly variable genes: every cell of adata.X has the same profile .*pass n_top_genes=None"),
+    normalize(
+        "bad counts",
+        "a negative count",
+        _x(_set((0, 0), -1.0)),
+        ValueError,
+        r"adata.X has negative values \(minimum -1\); normalize_rna needs raw, non-negative counts",
+    ),
+    normalize(
+        "bad counts",
+        "a NaN count",
+        _x(_set((3, 2), np.nan)),
+        ValueError,
+        r"adata.X has 1 NaN or infinite value\(s\); normalize_rna needs finite counts",
+    ),
+    normalize(
+        "bad counts",
+        "an infinite count in a dense layer",
+        lambda a: a.layers.__setitem__("counts", _set((5, 1), np.inf)(a.X.toarray())),
+        ValueError,
+        r"layers\['counts'\] has 1 NaN or infinite value\(s\) \(first in cell 'cell5'\)",
+        layer="counts",
+    ),
+    normalize(
+        "all-zero modality",
+        "no counts at all",
+        _x(np.zeros_like),
+        ValueError,
+        r"adata.X holds no counts \(every value is 0\)",
+    ),
+    normalize(
+        "constant feature",
+        "every count the same (no gene varies)",
+        _x(np.ones_like),
+        ValueError,
+        r"highly variable genes: every cell of adata.X has the same profile .*pass n_top_genes=None",
+    ),
     normalize("constant feature", "one gene with the same count everywhere", _x(_set((slice(None), 0), 5.0))),
-    normalize("single cell", "one cell with gene selection", n=1, error=ValueError,
-              match=r"highly variable genes need at least 2 cells, adata has 1; pass n_top_genes=None"),
+    normalize(
+        "single cell",
+        "one cell with gene selection",
+        n=1,
+        error=ValueError,
+        match=r"highly variable genes need at least 2 cells, adata has 1; pass n_top_genes=None",
+    ),
     normalize("single cell", "one cell without gene selection", n=1, n_top_genes=None),
-    normalize("missing key", "a layer that is not there", layer="counts", error=MissingKeyError,
-              match=r"layer='counts' not found in adata.layers; available: \['dense'\]"),
-    normalize("missing key", "a batch column that is not there", batch_key="sample", error=MissingKeyError,
-              match=r"batch_key='sample' not found in adata.obs; available: \['batch', 'depth'\]"),
-    normalize("options", "n_top_genes above the genes", n_top_genes=31, error=ValueError,
-              match=r"n_top_genes=31 must be an integer between 1 and 30"),
-    normalize("options", "key_added with '/'", key_added="log/norm", error=ValueError,
-              match=r"key_added='log/norm' contains '/'"),
-    normalize("options", "target_sum=True (a boolean, not a number)", target_sum=True, error=ValueError,
-              match=r"target_sum=True must be a positive number"),
-    normalize("options", "target_sum as text", target_sum="1e4", error=ValueError,
-              match=r"target_sum='1e4' must be a positive number"),
+    normalize(
+        "missing key",
+        "a layer that is not there",
+        layer="counts",
+        error=MissingKeyError,
+        match=r"layer='counts' not found in adata.layers; available: \['dense'\]",
+    ),
+    normalize(
+        "missing key",
+        "a batch column that is not there",
+        batch_key="sample",
+        error=MissingKeyError,
+        match=r"batch_key='sample' not found in adata.obs; available: \['batch', 'depth'\]",
+    ),
+    normalize(
+        "options",
+        "n_top_genes above the genes",
+        n_top_genes=31,
+        error=ValueError,
+        match=r"n_top_genes=31 must be an integer between 1 and 30",
+    ),
+    normalize(
+        "options",
+        "key_added with '/'",
+        key_added="log/norm",
+        error=ValueError,
+        match=r"key_added='log/norm' contains '/'",
+    ),
+    normalize(
+        "options",
+        "target_sum=True (a boolean, not a number)",
+        target_sum=True,
+        error=ValueError,
+        match=r"target_sum=True must be a positive number",
+    ),
+    normalize(
+        "options",
+        "target_sum as text",
+        target_sum="1e4",
+        error=ValueError,
+        match=r"target_sum='1e4' must be a positive number",
+    ),
     normalize("dtype", "integer counts", _x(lambda d: d.astype(np.int64))),
     normalize("sparse format", "CSC counts", lambda a: setattr(a, "X", a.X.tocsc())),
     normalize("duplicated names", "repeated obs names", duplicate_names()),
-    clr("bad counts", "a negative protein count", protein(at(2, 1, -1.0)), ValueError,
-        r"source='obsm:protein' has negative values \(minimum -1\); clr needs raw, non-negative counts"),
-    clr("bad counts", "an infinite protein count", protein(at(2, 1, np.inf)), ValueError,
-        r"source='obsm:protein' has 1 NaN or infinite value\(s\) \(first in cell 'cell2'\)"),
-    clr(NAN, "one NaN in a cell's counts", protein(at(6, 0, np.nan)), ValueError,
-        r"has 1 NaN or infinite value\(s\) \(first in cell 'cell6'\).*a cell without these counts is a row of NaN"),
-    clr(NAN, "a cell without protein (a row of NaN) stays NaN", protein(at(4, slice(None), np.nan)),
-        check=_clr_kept_nan_row),
-    clr("missing key", "an obsm key that is not there", source="obsm:adt", error=MissingKeyError,
-        match=r"'adt' not found in adata.obsm; available: \['protein', 'spatial'\]"),
-    clr("options", "an obs source", source="obs:depth", error=ValueError,
-        match=r"source='obs:depth' must be 'obsm:<key>', 'layer:<name>' or 'X'"),
-    clr("all-zero modality", "all-zero counts map to zero", protein(lambda f: f * 0),
-        check=lambda i, r: np.testing.assert_array_equal(i["adata"].obsm["protein_clr"].to_numpy(), 0.0)),
+    clr(
+        "bad counts",
+        "a negative protein count",
+        protein(at(2, 1, -1.0)),
+        ValueError,
+        r"source='obsm:protein' has negative values \(minimum -1\); clr needs raw, non-negative counts",
+    ),
+    clr(
+        "bad counts",
+        "an infinite protein count",
+        protein(at(2, 1, np.inf)),
+        ValueError,
+        r"source='obsm:protein' has 1 NaN or infinite value\(s\) \(first in cell 'cell2'\)",
+    ),
+    clr(
+        NAN,
+        "one NaN in a cell's counts",
+        protein(at(6, 0, np.nan)),
+        ValueError,
+        r"has 1 NaN or infinite value\(s\) \(first in cell 'cell6'\).*a cell without these counts is a row of NaN",
+    ),
+    clr(
+        NAN,
+        "a cell without protein (a row of NaN) stays NaN",
+        protein(at(4, slice(None), np.nan)),
+        check=_clr_kept_nan_row,
+    ),
+    clr(
+        "missing key",
+        "an obsm key that is not there",
+        source="obsm:adt",
+        error=MissingKeyError,
+        match=r"'adt' not found in adata.obsm; available: \['protein', 'spatial'\]",
+    ),
+    clr(
+        "options",
+        "an obs source",
+        source="obs:depth",
+        error=ValueError,
+        match=r"source='obs:depth' must be 'obsm:<key>', 'layer:<name>' or 'X'",
+    ),
+    clr(
+        "all-zero modality",
+        "all-zero counts map to zero",
+        protein(lambda f: f * 0),
+        check=lambda i, r: np.testing.assert_array_equal(i["adata"].obsm["protein_clr"].to_numpy(), 0.0),
+    ),
     clr("single cell", "one cell", n=1),
-    clr("DataFrame", "integer column names (kept)", protein(lambda f: f.set_axis(range(6), axis=1)),
-        check=lambda i, r: np.testing.assert_array_equal(i["adata"].obsm["protein_clr"].columns, range(6))),
+    clr(
+        "DataFrame",
+        "integer column names (kept)",
+        protein(lambda f: f.set_axis(range(6), axis=1)),
+        check=lambda i, r: np.testing.assert_array_equal(i["adata"].obsm["protein_clr"].columns, range(6)),
+    ),
     clr("DataFrame", "nullable Int64 counts", protein(lambda f: f.astype("Int64"))),
-    clr("sparse format", "sparse counts stay sparse",
+    clr(
+        "sparse format",
+        "sparse counts stay sparse",
         lambda a: a.obsm.__setitem__("protein", sparse.csr_matrix(a.obsm["protein"].to_numpy(np.float64))),
-        check=lambda i, r: np.testing.assert_equal(sparse.issparse(i["adata"].obsm["protein_clr"]), True)),
-    covariates("obs column", "a numeric covariate with a missing value",
-               set_obs("depth", lambda a: a.obs["depth"].mask(a.obs_names == "cell3")), ValueError,
-               r"numeric covariate 'depth' has 1 NaN or infinite value\(s\), the first for cell 'cell3'; fill or drop"),
-    covariates("obs column", "a covariate with no values", set_obs("depth", lambda a: np.nan), ValueError,
-               r"numeric covariate 'depth' has 40 NaN or infinite value\(s\)"),
-    covariates("obs column", "an identifier column", set_obs("barcode", lambda a: a.obs_names.to_numpy()),
-               keys=["barcode"], max_levels=20, error=ValueError,
-               match=r"obs column 'barcode' has 40 levels \(> max_levels=20\); is it an identifier"),
-    covariates("obs column", "a text column is one-hot encoded", set_obs("donor", lambda a: ["d1", "d2"] * 20),
-               keys=["donor"]),
-    covariates("constant feature", "a constant numeric column is only centred", set_obs("depth", lambda a: 3.0),
-               check=lambda i, r: np.testing.assert_array_equal(i["adata"].obsm["covariates"]["depth"], 0.0)),
-    covariates("missing key", "an obs column that is not there", keys=["donor"], error=MissingKeyError,
-               match=r"keys='donor' not found in adata.obs; available: \['batch', 'depth'\]"),
+        check=lambda i, r: np.testing.assert_equal(sparse.issparse(i["adata"].obsm["protein_clr"]), True),
+    ),
+    covariates(
+        "obs column",
+        "a numeric covariate with a missing value",
+        set_obs("depth", lambda a: a.obs["depth"].mask(a.obs_names == "cell3")),
+        ValueError,
+        r"numeric covariate 'depth' has 1 NaN or infinite value\(s\), the first for cell 'cell3'; fill or drop",
+    ),
+    covariates(
+        "obs column",
+        "a covariate with no values",
+        set_obs("depth", lambda a: np.nan),
+        ValueError,
+        r"numeric covariate 'depth' has 40 NaN or infinite value\(s\)",
+    ),
+    covariates(
+        "obs column",
+        "an identifier column",
+        set_obs("barcode", lambda a: a.obs_names.to_numpy()),
+        keys=["barcode"],
+        max_levels=20,
+        error=ValueError,
+        match=r"obs column 'barcode' has 40 levels \(> max_levels=20\); is it an identifier",
+    ),
+    covariates(
+        "obs column", "a text column is one-hot encoded", set_obs("donor", lambda a: ["d1", "d2"] * 20), keys=["donor"]
+    ),
+    covariates(
+        "constant feature",
+        "a constant numeric column is only centred",
+        set_obs("depth", lambda a: 3.0),
+        check=lambda i, r: np.testing.assert_array_equal(i["adata"].obsm["covariates"]["depth"], 0.0),
+    ),
+    covariates(
+        "missing key",
+        "an obs column that is not there",
+        keys=["donor"],
+        error=MissingKeyError,
+        match=r"keys='donor' not found in adata.obs; available: \['batch', 'depth'\]",
+    ),
     covariates("single cell", "one cell", n=1),
     covariates("duplicated names", "repeated obs names", duplicate_names()),
-    covariates("duplicated names", "a column named twice", keys=["batch", "batch"], error=ValueError,
-               match=r"keys=\['batch', 'batch'\] names a column more than once"),
-    spatial(NAN, "a NaN coordinate", lambda a: a.obsm["spatial"].__setitem__((0, 0), np.nan), ValueError,
-            r"obsm\['spatial'\] has NaN or infinite coordinates"),
-    spatial(NAN, "a NaN in the averaged modality", protein(at(7, 2, np.nan)), ValueError,
-            r"source='obsm:protein' has NaN or infinite values, the first in cell 'cell7'; the niche mean would "
-            r"spread them"),
-    spatial("missing key", "no coordinates", spatial_key="xy", error=MissingKeyError,
-            match=r"spatial_key='xy' not found in adata.obsm; available: \['protein', 'spatial'\]"),
-    spatial("single cell", "fewer spots than neighbours", n=4, error=ValueError,
-            match=r"section 'all spots' has 4 spots; n_neighs=4 needs more than 4 in every section"),
+    covariates(
+        "duplicated names",
+        "a column named twice",
+        keys=["batch", "batch"],
+        error=ValueError,
+        match=r"keys=\['batch', 'batch'\] names a column more than once",
+    ),
+    spatial(
+        NAN,
+        "a NaN coordinate",
+        lambda a: a.obsm["spatial"].__setitem__((0, 0), np.nan),
+        ValueError,
+        r"obsm\['spatial'\] has NaN or infinite coordinates",
+    ),
+    spatial(
+        NAN,
+        "a NaN in the averaged modality",
+        protein(at(7, 2, np.nan)),
+        ValueError,
+        r"source='obsm:protein' has NaN or infinite values, the first in cell 'cell7'; the niche mean would "
+        r"spread them",
+    ),
+    spatial(
+        "missing key",
+        "no coordinates",
+        spatial_key="xy",
+        error=MissingKeyError,
+        match=r"spatial_key='xy' not found in adata.obsm; available: \['protein', 'spatial'\]",
+    ),
+    spatial(
+        "single cell",
+        "fewer spots than neighbours",
+        n=4,
+        error=ValueError,
+        match=r"section 'all spots' has 4 spots; n_neighs=4 needs more than 4 in every section",
+    ),
     spatial("duplicated names", "repeated obs names", duplicate_names()),
-    spatial("duplicated names", "repeated feature names of a dense source (names kept in uns)",
-            duplicate_names("var"), source="layer:dense",
-            check=lambda i, r: np.testing.assert_array_equal(
-                i["adata"].uns["spatial_context"]["features"][:2], ["gene0", "gene0"])),
+    spatial(
+        "duplicated names",
+        "repeated feature names of a dense source (names kept in uns)",
+        duplicate_names("var"),
+        source="layer:dense",
+        check=lambda i, r: np.testing.assert_array_equal(
+            i["adata"].uns["spatial_context"]["features"][:2], ["gene0", "gene0"]
+        ),
+    ),
     spatial("DataFrame", "integer column names in the source", protein(lambda f: f.set_axis(range(6), axis=1))),
-    spatial("options", "radius without method='radius'", radius=5.0, error=ValueError,
-            match=r"radius=5.0 is only used with method='radius', not method='knn'"),
+    spatial(
+        "options",
+        "radius without method='radius'",
+        radius=5.0,
+        error=ValueError,
+        match=r"radius=5.0 is only used with method='radius', not method='knn'",
+    ),
 ]
 
 
@@ -162,18 +334,38 @@ def _image_adata(_tmp=None, duplicate=False):
 
 
 def _image(inputs, **options):
-    return pp.image_features(inputs["adata"], img=inputs["image"], spot_diameter=10.0, features="summary",
-                             **options)
+    return pp.image_features(inputs["adata"], img=inputs["image"], spot_diameter=10.0, features="summary", **options)
 
 
 IMAGE = ("obsm/img_features", "uns/img_features*")
 CASES += [
-    Case("pp.image_features", "duplicated names", "repeated obs names", partial(_image_adata, duplicate=True),
-         _image, writes=IMAGE, check=lambda i, r: np.testing.assert_equal(
-             i["adata"].obsm["img_features"].index.tolist(), i["adata"].obs_names.tolist())),
-    Case("pp.image_features", "missing key", "no coordinates", _image_adata, partial(_image, spatial_key="xy"),
-         error=MissingKeyError, match=r"spatial_key='xy' not found in adata.obsm"),
-    Case("pp.image_features", "options", "coordinates outside the image", _image_adata,
-         partial(_image, spatial_key="far"), error=ValueError,
-         match=r"12 spot\(s\) lie outside the 100 × 100 image .*set scale="),
+    Case(
+        "pp.image_features",
+        "duplicated names",
+        "repeated obs names",
+        partial(_image_adata, duplicate=True),
+        _image,
+        writes=IMAGE,
+        check=lambda i, r: np.testing.assert_equal(
+            i["adata"].obsm["img_features"].index.tolist(), i["adata"].obs_names.tolist()
+        ),
+    ),
+    Case(
+        "pp.image_features",
+        "missing key",
+        "no coordinates",
+        _image_adata,
+        partial(_image, spatial_key="xy"),
+        error=MissingKeyError,
+        match=r"spatial_key='xy' not found in adata.obsm",
+    ),
+    Case(
+        "pp.image_features",
+        "options",
+        "coordinates outside the image",
+        _image_adata,
+        partial(_image, spatial_key="far"),
+        error=ValueError,
+        match=r"12 spot\(s\) lie outside the 100 × 100 image .*set scale=",
+    ),
 ]

@@ -22,8 +22,11 @@ def adata():
 def test_design_matches_the_obs_spec_encoding(adata):
     lmf.pp.covariates(adata, keys=["phase", "n_counts", "doublet"], scale=False)
     design = adata.obsm["covariates"]
-    spec = lmf.get.features(lmf.tl.lmf(adata, response="X", fixed="X", random="obs:phase,n_counts,doublet",
-                                       n_factors=2, max_iter=3, copy=True))["random"]
+    spec = lmf.get.features(
+        lmf.tl.lmf(
+            adata, response="X", fixed="X", random="obs:phase,n_counts,doublet", n_factors=2, max_iter=3, copy=True
+        )
+    )["random"]
     assert list(design.columns) == spec
     assert list(design.columns) == ["phase=G1", "phase=G2M", "phase=S", "n_counts", "doublet=False", "doublet=True"]
     np.testing.assert_array_equal(design["phase=S"], (adata.obs["phase"] == "S").astype(float))

@@ -13,7 +13,7 @@ def visium():
 
 
 def _crop_mean(image, x, y, radius, channel):
-    return image[int(y) - radius:int(y) + radius + 1, int(x) - radius:int(x) + radius + 1, channel].mean()
+    return image[int(y) - radius : int(y) + radius + 1, int(x) - radius : int(x) + radius + 1, channel].mean()
 
 
 def test_summary_features_are_the_mean_of_each_spot_crop(visium):

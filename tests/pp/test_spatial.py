@@ -65,8 +65,9 @@ def test_include_self_and_pcs(sections):
     pcs = sections.obsm["niche"]
     assert pcs.shape == (80, 4)
     np.testing.assert_allclose(np.linalg.svd(pcs, compute_uv=False), singular[:4], rtol=1e-6)
-    np.testing.assert_allclose(sections.uns["niche"]["variance_ratio"], singular[:4] ** 2 / (singular**2).sum(),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        sections.uns["niche"]["variance_ratio"], singular[:4] ** 2 / (singular**2).sum(), rtol=1e-6
+    )
 
 
 def test_radius_graph_leaves_isolated_spots_with_their_own_values(sections):

@@ -127,23 +127,40 @@ def ensure_venv(repo: Path) -> Path:
             return python
         shutil.rmtree(root, ignore_errors=True)  # a build that died half-way
         _run([base, "-m", "venv", str(root)], "creating the venv")
-        _run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", *wanted],
-             "installing numpy<2 and the dependencies into the venv")
+        _run(
+            [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", *wanted],
+            "installing numpy<2 and the dependencies into the venv",
+        )
         ready.write_text("\n".join(wanted) + "\n")
     return python
 
 
 def install_project(python: Path, repo: Path, site: Path) -> None:
     """Build this checkout's wheel and install it (no dependencies) into ``site``."""
-    _run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-deps",
-          "--no-build-isolation", "--target", str(site), str(repo)], "installing lmf-omics into the run folder")
+    _run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(repo),
+        ],
+        "installing lmf-omics into the run folder",
+    )
 
 
 def _embeddable_python() -> str:
     """reticulate loads libpython: the base interpreter must be built as a shared library."""
     if not sysconfig.get_config_var("Py_ENABLE_SHARED"):
-        raise Unavailable(f"{sys.executable} has no shared libpython (not built with --enable-shared); reticulate "
-                          "cannot embed it")
+        raise Unavailable(
+            f"{sys.executable} has no shared libpython (not built with --enable-shared); reticulate cannot embed it"
+        )
     return str(Path(getattr(sys, "_base_executable", sys.executable)))
 
 

@@ -34,23 +34,36 @@ def expected(tmp_path_factory) -> Path:
     adata.var["used"] = np.asarray((adata.X > 0).sum(0)).ravel() >= MIN_CELLS
     adata.write_h5ad(folder / "eccite_used.h5ad")
     with threadpool_limits(1):  # as the R side (provision.py): threaded BLAS only spins on these thin matrices
-        tl.lmf(adata, response="obsm:protein_counts", fixed="X", random="obs:hashtag", n_factors=N_FACTORS,
-               mask_var="used", progress=False)
+        tl.lmf(
+            adata,
+            response="obsm:protein_counts",
+            fixed="X",
+            random="obs:hashtag",
+            n_factors=N_FACTORS,
+            mask_var="used",
+            progress=False,
+        )
     factors = [f"Factor{i + 1}" for i in range(N_FACTORS)]
     uns = adata.uns["lmf"]
     tables = {
         "codes": pd.DataFrame(adata.obsm["X_lmf"], adata.obs_names, factors),
         "fixed_codes": pd.DataFrame(adata.obsm["X_lmf_fixed"], adata.obs_names, factors),
         "random_codes": pd.DataFrame(adata.obsm["X_lmf_random"], adata.obs_names, factors),
-        "loadings_response": pd.DataFrame(uns["modalities"]["response"]["loadings"],
-                                          adata.obsm["protein_counts"].columns, factors),
+        "loadings_response": pd.DataFrame(
+            uns["modalities"]["response"]["loadings"], adata.obsm["protein_counts"].columns, factors
+        ),
         "loadings_fixed": pd.DataFrame(adata.varm["lmf_loadings_fixed"], adata.var_names, factors),
         "variance_explained": pd.DataFrame(uns["variance_explained"], factors),
-        "summary": pd.DataFrame({"value": {
-            "rna_nonzero": adata.X.nnz, "rna_total": adata.X.sum(dtype=np.float64),
-            "rna_total_cell7": adata.X[6].sum(dtype=np.float64),
-            "adt_total": adata.obsm["protein_counts"].to_numpy().sum(dtype=np.float64),
-        }}),
+        "summary": pd.DataFrame(
+            {
+                "value": {
+                    "rna_nonzero": adata.X.nnz,
+                    "rna_total": adata.X.sum(dtype=np.float64),
+                    "rna_total_cell7": adata.X[6].sum(dtype=np.float64),
+                    "adt_total": adata.obsm["protein_counts"].to_numpy().sum(dtype=np.float64),
+                }
+            }
+        ),
     }
     for name, table in tables.items():
         table.to_csv(folder / f"{name}.csv", float_format="%.17g")
@@ -61,14 +74,28 @@ def expected(tmp_path_factory) -> Path:
 def run_r(r_env, arguments: list[str], cwd: Path, **env: str) -> tuple[subprocess.CompletedProcess, float]:
     start = time.perf_counter()
     environment = r_env.env(LMF_OMICS_DATA=str(datasets.shared_data_dir()), **env)
-    done = subprocess.run([r_env.rscript, *arguments], cwd=cwd, capture_output=True, text=True, timeout=R_TIMEOUT,
-                          env=environment, check=False)
+    done = subprocess.run(
+        [r_env.rscript, *arguments],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=R_TIMEOUT,
+        env=environment,
+        check=False,
+    )
     return done, time.perf_counter() - start
 
 
 def test_installed_package_ships_the_r_file(r_env, tmp_path):
-    done = subprocess.run([str(r_env.python), "-m", "lmf_omics.r", "--path"], capture_output=True, text=True,
-                          cwd=tmp_path, env=r_env.env(), timeout=120, check=False)
+    done = subprocess.run(
+        [str(r_env.python), "-m", "lmf_omics.r", "--path"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=r_env.env(),
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     installed = Path(done.stdout.strip())
     assert installed.is_relative_to(r_env.site), installed  # the built wheel, not this checkout

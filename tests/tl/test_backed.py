@@ -13,8 +13,15 @@ from lmf_omics._modalities import read_aligned, read_modality
 
 from .planted import N_FACTORS, planted_adata
 
-OPTIONS = {"response": "obsm:protein", "fixed": "X", "random": "obs:batch", "n_factors": N_FACTORS, "tol": 1e-9,
-           "mask_var": "highly_variable", "progress": False}
+OPTIONS = {
+    "response": "obsm:protein",
+    "fixed": "X",
+    "random": "obs:batch",
+    "n_factors": N_FACTORS,
+    "tol": 1e-9,
+    "mask_var": "highly_variable",
+    "progress": False,
+}
 
 
 def test_backed_fit_streams_x_and_equals_the_in_memory_fit(tmp_path):

@@ -114,7 +114,11 @@ def test_refit_under_the_same_key_replaces_everything():
     ("override", "error", "message"),
     [
         ({"response": "obsm:adt"}, MissingKeyError, r"response='obsm:adt': 'adt' not found in adata.obsm; available"),
-        ({"random": "obs:sample"}, MissingKeyError, r"'sample' not found in adata.obs; available: \['batch', 'cell_type"),
+        (
+            {"random": "obs:sample"},
+            MissingKeyError,
+            r"'sample' not found in adata.obs; available: \['batch', 'cell_type",
+        ),
         ({"fixed": "layer:counts"}, MissingKeyError, r"'counts' not found in adata.layers; available: \[\]"),
         ({"n_factors": 13}, ValueError, r"n_factors=13 is larger than the features of response='obsm:protein' \(12\)"),
         ({"n_factors": 0}, ValueError, "n_factors must be a positive integer, got 0"),

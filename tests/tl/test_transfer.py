@@ -50,8 +50,10 @@ def test_transform_gives_training_cells_their_stored_codes(reference):
     lmf.tl.transform(query, reference, key_added="again")
     for stored, again in (("X_lmf", "X_again"), ("X_lmf_fixed", "X_again_fixed"), ("X_lmf_random", "X_again_random")):
         np.testing.assert_allclose(query.obsm[again], reference.obsm[stored], atol=1e-12)
-    assert query.uns["again_transform"]["params"] == {"reference_key": "lmf", "modalities": ["fixed", "random",
-                                                                                            "response"]}
+    assert query.uns["again_transform"]["params"] == {
+        "reference_key": "lmf",
+        "modalities": ["fixed", "random", "response"],
+    }
 
 
 def test_predict_protein_of_new_cells(cells, reference):
@@ -186,4 +188,4 @@ def test_predict_into_a_layer_ignores_repeated_names_the_fit_does_not_use(cells)
     lmf.tl.predict(query, reference, layer="predicted")
     layer = joined.layers["predicted"]
     np.testing.assert_allclose(layer[:, : cells.n_vars], query.layers["predicted"], atol=1e-12, equal_nan=True)
-    assert np.isnan(layer[:, cells.n_vars:]).all() and np.isfinite(layer[:, :10]).all()
+    assert np.isnan(layer[:, cells.n_vars :]).all() and np.isfinite(layer[:, :10]).all()

@@ -12,13 +12,23 @@ import pytest
 TUTORIALS = Path(__file__).resolve().parents[2] / "tutorials"
 SCRIPTS = sorted(TUTORIALS.glob("*.py"))
 EXPECTED = {
-    "cite_seq_pbmc": {"umap_lmf.png", "variance_explained.png", "convergence.png", "loadings_proteins_genes.png",
-                      "predicted_vs_measured.png"},
-    "spatial_breast": {"fixed_code_on_tissue.png", "random_code_on_tissue.png", "morans_i.png",
-                       "variance_explained.png", "gene_loadings.png", "section_model_fixed_code.png"},
+    "cite_seq_pbmc": {
+        "umap_lmf.png",
+        "variance_explained.png",
+        "convergence.png",
+        "loadings_proteins_genes.png",
+        "predicted_vs_measured.png",
+    },
+    "spatial_breast": {
+        "fixed_code_on_tissue.png",
+        "random_code_on_tissue.png",
+        "morans_i.png",
+        "variance_explained.png",
+        "gene_loadings.png",
+        "section_model_fixed_code.png",
+    },
     "histology_visium": {"factors_on_he.png", "loadings_genes_image.png", "variance_explained.png"},
-    "pbmc68k_covariates": {"ari_nmi.png", "umap_pca_vs_fixed.png", "variance_explained.png",
-                           "covariate_loadings.png"},
+    "pbmc68k_covariates": {"ari_nmi.png", "umap_pca_vs_fixed.png", "variance_explained.png", "covariate_loadings.png"},
 }
 
 
