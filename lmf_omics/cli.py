@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ._core.log import logger
 from ._io import Terminated, signals_stop_writes
 from ._keys import check_key_added
 
@@ -59,7 +60,7 @@ def _fit(args: argparse.Namespace) -> int:
         key_added=args.key_added,
     )
     write_h5ad_atomic(adata, target)
-    logging.getLogger("lmf_omics").info("wrote %s", target)
+    logger.info("wrote %s", target)
     return 0
 
 
@@ -77,7 +78,7 @@ def _predict(args: argparse.Namespace) -> int:
     query = read_h5ad(source)
     transform_and_predict(query, reference, key=args.key, layer=args.layer)  # the query read once
     write_h5ad_atomic(query, target)
-    logging.getLogger("lmf_omics").info("wrote %s", target)
+    logger.info("wrote %s", target)
     return 0
 
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 
 from . import pl, tl
+from ._core.log import logger
 from ._io import write_h5ad_atomic
 from .datasets import pbmc68k_reduced
-
-logger = logging.getLogger("lmf_omics")
 
 DEMO_COVARIATES = "obs:phase,S_score,G2M_score,percent_mito,n_counts"
 

@@ -10,7 +10,8 @@ from contextvars import ContextVar
 import numpy as np
 from scipy import linalg
 
-logger = logging.getLogger("lmf_omics")
+from .log import logger
+
 _fallbacks: ContextVar[Counter | None] = ContextVar("lmf_fallbacks", default=None)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,14 +10,13 @@ from tqdm.auto import tqdm
 from . import inputs, linalg, parallel, validation
 from .canonical import canonical_rotation, column_signs
 from .encode import encode
+from .log import logger
 from .operators import Operator
 from .problems import EncodedProblem, FreeProblem
 from .solvers import Data, Factors, objective, paper_code_update, rebalance, update_loadings
 from .subspace import principal_basis
 from .validation import ROLES
 from .variance import response_split, variance_explained
-
-logger = logging.getLogger("lmf_omics")
 
 
 @dataclass(frozen=True)

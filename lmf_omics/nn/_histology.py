@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 
@@ -11,6 +10,7 @@ import torch
 from anndata import AnnData
 from scipy import sparse
 
+from .._core.log import logger
 from .._keys import check_key_added
 from .._modalities import read_modality
 from ..pp._checks import check_adata, check_int, check_key, check_positive
@@ -19,8 +19,6 @@ from ._encoders import ConvEncoder
 from ._head import LMFHead, LMFNet
 from ._tiles import cut_tiles, random_dihedral, spot_pitch
 from ._train import check_budget, seeded, train
-
-logger = logging.getLogger("lmf_omics")
 
 
 def histology_features(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import logging
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-logger = logging.getLogger("lmf_omics")
+from .._core.log import logger
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], "torch.Tensor | dict[str, torch.Tensor]"]
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -10,10 +9,9 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
+from .._core.log import logger
 from .._modalities import _read_obs  # the one-hot encoding tl.lmf uses for "obs:<col>,..." specs
 from ._checks import check_adata, check_int, check_key, check_key_added, target
-
-logger = logging.getLogger("lmf_omics")
 
 
 def covariates(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -10,9 +9,8 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._core.log import logger
 from ._checks import check_adata, check_key, check_key_added, check_positive, target
-
-logger = logging.getLogger("lmf_omics")
 
 IMAGE_FEATURES = ("summary", "histogram", "texture")
 SQUIDPY_FEATURES = ("summary", "histogram", "texture", "segmentation", "custom")  # squidpy.im.calculate_image_features

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
+from .._core.log import logger
 from .._modalities import read_modality
 from ._checks import check_adata, check_choice, check_key_added, check_non_negative, target
-
-logger = logging.getLogger("lmf_omics")
 
 
 def clr(

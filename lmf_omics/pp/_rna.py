@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
+from .._core.log import logger
 from ._checks import (
     check_adata,
     check_choice,
@@ -19,8 +18,6 @@ from ._checks import (
     check_positive,
     target,
 )
-
-logger = logging.getLogger("lmf_omics")
 
 HVG_FLAVORS = ("seurat", "cell_ranger")
 

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
+from .._core.log import logger
 from .._modalities import read_modality
 from ._checks import check_adata, check_choice, check_int, check_key, check_key_added, check_positive, target
-
-logger = logging.getLogger("lmf_omics")
 
 GRAPH_METHODS = ("knn", "grid", "radius", "delaunay")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -10,10 +9,9 @@ from anndata import AnnData
 
 from .._checks import check_adata, target
 from .._core import LinearMixedForms, cross_validate
+from .._core.log import logger
 from .._keys import Keys, check_key_added
 from .._modalities import Modality, masks_for, read_modality, resolve_observed
-
-logger = logging.getLogger("lmf_omics")
 
 
 def lmf(

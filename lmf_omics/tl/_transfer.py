@@ -5,7 +5,6 @@ read the reference's model → read the query's modalities by feature name → c
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -16,11 +15,10 @@ from anndata import AnnData
 from .. import get
 from .._checks import check_adata, target
 from .._core import Codes, LinearMixedForms
+from .._core.log import logger
 from .._keys import ROLES, Keys, check_key_added, is_fit
 from .._modalities import column_positions, read_aligned
 from ._lmf import drop_stale
-
-logger = logging.getLogger("lmf_omics")
 
 
 def transform(
