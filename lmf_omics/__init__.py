@@ -5,8 +5,20 @@ covariates of the same cells, decomposed through a fixed code ``K`` and a random
 """
 
 from . import datasets, get, pl, pp, tl
-from ._core import Codes, LinearMixedForms, cross_validate
+from ._core import Codes, LinearMixedForms, NotFittedError, Options, cross_validate
 
 __version__ = "0.1.0"
 
-__all__ = ["Codes", "LinearMixedForms", "__version__", "cross_validate", "datasets", "get", "pl", "pp", "tl"]
+__all__ = [
+    "Codes",
+    "LinearMixedForms",
+    "NotFittedError",
+    "Options",
+    "__version__",
+    "cross_validate",
+    "datasets",
+    "get",
+    "pl",
+    "pp",
+    "tl",
+]

@@ -7,9 +7,13 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
+from typing import get_args, get_type_hints
 
 from ._core.log import logger
+from ._core.options import NAMES, Options
+from ._core.validation import ROLES
 from ._io import Terminated, signals_stop_writes
 from ._keys import check_key_added
 
@@ -44,20 +48,19 @@ def _fit(args: argparse.Namespace) -> int:
     source, target = Path(args.input), Path(args.output)
     _check_paths(source, target, in_place=args.in_place)
     adata = read_h5ad(source)
+    options = {name: getattr(args, name) for name in NAMES if name != "n_factors"}
+    n_factors = args.n_factors[0] if len(args.n_factors) == 1 else tuple(args.n_factors)
     tl.lmf(
         adata,
         response=args.response,
         fixed=args.fixed,
         random=args.random,
-        n_factors=args.n_factors,
+        n_factors=n_factors,
+        cv_folds=args.cv_folds,
         mask_var=args.mask_var,
-        solver=args.solver,
-        scale=args.scale,
-        ridge=args.ridge,
-        max_iter=args.max_iter,
-        tol=args.tol,
-        random_state=args.seed,
+        observed=args.observed,
         key_added=args.key_added,
+        **options,
     )
     write_h5ad_atomic(adata, target)
     logger.info("wrote %s", target)
@@ -103,6 +106,51 @@ def _check_paths(source: Path, target: Path, *, in_place: bool) -> None:
         raise ValueError(f"output {str(target)!r} is the input file; pass --in-place to overwrite it")
 
 
+class _RoleValues(argparse.Action):
+    """``--weight role=value`` / ``--observed role=column``, repeatable, into a dict by role."""
+
+    numbers = False
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        role, sep, item = value.partition("=")
+        if not sep or role not in ROLES or not item:
+            parser.error(f"{option_string} takes ROLE=VALUE with ROLE one of {', '.join(ROLES)}, got {value!r}")
+        if self.numbers:
+            try:
+                item = float(item)
+            except ValueError:
+                parser.error(f"{option_string} {role}= takes a number, got {item!r}")
+        values = dict(getattr(namespace, self.dest) or {})
+        values[role] = item
+        setattr(namespace, self.dest, values)
+
+
+class _RoleNumbers(_RoleValues):
+    numbers = True
+
+
+def _add_options(parser: argparse.ArgumentParser) -> None:
+    """One argument per estimator option (:class:`lmf_omics.Options`), from its field."""
+    hints = get_type_hints(Options)
+    for option in fields(Options):
+        if option.name == "n_factors":
+            continue
+        flag = option.metadata.get("cli", "--" + option.name.replace("_", "-"))
+        flags = [flag] + (
+            [f"--{option.name.replace('_', '-')}"] if flag != f"--{option.name.replace('_', '-')}" else []
+        )
+        kind = {t for t in get_args(hints[option.name]) if t is not type(None)} or {hints[option.name]}
+        common = {"dest": option.name, "default": option.default, "help": option.metadata["help"]}
+        if "choices" in option.metadata:
+            parser.add_argument(*flags, choices=option.metadata["choices"], **common)
+        elif kind == {bool}:
+            parser.add_argument(*flags, action=argparse.BooleanOptionalAction, **common)
+        elif option.name == "weights":
+            parser.add_argument(*flags, action=_RoleNumbers, metavar="ROLE=WEIGHT", **common)
+        else:
+            parser.add_argument(*flags, type=next(iter(kind)), **common)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Linear Mixed Forms for single-cell and spatial omics.")
     parser.add_argument("--quiet", action="store_true", help="only warnings and errors")
@@ -115,14 +163,19 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--response", required=True, help="modality spec of Y, e.g. obsm:protein_counts")
     fit.add_argument("--fixed", required=True, help="modality spec of X, e.g. X or layer:counts")
     fit.add_argument("--random", default=None, help="modality spec of Z, e.g. obs:hashtag (optional)")
-    fit.add_argument("--n-factors", type=int, default=10)
+    fit.add_argument(
+        "--n-factors", type=int, nargs="+", default=[10], help="number of factors k, or candidates chosen by CV"
+    )
+    fit.add_argument("--cv-folds", type=int, default=5, help="folds of the cross-validation over --n-factors")
     fit.add_argument("--mask-var", default=None, help="boolean var column restricting var-aligned modalities")
-    fit.add_argument("--solver", choices=("joint", "paper"), default="joint")
-    fit.add_argument("--scale", action="store_true", help="scale every feature to unit variance")
-    fit.add_argument("--ridge", type=float, default=1e-3)
-    fit.add_argument("--max-iter", type=int, default=500)
-    fit.add_argument("--tol", type=float, default=1e-6)
-    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument(
+        "--observed",
+        action=_RoleValues,
+        default=None,
+        metavar="ROLE=COLUMN",
+        help="cells that have a role's modality: a boolean obs column (repeatable)",
+    )
+    _add_options(fit)
     fit.add_argument("--key-added", default="lmf")
     fit.add_argument("--in-place", action="store_true", help="allow the output to be the input file")
     fit.set_defaults(run=_fit)

@@ -1,10 +1,15 @@
-"""The canonical form of a fit: an orthogonal rotation of all factors (fit and objective unchanged)."""
+"""Reading a fit: its canonical form and what it explains.
+
+The canonical form is an orthogonal rotation of all factors (fit and objective unchanged); the
+variance explained (R²) per factor and per modality is MOFA's table, from the moments.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .solvers import Factors, Moments, residual_norm
+from .parts import Factors, Moments
+from .solvers import residual_norm
 
 
 def canonical_rotation(factors: Factors, moments: Moments, norms: dict[str, float]) -> np.ndarray:
@@ -15,7 +20,7 @@ def canonical_rotation(factors: Factors, moments: Moments, norms: dict[str, floa
     """
     _, eigenvectors = np.linalg.eigh(moments.codes_gram)
     rotated = moments.rotated(eigenvectors)
-    alpha = factors.alpha @ eigenvectors
+    alpha = factors.loadings.alpha @ eigenvectors
     explained = [
         -residual_norm(
             norms["response"], rotated.cross["response"][:, [j]], rotated.gram["response"][[j]][:, [j]], alpha[:, [j]]
@@ -29,3 +34,37 @@ def column_signs(codes: np.ndarray) -> np.ndarray:
     """+1/−1 per column so that the largest-magnitude entry of each column is positive."""
     largest = codes[np.argmax(np.abs(codes), axis=0), np.arange(codes.shape[1])]
     return np.where(largest < 0, -1.0, 1.0)
+
+
+def variance_explained(
+    factors: Factors, moments: Moments, norms: dict[str, float]
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """R² of each modality by each factor alone, and by all factors together.
+
+    ``R²_m,j = 1 − ‖D_m(Ã_m − c_j l_jᵀ)‖² / ‖Ã_m‖²`` with ``c`` the modality's code
+    (``K + H`` for the response, ``K`` for X, ``H`` for Z) and ``l`` its loadings. Per-factor
+    values need not add up to the total when loadings are correlated (as in MOFA).
+    """
+    per_factor, total = {}, {}
+    loadings = factors.loadings.by_role()
+    for role, cross in moments.cross.items():
+        gram, loading, norm = moments.gram[role], loadings[role], norms[role]
+        per_factor[role] = np.array(
+            [
+                1.0 - residual_norm(norm, cross[:, [j]], gram[[j]][:, [j]], loading[:, [j]]) / norm
+                for j in range(cross.shape[1])
+            ]
+        )
+        total[role] = 1.0 - residual_norm(norm, cross, gram, loading) / norm
+    return per_factor, total
+
+
+def response_split(alpha: np.ndarray, by_code: dict[str, tuple[np.ndarray, np.ndarray]], norm: float) -> dict:
+    """R² of the response by the fixed code alone (``Kαᵀ``) and the random code alone (``Hαᵀ``).
+
+    ``by_code`` maps ``"fixed"``/``"random"`` to the response's moments with that code alone.
+    """
+    return {
+        f"response_{code}_code": 1.0 - residual_norm(norm, cross, gram, alpha) / norm
+        for code, (cross, gram) in by_code.items()
+    }

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .parts import Data, Loadings, gram
 from .rows import solve_rows
-from .solvers import Data, Factors, gram
 
 
 def encode(
-    data: Data, loadings: Factors, encoders: dict[str, np.ndarray], ridge: float, *, has_random: bool
+    data: Data, loadings: Loadings, encoders: dict[str, np.ndarray], ridge: float, *, has_random: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """``(K, H)`` for the cells of ``data`` (weighted operators, any of them ``None``)."""
     operators = data.present()
@@ -36,7 +36,7 @@ def encode(
             unknown &= has  # no Z, no random code: it stays zero
     if not unknown_K.any() and (unknown_H is None or not unknown_H.any()):
         return K, H  # every code encoded: no row to solve
-    weights = loadings.loadings
+    weights = loadings.by_role()
     grams = {role: gram(weights[role]) for role in operators}
     products = {role: op.matmul(weights[role]) for role, op in operators.items()}
     observed = {role: op.weights for role, op in operators.items()}

@@ -1,22 +1,32 @@
-"""The :class:`LinearMixedForms` estimator: arrays in, arrays out (no AnnData here)."""
+"""The :class:`LinearMixedForms` estimator: arrays in, arrays out (no AnnData here).
+
+The estimator follows scikit-learn's conventions without importing it: options are set by the
+constructor and read back by :meth:`~LinearMixedForms.get_params` exactly as given (so
+``sklearn.base.clone`` rebuilds it), checked when :meth:`~LinearMixedForms.fit` starts, and fitted
+attributes end in ``_``. The options themselves are :class:`.options.Options`.
+"""
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from . import inputs, linalg, parallel, validation
-from .canonical import canonical_rotation, column_signs
-from .encode import encode
+from .canonical import canonical_rotation, column_signs, response_split, variance_explained
 from .log import logger
 from .operators import Operator
-from .problems import EncodedProblem, FreeProblem
-from .solvers import Data, Factors, objective, paper_code_update, rebalance, update_loadings
-from .subspace import principal_basis
+from .options import DEFAULTS, NAMES, Options, numpydoc_parameters, signature_parameters
+from .parts import Data, Loadings
+from .problems import FORMS
+from .solvers import SOLVERS, iterate
 from .validation import ROLES
-from .variance import response_split, variance_explained
+
+
+class NotFittedError(ValueError, AttributeError, RuntimeError):
+    """A model used before :meth:`LinearMixedForms.fit` (scikit-learn's bases, and RuntimeError as before)."""
 
 
 @dataclass(frozen=True)
@@ -83,39 +93,7 @@ class LinearMixedForms:
 
     Parameters
     ----------
-    n_factors
-        Number of factors ``k``; at most the cells (minus one) and the features of Y and X.
-        Z may have fewer features or a lower rank (e.g. a few one-hot batches).
-    solver
-        ``"joint"`` or ``"paper"``.
-    codes
-        ``"encoded"`` or ``"free"`` (see above); ``None`` picks ``"encoded"`` for the joint
-        solver and ``"free"`` for the paper's.
-    n_pcs
-        Leading principal components of X̃ (and Z̃) that encoded codes live in; ``None`` means
-        ``max(50, 2 · n_factors)``. Fewer components regularise more (``n_pcs = n_factors`` is
-        principal-component regression on X); ignored for free codes.
-    center, scale
-        Centre each feature (recommended); scale each feature to unit variance. Constant
-        features are centred to zero and keep a divisor of 1 (they contribute nothing).
-    weights
-        Relative weight of each modality, keys ``"response"``, ``"fixed"``, ``"random"``
-        (default 1 each, i.e. every modality counts as much as any other).
-    ridge
-        Penalty ``ρ`` on codes and loadings (on the weighted scale, where the data have unit
-        norm). Keeps every system well posed, including a low-rank Z. ``solver="paper"``
-        ignores it.
-    max_iter, tol
-        Stop after ``max_iter`` iterations or when the relative change of the objective
-        falls below ``tol``. Not converging logs a warning; the result is still usable.
-    random_state
-        Seed of the randomised SVD initialisation; the same seed gives identical results.
-    progress
-        Show a progress bar (``None``: only on a terminal).
-    n_jobs
-        Threads for the products with the data (``None`` or ``-1``: every core this process may
-        use). Results do not depend on it: the work is split by the data alone and partial sums
-        are added in a fixed order. BLAS is held to one thread during a fit.
+    {options}
 
     Attributes
     ----------
@@ -137,127 +115,150 @@ class LinearMixedForms:
         Objective after each iteration, the iteration count and whether ``tol`` was reached.
     """
 
-    def __init__(
-        self,
-        n_factors: int = 10,
-        *,
-        solver: str = "joint",
-        codes: str | None = None,
-        n_pcs: int | None = None,
-        center: bool = True,
-        scale: bool = False,
-        weights: dict[str, float] | None = None,
-        ridge: float = 1e-3,
-        max_iter: int = 500,
-        tol: float = 1e-6,
-        random_state: int = 0,
-        progress: bool | None = None,
-        n_jobs: int | None = None,
-    ):
+    def __init__(self, n_factors: int = DEFAULTS["n_factors"], **options):
+        unknown = sorted(set(options) - set(NAMES))
+        if unknown:
+            raise TypeError(f"LinearMixedForms got unknown option(s) {unknown}; the options are {list(NAMES)}")
         self.n_factors = n_factors
-        self.solver = solver
-        self.codes = codes
-        self.n_pcs = n_pcs
-        self.center = center
-        self.scale = scale
-        self.weights = weights
-        self.ridge = ridge
-        self.max_iter = max_iter
-        self.tol = tol
-        self.random_state = random_state
-        self.progress = progress
-        self.n_jobs = n_jobs
+        for name in NAMES[1:]:
+            setattr(self, name, options.get(name, DEFAULTS[name]))
+
+    # ------------------------------------------------------------------ scikit-learn's API
+    def get_params(self, deep: bool = True) -> dict:
+        """The options as given to the constructor (``type(model)(**model.get_params())`` is a fresh copy).
+
+        Parameters
+        ----------
+        deep
+            Accepted for scikit-learn; the options hold no estimators.
+
+        Returns
+        -------
+        dict
+            Option name to value, ``None`` where the default is resolved at fit time.
+        """
+        return {name: getattr(self, name) for name in NAMES}
+
+    def set_params(self, **params) -> LinearMixedForms:
+        """Set options by name (checked when :meth:`fit` starts).
+
+        Parameters
+        ----------
+        **params
+            Option names and values (see :class:`LinearMixedForms`).
+
+        Returns
+        -------
+        LinearMixedForms
+            The model itself.
+        """
+        unknown = sorted(set(params) - set(NAMES))
+        if unknown:
+            raise ValueError(f"invalid option(s) {unknown} for LinearMixedForms; the options are {list(NAMES)}")
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
+
+    @property
+    def options(self) -> Options:
+        """The options as an :class:`~lmf_omics._core.options.Options` (not yet validated)."""
+        return Options(**self.get_params())
+
+    @property
+    def codes_form(self) -> str:
+        """``"encoded"`` or ``"free"``: the form of the codes this model fits."""
+        return self.options.form
+
+    def check_options(self) -> None:
+        """Raise a ``ValueError`` naming any invalid option (called by :meth:`fit` before any work)."""
+        self.options.validate()
+
+    def __sklearn_tags__(self):
+        from sklearn.base import BaseEstimator  # only scikit-learn calls this, so it is importable
+
+        return BaseEstimator.__sklearn_tags__(self)
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "_feature_loadings")
+
+    def __repr__(self) -> str:
+        changed = [f"{name}={value!r}" for name, value in self.get_params().items() if not _same(value, DEFAULTS[name])]
+        return f"{type(self).__name__}({', '.join(changed)})"
 
     # ----------------------------------------------------------------------------- fitting
-    def fit(
-        self, Y, X, Z=None, *, observed: dict | None = None, labels: dict[str, str] | None = None
-    ) -> LinearMixedForms:
+    def fit(self, Y, X, Z=None, *, observed: dict | None = None, labels: dict[str, str] | None = None):
         """Fit the model to a response ``Y``, fixed-effect data ``X`` and optional covariates ``Z``.
 
-        Each is a numpy array or a scipy sparse matrix/array with cells as rows, or out-of-core
-        data read in row chunks and never held whole in memory: an HDF5/zarr dataset or CSR
-        group, a backed AnnData's ``X`` (``anndata.read_h5ad(path, backed="r").X``), or a dask
-        array of numpy or scipy sparse chunks (its products run as dask reductions, on a
-        ``dask.distributed`` cluster when a client is active). A cell without a
-        modality is a row of NaN (dense) or flagged ``False`` in ``observed[role]`` (a boolean
-        array per role, ``"response"``, ``"fixed"`` or ``"random"``). ``labels`` names the
-        modalities in error messages. All input is checked before any work.
+        All input is checked before any work; a failed (re)fit leaves the model as it was.
+
+        Parameters
+        ----------
+        Y, X, Z
+            Cells as rows: numpy arrays, scipy sparse matrices/arrays, or out-of-core data read in
+            row chunks and never held whole in memory (an HDF5/zarr dataset or CSR group, a backed
+            AnnData's ``X``, or a dask array of numpy or scipy sparse chunks, whose products run as
+            dask reductions, on a ``dask.distributed`` cluster when a client is active). ``Z`` is
+            optional. A cell without a modality is a row of NaN (dense) or flagged in ``observed``.
+        observed
+            Per role (``"response"``, ``"fixed"``, ``"random"``), a boolean array of the cells that
+            have that modality.
+        labels
+            Per role, the name of its modality in error messages.
+
+        Returns
+        -------
+        LinearMixedForms
+            The fitted model itself.
         """
-        self.check_options()
+        options = self.options.validate()
         if Y is None or X is None:
             raise ValueError("fit needs a response Y and fixed-effect data X (Z is optional)")
-        with parallel.workers(self.n_jobs):
-            return self._fit(Y, X, Z, observed, labels)
+        with parallel.workers(options.n_jobs):
+            return self._fit(options, Y, X, Z, observed, labels)
 
-    def _fit(self, Y, X, Z, observed, labels) -> LinearMixedForms:
+    def _fit(self, options: Options, Y, X, Z, observed, labels) -> LinearMixedForms:
         given = {role: m for role, m in zip(ROLES, (Y, X, Z)) if m is not None}
         ready, masks = inputs.prepare(given, observed, labels)
-        validation.check_rank(
-            self.n_factors, ready["response"].shape[0], {r: m.shape[1] for r, m in ready.items()}, self.center, labels
-        )
-        if self.solver == "paper" and any(mask is not None for mask in masks.values()):
-            raise ValueError("solver='paper' needs every modality in every cell; use solver='joint' for missing rows")
-        operators = inputs.operators(ready, masks, center=self.center, scale=self.scale)
+        shapes = {r: m.shape[1] for r, m in ready.items()}
+        validation.check_rank(options.n_factors, ready["response"].shape[0], shapes, options.center, labels)
+        solver = SOLVERS[options.solver]
+        if not solver.missing_rows and any(mask is not None for mask in masks.values()):
+            raise ValueError(
+                f"solver={solver.name!r} needs every modality in every cell; use solver='joint' for missing rows"
+            )
+        operators = inputs.operators(ready, masks, center=options.center, scale=options.scale)
         norms = {role: op.squared_norm() for role, op in operators.items()}
         validation.check_variance(norms, labels)
 
-        weights = self._weights()
+        weights = options.role_weights()
         before = dict(vars(self))  # a failed (re)fit leaves the estimator as it was, never half-updated
         try:
             self.means_ = {role: op.mean for role, op in operators.items()}
             self.scales_ = {role: op.scale for role, op in operators.items()}
             self.modality_weights_ = {role: weights[role] / norms[role] for role in operators}
             with linalg.fallback_notes(logger, "LMF fit"):
-                self._fit_weighted(self._weighted(operators))
+                self._fit_weighted(options, self._weighted(operators))
         except BaseException:
             vars(self).clear()
             vars(self).update(before)
             raise
         return self
 
-    def check_options(self) -> None:
-        """Raise a ``ValueError`` naming any invalid option (called by :meth:`fit` before any work)."""
-        validation.check_options(
-            n_factors=self.n_factors,
-            solver=self.solver,
-            codes=self.codes,
-            n_pcs=self.n_pcs,
-            ridge=self.ridge,
-            weights=self.weights if self.weights is not None else {},
-            max_iter=self.max_iter,
-            tol=self.tol,
-            center=self.center,
-            scale=self.scale,
-            random_state=self.random_state,
-            progress=self.progress,
-            n_jobs=self.n_jobs,
+    def _fit_weighted(self, options: Options, data: Data) -> None:
+        norms = {role: options.role_weights()[role] for role in data.present()}
+        solver = SOLVERS[options.solver]
+        ridge = solver.penalty(options.ridge)
+        rng = np.random.default_rng(options.random_state)
+        problem = FORMS[options.form].for_fit(
+            data, n_factors=options.n_factors, n_pcs=options.components, solver=solver, rng=rng
         )
-
-    @property
-    def codes_form(self) -> str:
-        """``"encoded"`` or ``"free"``: the form of the codes this model fits."""
-        if self.codes is not None:
-            return self.codes
-        return "free" if self.solver == "paper" else "encoded"
-
-    def _problem(self, data: Data, rng: np.random.Generator):
-        if self.codes_form == "free":
-            basis = None
-            if data.has_random and self.solver == "joint":
-                basis = principal_basis(data.random, self.n_factors, rng=rng)
-                basis = basis if basis.rank < self.n_factors else None
-            return FreeProblem(data, basis)
-        fixed = principal_basis(data.fixed, self._n_pcs, rng=rng)
-        random = principal_basis(data.random, self._n_pcs, rng=rng) if data.has_random else None
-        return EncodedProblem.build(data, fixed, random)
-
-    def _fit_weighted(self, data: Data) -> None:
-        norms = {role: self._weights()[role] for role in data.present()}
-        ridge = self._ridge()
-        rng = np.random.default_rng(self.random_state)
-        problem = self._problem(data, rng)
-        factors = problem.initial(self.n_factors, rng=rng)
-        factors, moments, history = self._iterate(problem, data, factors, norms, ridge)
+        factors = problem.initial(options.n_factors, rng=rng)
+        bar = tqdm(
+            range(options.max_iter), desc=f"LMF ({solver.name})", disable=_disable(options.progress), leave=False
+        )
+        result = iterate(solver, problem, factors, norms, ridge, max_iter=options.max_iter, tol=options.tol, bar=bar)
+        self._log_convergence(solver.name, result, options.tol)
+        factors, moments = result.factors, result.moments
         rotation = canonical_rotation(factors, moments, norms)
         factors, moments = factors.rotated(rotation), moments.rotated(rotation)
         features = problem.loadings(factors)  # loadings over the features, before the n × k codes exist
@@ -265,72 +266,60 @@ class LinearMixedForms:
         flip = np.diag(column_signs(K if H is None else K + H))
         del K, H  # n × k each: formed again below, flipped, rather than held twice
         factors, moments, features = factors.rotated(flip), moments.rotated(flip), features.rotated(flip)
-        self._store(problem, factors, features, moments, norms, history, *problem.codes(factors))
+        self._store(problem, factors, features, moments, norms, result.history, *problem.codes(factors))
 
-    def _iterate(self, problem, data: Data, factors: Factors, norms: dict[str, float], ridge: float):
-        """Alternate loadings and codes; return the last finite fit, its moments and the history."""
-        paper = self.solver == "paper"
-        history: list[float] = []
-        last_good = None
-        self.converged_ = False
-        bar = tqdm(range(self.max_iter), desc=f"LMF ({self.solver})", disable=_disable(self.progress), leave=False)
-        for step in bar:
-            moments = problem.moments(factors)
-            fitted = update_loadings(factors, moments, ridge, paper=paper)
-            value = objective(fitted, moments, norms, ridge)
-            if not np.isfinite(value):
-                logger.warning("LMF (%s) diverged at iteration %d; keeping the last finite iterate", self.solver, step)
-                break
-            last_good = (fitted, moments)
-            history.append(value)
-            bar.set_postfix(objective=f"{value:.6g}", refresh=False)
-            if len(history) > 1 and abs(history[-2] - value) <= self.tol * abs(history[-2]):
-                self.converged_ = True
-                break
-            if step == self.max_iter - 1:
-                break
-            factors = paper_code_update(data, fitted, step) if paper else rebalance(problem.update_codes(fitted, ridge))
-        bar.close()
-        if last_good is None:
-            raise FloatingPointError(
-                "the objective is not finite at the initial codes; check the input for extreme values"
+    def _log_convergence(self, solver: str, result, tol: float) -> None:
+        self.converged_ = result.converged
+        if result.diverged_at is not None:
+            logger.warning(
+                "LMF (%s) diverged at iteration %d; keeping the last finite iterate", solver, result.diverged_at
             )
-        if not self.converged_:
+        if not result.converged:
             logger.warning(
                 "LMF (%s) did not converge in %d iterations (tol=%g); increase max_iter or tol",
-                self.solver,
-                len(history),
-                self.tol,
+                solver,
+                len(result.history),
+                tol,
             )
-        return (*last_good, history)
 
-    def _store(self, problem, factors: Factors, features: Factors, moments, norms, history, K, H) -> None:
+    def _store(self, problem, factors, features: Loadings, moments, norms, history, K, H) -> None:
         """``factors`` as the problem iterates them (coordinates for encoded codes), ``features`` over the features."""
         root = {role: np.sqrt(w) for role, w in self.modality_weights_.items()}
-        self._loadings_weighted = Factors(
-            K=np.zeros((0, self.n_factors)), H=None, alpha=features.alpha, beta=features.beta, u=features.u
-        )
+        self._feature_loadings = features
         self.fixed_codes_, self.random_codes_ = K, H
         self.codes_ = K if H is None else K + H
-        self.loadings_ = {role: loading / root[role] for role, loading in features.loadings.items()}
+        self.loadings_ = {role: loading / root[role] for role, loading in features.by_role().items()}
         self.encoders_ = {role: encoder * root[role] for role, encoder in problem.encoders(factors).items()}
         self.variance_explained_, self.total_variance_explained_ = variance_explained(factors, moments, norms)
-        split = response_split(factors.alpha, problem.response_by_code(factors), norms["response"])
+        split = response_split(factors.loadings.alpha, problem.response_by_code(factors), norms["response"])
         self.total_variance_explained_.update(split)
         self.objective_history_ = np.asarray(history)
         self.n_iter_ = len(history)
+        self._form = type(problem)
 
     # ------------------------------------------------------------------------ using a fit
-    def transform(
-        self, *, Y=None, X=None, Z=None, observed: dict | None = None, labels: dict[str, str] | None = None
-    ) -> Codes:
+    def transform(self, *, Y=None, X=None, Z=None, observed: dict | None = None, labels: dict | None = None) -> Codes:
         """Codes of (new) cells from whichever modalities they have.
 
         Encoded codes are their encoders applied to their modality (``K = X̃ W_K``), exactly as
         for the training cells; the rest is solved by least squares from the modalities a cell
         has, loadings fixed (absent modalities, NaN rows and ``observed=False`` drop out).
-        Features must be in the training order. Without ``Z`` a cell's random code is zero, as a
-        mixed model predicts a group it has not seen. ``labels`` names the modalities in errors.
+        Without ``Z`` a cell's random code is zero, as a mixed model predicts a group it has not seen.
+
+        Parameters
+        ----------
+        Y, X, Z
+            The cells' modalities, cells as rows, features in the training order (any may be
+            missing, not all).
+        observed
+            Per role, a boolean array of the cells that have that modality.
+        labels
+            Per role, the name of its modality in error messages.
+
+        Returns
+        -------
+        Codes
+            ``fixed`` (K), ``random`` (H, ``None`` without Z in the fit) and ``combined`` (K + H).
         """
         self._check_fitted()
         given = {role: m for role, m in zip(ROLES, (Y, X, Z)) if m is not None}
@@ -349,43 +338,67 @@ class LinearMixedForms:
         operators = {r: Operator(m, self.means_[r], self.scales_[r], masks[r]) for r, m in ready.items()}
         root = {role: np.sqrt(w) for role, w in self.modality_weights_.items()}
         encoders = {role: e / root[role] for role, e in self.encoders_.items()}
-        with linalg.fallback_notes(logger, "LMF transform"), parallel.workers(self.n_jobs):
-            K, H = encode(
-                self._weighted(operators),
-                self._loadings_weighted,
-                encoders,
-                self._ridge(),
-                has_random="random" in self.means_,
+        options = self.options
+        ridge = SOLVERS[options.solver].penalty(options.ridge)
+        with linalg.fallback_notes(logger, "LMF transform"), parallel.workers(options.n_jobs):
+            K, H = FORMS[options.form].encode_new(
+                self._weighted(operators), self._feature_loadings, encoders, ridge, has_random="random" in self.means_
             )
         return Codes(fixed=K, random=H)
 
-    def predict(
-        self, *, X=None, Z=None, observed: dict | None = None, labels: dict[str, str] | None = None
-    ) -> np.ndarray:
-        """Predicted response ``μ + ((K + H) αᵀ) · s`` (dense, cells × response features)."""
+    def predict(self, *, X=None, Z=None, observed: dict | None = None, labels: dict | None = None) -> np.ndarray:
+        """Predicted response ``μ + ((K + H) αᵀ) · s`` of (new) cells from their X and Z.
+
+        Parameters
+        ----------
+        X, Z
+            The cells' fixed-effect data and covariates (either may be missing), as in :meth:`transform`.
+        observed, labels
+            As in :meth:`transform`.
+
+        Returns
+        -------
+        numpy.ndarray
+            Dense, cells × response features, on the scale of the response given to :meth:`fit`.
+        """
         return self.response_of(self.transform(X=X, Z=Z, observed=observed, labels=labels))
 
     def response_of(self, codes: Codes) -> np.ndarray:
-        """Predicted response ``μ + ((K + H) αᵀ) · s`` of cells with these codes (from :meth:`transform`)."""
+        """Predicted response ``μ + ((K + H) αᵀ) · s`` of cells with these codes.
+
+        Parameters
+        ----------
+        codes
+            Codes from :meth:`transform`.
+
+        Returns
+        -------
+        numpy.ndarray
+            Dense, cells × response features.
+        """
         self._check_fitted()
         centred = codes.combined @ self.loadings_["response"].T
         return centred * self.scales_["response"] + self.means_["response"]
 
     # ------------------------------------------------------------------------ persistence
-    PARAMS = ("n_factors", "solver", "codes", "n_pcs", "center", "scale", "ridge", "max_iter", "tol", "random_state")
+    STORED = ("n_factors", "solver", "codes", "n_pcs", "center", "scale", "ridge", "max_iter", "tol", "random_state")
 
-    def get_options(self) -> dict:
-        """The constructor's options as given (``LinearMixedForms(**model.get_options())`` is a fresh copy)."""
-        return {name: getattr(self, name) for name in (*self.PARAMS, "weights", "progress", "n_jobs")}
-
-    def get_params(self) -> dict:
-        """The options, with ``codes`` and ``n_pcs`` resolved (never ``None``: h5ad-writable)."""
-        params = {name: getattr(self, name) for name in self.PARAMS}
-        params.update(codes=self.codes_form, n_pcs=self._n_pcs, weights=self._weights())
+    def stored_params(self) -> dict:
+        """The options a fit is stored with: ``codes``, ``n_pcs`` and ``weights`` resolved (h5ad-writable)."""
+        options = self.options
+        params = {name: getattr(options, name) for name in self.STORED}
+        params.update(codes=options.form, n_pcs=options.components, weights=options.role_weights())
         return params
 
     def get_state(self) -> dict:
-        """Everything needed to rebuild the fitted model, as plain arrays, numbers and strings."""
+        """Everything needed to rebuild the fitted model, as plain arrays, numbers and strings.
+
+        Returns
+        -------
+        dict
+            ``params`` (:meth:`stored_params`) and, per role, ``mean``, ``scale``, ``weight``,
+            ``loadings`` and (encoded codes) ``encoder``.
+        """
         self._check_fitted()
         modalities = {
             role: {
@@ -398,15 +411,25 @@ class LinearMixedForms:
         }
         for role, encoder in self.encoders_.items():
             modalities[role]["encoder"] = encoder
-        return {"params": self.get_params(), "modalities": modalities}
+        return {"params": self.stored_params(), "modalities": modalities}
 
     @classmethod
     def from_state(cls, state: dict) -> LinearMixedForms:
-        """Rebuild a fitted model (for transform and predict) from :meth:`get_state`."""
+        """Rebuild a fitted model (for transform and predict) from :meth:`get_state`.
+
+        Parameters
+        ----------
+        state
+            As :meth:`get_state` returns it (or as read back from an h5ad).
+
+        Returns
+        -------
+        LinearMixedForms
+            A fitted model with the stored means, scales, weights, loadings and encoders.
+        """
         params = dict(state["params"])
-        model = cls(
-            **{name: _plain(params[name]) for name in cls.PARAMS if name in params}, weights=dict(params["weights"])
-        )
+        stored = {name: _plain(params[name]) for name in cls.STORED if name in params}
+        model = cls(**stored, weights=dict(params["weights"]))
         modalities = state["modalities"]
 
         def arrays(field):
@@ -416,36 +439,32 @@ class LinearMixedForms:
         model.encoders_ = arrays("encoder")
         model.modality_weights_ = {r: float(m["weight"]) for r, m in modalities.items()}
         weighted = {r: model.loadings_[r] * np.sqrt(model.modality_weights_[r]) for r in modalities}
-        model._loadings_weighted = Factors(
-            K=np.zeros((0, model.n_factors)),
-            H=None,
-            alpha=weighted["response"],
-            beta=weighted["fixed"],
-            u=weighted.get("random"),
-        )
+        model._feature_loadings = Loadings.from_roles(weighted)
         return model
 
     # ---------------------------------------------------------------------------- helpers
-    def _weights(self) -> dict[str, float]:
-        weights = {role: 1.0 for role in ROLES}
-        weights.update(self.weights or {})
-        return weights
-
     def _weighted(self, operators: dict[str, Operator]) -> Data:
         scaled = {role: op.reweighted(np.sqrt(self.modality_weights_[role])) for role, op in operators.items()}
         return Data(response=scaled.get("response"), fixed=scaled.get("fixed"), random=scaled.get("random"))
 
-    @property
-    def _n_pcs(self) -> int:
-        """``n_pcs``, its default ``max(50, 2 · n_factors)`` for ``None``."""
-        return self.n_pcs or max(50, 2 * self.n_factors)
-
-    def _ridge(self) -> float:
-        return 0.0 if self.solver == "paper" else float(self.ridge)
-
     def _check_fitted(self) -> None:
-        if not hasattr(self, "_loadings_weighted"):
-            raise RuntimeError("this LinearMixedForms is not fitted yet; call fit(Y, X, Z) first")
+        if not self.__sklearn_is_fitted__():
+            raise NotFittedError("this LinearMixedForms is not fitted yet; call fit(Y, X, Z) first")
+
+
+LinearMixedForms.__doc__ = LinearMixedForms.__doc__.replace("    {options}", numpydoc_parameters())
+LinearMixedForms.__init__.__signature__ = inspect.Signature(
+    [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    + [inspect.Parameter("n_factors", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=DEFAULTS["n_factors"])]
+    + signature_parameters()[1:]
+)
+
+
+def _same(value, default) -> bool:
+    try:
+        return bool(value == default) and type(value) is type(default)
+    except (TypeError, ValueError):
+        return False
 
 
 def _plain(value):

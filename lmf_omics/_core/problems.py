@@ -11,17 +11,62 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from scipy import linalg
 
+from . import encode as encoding
 from .init import initial_free_codes, randomized_svd
-from .linalg import solve_sylvester
+from .linalg import pinv_right, solve_sylvester
+from .parts import Data, Factors, Loadings, Moments, gram
 from .rows import solve_rows
-from .solvers import Data, Factors, Moments, gram
-from .subspace import Basis
+from .subspace import Basis, principal_basis
 from .validation import ROLES
+
+if TYPE_CHECKING:
+    from .solvers import Solver
+
+
+def _encode_new_cells(data: Data, loadings: Loadings, encoders: dict, ridge: float, *, has_random: bool):
+    """``(K, H)`` of new cells: encoders applied, the rest solved row by row (:func:`.encode.encode`)."""
+    return encoding.encode(data, loadings, encoders, ridge, has_random=has_random)
+
+
+class Problem(Protocol):
+    """What a form of the codes provides to the solvers (a new form is one class in :data:`FORMS`)."""
+
+    data: Data
+
+    @classmethod
+    def for_fit(cls, data: Data, *, n_factors: int, n_pcs: int, solver: Solver, rng: np.random.Generator) -> Problem:
+        """The problem of one fit (principal bases and projections computed here, once)."""
+
+    def initial(self, n_factors: int, *, rng: np.random.Generator) -> Factors:
+        """Starting codes (loadings come from the first loadings step)."""
+
+    def moments(self, factors: Factors) -> Moments:
+        """``ÃᵀC`` and ``CᵀDC`` of each modality with its code."""
+
+    def update_codes(self, factors: Factors, ridge: float) -> Factors:
+        """Exact minimisation of the objective over the codes, loadings fixed."""
+
+    def codes(self, factors: Factors) -> tuple[np.ndarray, np.ndarray | None]:
+        """``K`` and ``H`` of the training cells (n × k)."""
+
+    def loadings(self, factors: Factors) -> Loadings:
+        """The loadings over the features."""
+
+    def encoders(self, factors: Factors) -> dict[str, np.ndarray]:
+        """``E`` with code ``= Ã E`` (weighted scale), by role, for the codes that are encodings."""
+
+    def response_by_code(self, factors: Factors) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """``(ỸᵀC, CᵀD_Y C)`` for the fixed and the random code alone."""
+
+    @staticmethod
+    def encode_new(data: Data, loadings: Loadings, encoders: dict, ridge: float, *, has_random: bool):
+        """``(K, H)`` of new cells (:func:`.encode.encode`)."""
 
 
 def _eig(symmetric: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -35,6 +80,16 @@ class FreeProblem:
 
     data: Data
     random_basis: Basis | None = None
+    encode_new = staticmethod(_encode_new_cells)
+
+    @classmethod
+    def for_fit(cls, data: Data, *, n_factors: int, n_pcs: int, solver: Solver, rng: np.random.Generator):
+        """A descent solver confines the random code of a Z of rank below ``n_factors`` to ``col(Z̃)``."""
+        basis = None
+        if data.has_random and solver.descent:
+            basis = principal_basis(data.random, n_factors, rng=rng)
+            basis = basis if basis.rank < n_factors else None
+        return cls(data, basis)
 
     def moments(self, factors: Factors) -> Moments:
         cross, grams = {}, {}
@@ -58,7 +113,7 @@ class FreeProblem:
         blocks instead: ``K`` row by row given ``H``, then ``G`` given ``K``.
         """
         operators = self.data.present()
-        loadings = factors.loadings
+        loadings = factors.loadings.by_role()
         grams = {role: gram(loadings[role]) for role in operators}
         products = {role: op.matmul(loadings[role]) for role, op in operators.items()}
         observed = {role: op.weights for role, op in operators.items()}
@@ -70,7 +125,26 @@ class FreeProblem:
         )
         if self.random_basis is not None:
             H = self._confined_random_code(K, grams, products, observed["response"], ridge)
-        return replace(factors, K=K, H=H)
+        return factors.with_codes(K, H)
+
+    def cycle_update(self, factors: Factors, step: int) -> Factors:
+        """The code update of Algorithm 1 at timestep ``step`` (a cycle of three, or two without Z).
+
+        ``t mod 3 = 0``: ``K + H = Ỹα(αᵀα)⁻¹`` split as ``H = Ỹα(αᵀα)⁻¹ − K``;
+        ``t mod 3 = 1``: ``K = X̃β(βᵀβ)⁻¹``; ``t mod 3 = 2``: ``H = Z̃u(uᵀu)⁻¹``.
+        Generalised inverses as in the author's code. Without ``Z`` the cycle is
+        ``K = Ỹα(αᵀα)⁻¹``, ``K = X̃β(βᵀβ)⁻¹``.
+        """
+        data, loadings = self.data, factors.loadings
+        phase = step % (3 if data.has_random else 2)
+        if phase == 0:
+            combined = pinv_right(data.response.matmul(loadings.alpha), gram(loadings.alpha))
+            if factors.H is None:
+                return factors.with_codes(combined, None)
+            return factors.with_codes(factors.K, combined - factors.K)
+        if phase == 1:
+            return factors.with_codes(pinv_right(data.fixed.matmul(loadings.beta), gram(loadings.beta)), factors.H)
+        return factors.with_codes(factors.K, pinv_right(data.random.matmul(loadings.u), gram(loadings.u)))
 
     def _confined_random_code(self, K, grams, products, response_weights, ridge):
         """``H = Q G`` with ``QᵀD_YQ G αᵀα + G (uᵀu + ρI) = Qᵀ(Ỹα − D_Y K αᵀα + Z̃u)``."""
@@ -95,9 +169,9 @@ class FreeProblem:
     def codes(self, factors: Factors) -> tuple[np.ndarray, np.ndarray | None]:
         return factors.K, factors.H
 
-    def loadings(self, factors: Factors) -> Factors:
+    def loadings(self, factors: Factors) -> Loadings:
         """The loadings over the features (free codes keep them so throughout)."""
-        return factors
+        return factors.loadings
 
     def encoders(self, factors: Factors) -> dict[str, np.ndarray]:
         """Encoders of confined codes (``H = Z̃ E``), by role."""
@@ -144,6 +218,14 @@ class EncodedProblem:
     overlap: np.ndarray | None  # UᵀQ
     eig_fixed: tuple[np.ndarray, np.ndarray]
     eig_random: tuple[np.ndarray, np.ndarray] | None
+    encode_new = staticmethod(_encode_new_cells)
+
+    @classmethod
+    def for_fit(cls, data: Data, *, n_factors: int, n_pcs: int, solver: Solver, rng: np.random.Generator):
+        """Codes in the leading ``n_pcs`` principal directions of X̃ (and of Z̃)."""
+        fixed = principal_basis(data.fixed, n_pcs, rng=rng)
+        random = principal_basis(data.random, n_pcs, rng=rng) if data.has_random else None
+        return cls.build(data, fixed, random)
 
     @classmethod
     def build(cls, data: Data, fixed_basis: Basis, random_basis: Basis | None) -> EncodedProblem:
@@ -213,7 +295,7 @@ class EncodedProblem:
         ``UᵀD_YU G_K A + G_K (βᵀβ + ρI) = (ỸᵀU)ᵀα − UᵀD_YQ G_H A + (X̃ᵀU)ᵀβ`` with ``A = αᵀα``, and
         the same for ``G_H`` with ``Q``, ``u`` and Z̃.
         """
-        alpha, beta, u = factors.alpha, factors.beta, factors.u
+        alpha, beta, u = factors.loadings.alpha, factors.loadings.beta, factors.loadings.u
         shared = gram(alpha)
         eye = ridge * np.eye(shared.shape[0])
         rhs = self.cross[("response", "fixed")].T @ alpha + self.cross[("fixed", "fixed")].T @ beta
@@ -221,14 +303,14 @@ class EncodedProblem:
             rhs = rhs - self.response_gram["UQ"] @ factors.H @ shared
         G_K = solve_sylvester(self.eig_fixed, shared, gram(beta) + eye, rhs)
         if factors.H is None:
-            return replace(factors, K=G_K)
+            return factors.with_codes(G_K, None)
         rhs = (
             self.cross[("response", "random")].T @ alpha
             + self.cross[("random", "random")].T @ u
             - self.response_gram["UQ"].T @ G_K @ shared
         )
         G_H = solve_sylvester(self.eig_random, shared, gram(u) + eye, rhs)
-        return replace(factors, K=G_K, H=G_H)
+        return factors.with_codes(G_K, G_H)
 
     def initial(self, n_factors: int, *, rng: np.random.Generator) -> Factors:
         """``K`` starts as the leading k principal components of X̃ (scores ``U √S``), ``H`` at zero."""
@@ -243,15 +325,9 @@ class EncodedProblem:
         H = None if factors.H is None else self.random_basis.vectors @ factors.H
         return self.fixed_basis.vectors @ factors.K, H
 
-    def loadings(self, factors: Factors) -> Factors:
+    def loadings(self, factors: Factors) -> Loadings:
         """The loadings over the features (``W a`` from the coordinates ``a``)."""
-        return replace(
-            factors,
-            **{
-                name: None if m is None else self.in_features(role, m)
-                for name, role, m in zip(("alpha", "beta", "u"), ROLES, factors._fields()[2:])
-            },
-        )
+        return Loadings.from_roles({role: self.in_features(role, m) for role, m in factors.loadings.by_role().items()})
 
     def in_features(self, role: str, coordinates: np.ndarray) -> np.ndarray:
         """``W a`` for coordinates ``a`` (r' × k) of a p × k matrix in ``span(Ã_roleᵀ B)``."""
@@ -278,3 +354,6 @@ class EncodedProblem:
         if factors.H is not None:
             encoders["random"] = self.random_basis.encoder @ factors.H
         return encoders
+
+
+FORMS: dict[str, type[Problem]] = {"encoded": EncodedProblem, "free": FreeProblem}

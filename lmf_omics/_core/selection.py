@@ -54,7 +54,7 @@ def cross_validate(
 
 
 def _held_out_error(template, options, Y, X, Z, observed, has_response, held_out) -> float:
-    model = type(template)(**{**template.get_options(), **options, "progress": False})
+    model = type(template)(**{**template.get_params(), **options, "progress": False})
     train = {role: _rows(m, ~held_out) for role, m in zip(ROLES, (Y, X, Z)) if m is not None}
     masks = {role: mask[~held_out] for role, mask in observed.items()}
     model.fit(train["response"], train["fixed"], train.get("random"), observed=masks)

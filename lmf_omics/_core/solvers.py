@@ -1,4 +1,4 @@
-"""The pieces every solver shares: data, factors, moments, loadings, objective, rebalancing.
+"""Solvers: how a fit alternates loadings and codes, each a small class in one registry.
 
 Notation: ``Y``, ``X``, ``Z`` are the (centred, scaled, weighted) operators of the response,
 fixed-effect and random-effect modalities; ``K``/``H`` the fixed/random codes and ``C = K + H``;
@@ -11,136 +11,158 @@ objective minimised by the joint solver is::
 Loadings and objective need only the *moments* of each modality and its code: ``ÃᵀC`` and
 ``CᵀD C``. Residual norms come from the trace identity
 ``‖D(Ã − C Lᵀ)‖² = ‖Ã‖² − 2⟨ÃᵀC, L⟩ + ⟨CᵀDC, LᵀL⟩``, so no n × p residual is ever formed.
+
+A new solver is one class with the :class:`Solver` attributes and methods, added to
+:data:`SOLVERS`; the option checks and the ``solver=`` choices are derived from that table.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from .linalg import pinv_right, solve_right
-from .operators import Operator
-from .validation import ROLES
+from .parts import Factors, Loadings, Moments, gram
+from .problems import Problem
+
+
+class Solver(Protocol):
+    """What a solver provides to the fit loop (:func:`iterate`)."""
+
+    name: str
+    title: str  # in messages: solver='paper' (Algorithm 1) ...
+    forms: tuple[str, ...]  # forms of the codes it fits (see problems.FORMS); the first is its default
+    missing_rows: bool  # whether a cell may lack a modality
+    descent: bool  # each step minimises the objective exactly over its block (never increases it)
+
+    def penalty(self, ridge: float) -> float:
+        """The ridge it applies, given the ``ridge`` option."""
+
+    def loadings(self, factors: Factors, moments: Moments, ridge: float) -> Loadings:
+        """New loadings given the codes' moments."""
+
+    def codes(self, problem: Problem, factors: Factors, step: int, ridge: float) -> Factors:
+        """New codes given the loadings (``step`` counts iterations from 0)."""
 
 
 @dataclass(frozen=True)
-class Data:
-    """The weighted operators of one fit (``random`` may be ``None``; at transform, any may be)."""
+class JointSolver:
+    """Exact block-coordinate descent: ridge least squares for the loadings, then exact code blocks."""
 
-    response: Operator | None
-    fixed: Operator | None
-    random: Operator | None = None
+    name: str = "joint"
+    title: str = "exact block-coordinate descent"
+    forms: tuple[str, ...] = ("encoded", "free")
+    missing_rows: bool = True
+    descent: bool = True
 
-    @property
-    def has_random(self) -> bool:
-        return self.random is not None
+    def penalty(self, ridge: float) -> float:
+        return float(ridge)
 
-    def present(self) -> dict[str, Operator]:
-        """The operators given, by role."""
-        return {role: op for role, op in zip(ROLES, (self.response, self.fixed, self.random)) if op is not None}
+    def loadings(self, factors: Factors, moments: Moments, ridge: float) -> Loadings:
+        return _loadings(moments, lambda cross, gram_: solve_right(cross, gram_, ridge))
+
+    def codes(self, problem: Problem, factors: Factors, step: int, ridge: float) -> Factors:
+        return rebalance(problem.update_codes(factors, ridge))
 
 
 @dataclass(frozen=True)
-class Factors:
-    """Codes and loadings. ``H`` and ``u`` are ``None`` without a random-effect modality.
+class PaperSolver:
+    """Algorithm 1 as printed (inverses restored): least-squares loadings, a t mod 3 cycle of codes.
 
-    Codes are n × k arrays for free codes, or r × k coefficients in an orthonormal basis for
-    encoded ones (``K = U G``): either way ``‖K‖ = ‖G‖`` and a rotation acts on the right.
+    Not a descent method: its objective can rise and it can diverge. Free codes only, no ridge.
     """
 
-    K: np.ndarray
-    H: np.ndarray | None
-    alpha: np.ndarray | None = None
-    beta: np.ndarray | None = None
-    u: np.ndarray | None = None
+    name: str = "paper"
+    title: str = "Algorithm 1"
+    forms: tuple[str, ...] = ("free",)
+    missing_rows: bool = False
+    descent: bool = False
 
-    @property
-    def combined(self) -> np.ndarray:
-        return self.K if self.H is None else self.K + self.H
+    def penalty(self, ridge: float) -> float:
+        return 0.0
 
-    @property
-    def loadings(self) -> dict[str, np.ndarray]:
-        """Loadings by role (only those present)."""
-        return {role: m for role, m in zip(ROLES, (self.alpha, self.beta, self.u)) if m is not None}
+    def loadings(self, factors: Factors, moments: Moments, ridge: float) -> Loadings:
+        return _loadings(moments, pinv_right)
 
-    def rotated(self, rotation: np.ndarray) -> Factors:
-        """Apply an orthogonal rotation to every code and loading (the fit is unchanged)."""
-        return Factors(*(None if m is None else m @ rotation for m in self._fields()))
+    def codes(self, problem: Problem, factors: Factors, step: int, ridge: float) -> Factors:
+        return problem.cycle_update(factors, step)
 
-    def _fields(self):
-        return (self.K, self.H, self.alpha, self.beta, self.u)
+
+SOLVERS: dict[str, Solver] = {solver.name: solver for solver in (JointSolver(), PaperSolver())}
+
+
+def _loadings(moments: Moments, solve: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Loadings:
+    """Least-squares loadings of each modality on its code, from the moments."""
+    return Loadings.from_roles({role: solve(cross, moments.gram[role]) for role, cross in moments.cross.items()})
 
 
 @dataclass(frozen=True)
-class Moments:
-    """Per role, ``cross = ÃᵀC`` (p × k) and ``gram = CᵀDC`` (k × k) of the role's code ``C``.
+class Iterated:
+    """The last finite iterate of a fit, its moments, the objective history and whether it converged."""
 
-    ``codes_gram`` is the Gram matrix of ``K + H`` over all cells (for the canonical rotation).
+    factors: Factors
+    moments: Moments
+    history: list[float]
+    converged: bool
+    diverged_at: int | None = None
+
+
+def iterate(
+    solver: Solver,
+    problem: Problem,
+    factors: Factors,
+    norms: dict[str, float],
+    ridge: float,
+    *,
+    max_iter: int,
+    tol: float,
+    bar,
+) -> Iterated:
+    """Alternate loadings and codes until the relative change of the objective is below ``tol``.
+
+    ``bar`` is a progress bar over ``range(max_iter)`` (iterated here; ``disable``-d when hidden).
     """
-
-    cross: dict[str, np.ndarray]
-    gram: dict[str, np.ndarray]
-    codes_gram: np.ndarray
-
-    def rotated(self, rotation: np.ndarray) -> Moments:
-        """The moments of the rotated codes (``Ãᵀ(C R) = (ÃᵀC) R``)."""
-        return Moments(
-            cross={role: m @ rotation for role, m in self.cross.items()},
-            gram={role: rotation.T @ m @ rotation for role, m in self.gram.items()},
-            codes_gram=rotation.T @ self.codes_gram @ rotation,
-        )
-
-
-def update_loadings(factors: Factors, moments: Moments, ridge: float, *, paper: bool = False) -> Factors:
-    """Least-squares (ridge) loadings of each modality on its code, from the moments."""
-
-    def fit(role):
-        if role not in moments.cross:
-            return None
-        cross, gram = moments.cross[role], moments.gram[role]
-        return pinv_right(cross, gram) if paper else solve_right(cross, gram, ridge)
-
-    return replace(factors, alpha=fit("response"), beta=fit("fixed"), u=fit("random"))
+    history: list[float] = []
+    last_good, converged, diverged_at = None, False, None
+    for step in bar:
+        moments = problem.moments(factors)
+        fitted = factors.with_loadings(solver.loadings(factors, moments, ridge))
+        value = objective(fitted, moments, norms, ridge)
+        if not np.isfinite(value):
+            diverged_at = step
+            break
+        last_good = (fitted, moments)
+        history.append(value)
+        bar.set_postfix(objective=f"{value:.6g}", refresh=False)
+        if len(history) > 1 and abs(history[-2] - value) <= tol * abs(history[-2]):
+            converged = True
+            break
+        if step == max_iter - 1:
+            break
+        factors = solver.codes(problem, fitted, step, ridge)
+    bar.close()
+    if last_good is None:
+        raise FloatingPointError("the objective is not finite at the initial codes; check the input for extreme values")
+    return Iterated(*last_good, history, converged, diverged_at)
 
 
 def objective(factors: Factors, moments: Moments, norms: dict[str, float], ridge: float) -> float:
     """The penalised loss, from the moments (no pass over the data)."""
-    loadings = factors.loadings
+    loadings = factors.loadings.by_role()
     loss = sum(
         residual_norm(norms[role], moments.cross[role], moments.gram[role], loadings[role]) for role in moments.cross
     )
-    penalty = sum(float(np.sum(m**2)) for m in factors._fields() if m is not None)
+    penalty = sum(float(np.sum(m**2)) for m in factors.arrays())
     return loss + ridge * penalty
 
 
-def residual_norm(norm: float, cross: np.ndarray, gram: np.ndarray, loading: np.ndarray) -> float:
+def residual_norm(norm: float, cross: np.ndarray, gram_: np.ndarray, loading: np.ndarray) -> float:
     """``‖D(Ã − C Lᵀ)‖²`` by the trace identity, given ``‖Ã‖²``, ``ÃᵀC`` and ``CᵀDC``."""
-    fitted = float(np.sum(gram * (loading.T @ loading)))
+    fitted = float(np.sum(gram_ * (loading.T @ loading)))
     return max(norm - 2.0 * float(np.sum(cross * loading)) + fitted, 0.0)
-
-
-def paper_code_update(data: Data, factors: Factors, step: int) -> Factors:
-    """The code update of Algorithm 1 at timestep ``step`` (a cycle of three, or two without Z).
-
-    ``t mod 3 = 0``: ``K + H = Ỹα(αᵀα)⁻¹`` split as ``H = Ỹα(αᵀα)⁻¹ − K``;
-    ``t mod 3 = 1``: ``K = X̃β(βᵀβ)⁻¹``; ``t mod 3 = 2``: ``H = Z̃u(uᵀu)⁻¹``.
-    Generalised inverses as in the author's code. Without ``Z`` the cycle is
-    ``K = Ỹα(αᵀα)⁻¹``, ``K = X̃β(βᵀβ)⁻¹``.
-    """
-    phase = step % (3 if data.has_random else 2)
-    if phase == 0:
-        combined = pinv_right(data.response.matmul(factors.alpha), gram(factors.alpha))
-        if factors.H is None:
-            return replace(factors, K=combined)
-        return replace(factors, H=combined - factors.K)
-    if phase == 1:
-        return replace(factors, K=pinv_right(data.fixed.matmul(factors.beta), gram(factors.beta)))
-    return replace(factors, H=pinv_right(data.random.matmul(factors.u), gram(factors.u)))
-
-
-def gram(matrix: np.ndarray) -> np.ndarray:
-    return matrix.T @ matrix
 
 
 def rebalance(factors: Factors) -> Factors:
@@ -153,7 +175,7 @@ def rebalance(factors: Factors) -> Factors:
     Skipped when either Gram matrix is singular.
     """
     codes_gram = sum(gram(m) for m in (factors.K, factors.H) if m is not None)
-    loadings_gram = sum(gram(m) for m in (factors.alpha, factors.beta, factors.u) if m is not None)
+    loadings_gram = sum(gram(m) for m in factors.loadings.arrays())
     a_half, a_inv_half = _sqrt_and_inverse(codes_gram)
     b_eigen = np.linalg.eigvalsh(loadings_gram)
     if a_half is None or b_eigen[0] <= 1e-12 * b_eigen[-1]:
@@ -165,12 +187,15 @@ def rebalance(factors: Factors) -> Factors:
     transform, inverse = _sqrt_and_inverse(target)
     if transform is None:
         return factors
+    loadings = factors.loadings
     return Factors(
         K=factors.K @ transform,
         H=None if factors.H is None else factors.H @ transform,
-        alpha=factors.alpha @ inverse,
-        beta=factors.beta @ inverse,
-        u=None if factors.u is None else factors.u @ inverse,
+        loadings=Loadings(
+            alpha=loadings.alpha @ inverse,
+            beta=loadings.beta @ inverse,
+            u=None if loadings.u is None else loadings.u @ inverse,
+        ),
     )
 
 

@@ -8,65 +8,19 @@ from numbers import Integral, Real
 import numpy as np
 from scipy import sparse
 
-SOLVERS = ("joint", "paper")
-CODES = ("encoded", "free")
 ROLES = ("response", "fixed", "random")
 DEFAULT_LABELS = {"response": "response Y", "fixed": "fixed-effect data X", "random": "random-effect covariates Z"}
 
 
-def check_options(
-    *,
-    n_factors,
-    solver,
-    codes,
-    n_pcs,
-    ridge,
-    weights,
-    max_iter,
-    tol,
-    center=True,
-    scale=False,
-    random_state=0,
-    progress=None,
-    n_jobs=None,
-) -> None:
-    """Validate estimator options (types and ranges)."""
-    if not _is_int(n_factors) or n_factors < 1:
-        raise ValueError(f"n_factors must be a positive integer, got {n_factors!r}")
-    if solver not in SOLVERS:
-        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
-    if codes is not None and codes not in CODES:
-        raise ValueError(f"codes must be one of {CODES} or None, got {codes!r}")
-    if solver == "paper" and codes == "encoded":
-        raise ValueError("solver='paper' (Algorithm 1) fits free codes; use codes='free' or solver='joint'")
-    if n_pcs is not None and (not _is_int(n_pcs) or n_pcs < n_factors):
-        raise ValueError(f"n_pcs must be an integer >= n_factors ({n_factors}), got {n_pcs!r}")
-    if not _is_real(ridge) or not np.isfinite(ridge) or ridge < 0:
-        raise ValueError(f"ridge must be a finite number >= 0, got {ridge!r}")
-    if not _is_int(max_iter) or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
-    if not _is_real(tol) or not np.isfinite(tol) or tol <= 0:
-        raise ValueError(f"tol must be a finite number > 0, got {tol!r}")
-    for name, value in (("center", center), ("scale", scale)):
-        if not isinstance(value, (bool, np.bool_)):
-            raise ValueError(f"{name} must be True or False, got {value!r}")
-    if progress is not None and not isinstance(progress, (bool, np.bool_)):
-        raise ValueError(f"progress must be True, False or None, got {progress!r}")
-    if random_state is not None and (not _is_int(random_state) or random_state < 0):
-        raise ValueError(f"random_state must be a non-negative integer seed (or None), got {random_state!r}")
-    if n_jobs is not None and (not _is_int(n_jobs) or (n_jobs < 1 and n_jobs != -1)):
-        raise ValueError(f"n_jobs must be a positive integer, -1 or None (every core), got {n_jobs!r}")
-    check_weights(weights)
-
-
 def check_weights(weights: Mapping[str, float]) -> None:
+    """``weights`` maps roles to finite positive numbers."""
     if not isinstance(weights, Mapping):
-        raise ValueError(f"weights must be a dict from modality name {ROLES} to a number, got {weights!r}")
+        raise ValueError(f"weights must be a dict from role {ROLES} to a number, got {weights!r}")
     unknown = set(weights) - set(ROLES)
     if unknown:
-        raise ValueError(f"weights has unknown modality names {sorted(unknown)}; use {ROLES}")
+        raise ValueError(f"weights has unknown roles {sorted(unknown)}; use {ROLES}")
     for role, weight in weights.items():
-        if not _is_real(weight) or not np.isfinite(weight) or weight <= 0:
+        if not is_real(weight) or not np.isfinite(weight) or weight <= 0:
             raise ValueError(f"weights[{role!r}] must be a finite number > 0, got {weight!r}")
 
 
@@ -249,9 +203,11 @@ def _first_position(data, bad: np.ndarray) -> tuple[int, int]:
     return (major, minor) if data.format == "csr" else (minor, major)
 
 
-def _is_int(value) -> bool:
+def is_int(value) -> bool:
+    """An integer (numpy's included), not a bool."""
     return isinstance(value, Integral) and not isinstance(value, bool)
 
 
-def _is_real(value) -> bool:
+def is_real(value) -> bool:
+    """A real number (numpy's included), not a bool."""
     return isinstance(value, Real) and not isinstance(value, bool)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -10,6 +11,7 @@ from anndata import AnnData
 from .._checks import check_adata, target
 from .._core import LinearMixedForms, cross_validate
 from .._core.log import logger
+from .._core.options import Options, numpydoc_parameters, signature_parameters
 from .._keys import Keys, check_key_added
 from .._modalities import Modality, masks_for, read_modality, resolve_observed
 
@@ -24,19 +26,9 @@ def lmf(
     cv_folds: int = 5,
     mask_var: str | np.ndarray | Mapping[str, str | np.ndarray] | None = None,
     observed: Mapping[str, str | np.ndarray] | None = None,
-    solver: str = "joint",
-    codes: str | None = None,
-    n_pcs: int | None = None,
-    center: bool = True,
-    scale: bool = False,
-    weights: Mapping[str, float] | None = None,
-    ridge: float = 1e-3,
-    max_iter: int = 500,
-    tol: float = 1e-6,
-    random_state: int = 0,
     key_added: str = "lmf",
-    progress: bool | None = None,
     copy: bool = False,
+    **options,
 ) -> AnnData | None:
     """Fit Linear Mixed Forms on modalities of ``adata`` and store the codes for clustering.
 
@@ -70,14 +62,11 @@ def lmf(
         unobserved too, and so is a missing value of a numeric ``obs`` column named alone in its
         spec (``random="obs:depth"``). A cell contributes to the modalities it has and still gets
         codes.
-    solver, codes, n_pcs, center, scale, weights, ridge, max_iter, tol, random_state, progress
-        As in :class:`lmf_omics.LinearMixedForms`. The default (joint solver, encoded codes)
-        makes each code a linear encoding of its modality, so :func:`lmf_omics.tl.transform`
-        and :func:`lmf_omics.tl.predict` treat new cells exactly as the training cells.
     key_added
         Stem of every key written (see below).
     copy
         Return a modified copy instead of writing to ``adata``.
+    {options}
 
     Returns
     -------
@@ -101,20 +90,8 @@ def lmf(
     >>> sc.pp.neighbors(adata, use_rep="X_lmf"); sc.tl.leiden(adata); sc.tl.umap(adata)
     """
     candidates = _candidates(n_factors)
-    model = LinearMixedForms(
-        max(candidates),
-        solver=solver,
-        codes=codes,
-        n_pcs=n_pcs,
-        center=center,
-        scale=scale,
-        weights=dict(weights or {}),
-        ridge=ridge,
-        max_iter=max_iter,
-        tol=tol,
-        random_state=random_state,
-        progress=progress,
-    )
+    settings = Options.from_mapping(options, where="lmf_omics.tl.lmf")
+    model = LinearMixedForms(**{**settings.as_dict(), "n_factors": max(candidates)})
     model.check_options()
     check_adata(adata, copy=copy)
     check_key_added(key_added)
@@ -135,7 +112,7 @@ def lmf(
     store(out, model, modalities, keys, mask_var=mask_var, scores=scores)
     logger.info(
         "LMF %s: %d iterations, converged=%s; added obsm %r",
-        solver,
+        model.solver,
         model.n_iter_,
         model.converged_,
         [k for k in keys.obsm_keys if k in out.obsm],
@@ -229,3 +206,10 @@ def drop_stale(adata: AnnData, keys: Keys) -> None:
         adata.obsm.pop(key, None)
     for key in keys.varm_keys:
         adata.varm.pop(key, None)
+
+
+lmf.__doc__ = lmf.__doc__.replace("    {options}", numpydoc_parameters(skip=("n_factors",)))
+lmf.__signature__ = inspect.signature(lmf).replace(
+    parameters=[p for p in inspect.signature(lmf).parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
+    + [p for p in signature_parameters() if p.name != "n_factors"]
+)

@@ -349,8 +349,8 @@ CASES = [
             ("codes", "dense", r"codes must be one of \('encoded', 'free'\) or None, got 'dense'"),
             ("n_pcs", 1, r"n_pcs must be an integer >= n_factors \(2\), got 1"),
             ("center", "no", r"center must be True or False, got 'no'"),
-            ("weights", [1.0], r"weights must be a dict from modality name"),
-            ("weights", {"protein": 1.0}, r"weights has unknown modality names \['protein'\]"),
+            ("weights", [1.0], r"weights must be a dict from role"),
+            ("weights", {"protein": 1.0}, r"weights has unknown roles \['protein'\]"),
             ("random_state", "seed", r"random_state must be a non-negative integer seed \(or None\), got 'seed'"),
         )
     ],

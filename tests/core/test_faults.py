@@ -7,6 +7,7 @@ import pytest
 from anndata import AnnData
 
 from lmf_omics import LinearMixedForms, get, tl
+from lmf_omics._core import model as model_module
 
 from .simulate import simulate
 
@@ -113,10 +114,10 @@ def test_a_failure_inside_a_refit_leaves_the_estimator_as_it_was(monkeypatch):
     before = {name: value for name, value in vars(model).items()}
     predicted = model.predict(X=SIM["X"], Z=SIM["Z"])
 
-    def interrupted(self, *args):
+    def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(LinearMixedForms, "_iterate", interrupted)
+    monkeypatch.setattr(model_module, "iterate", interrupted)  # the fit loop, mid-fit
     other = simulate(n=50, k=3, p_y=8, p_x=12, p_z=4, seed=9)
     with pytest.raises(KeyboardInterrupt):
         model.fit(other["Y"] * 10, other["X"], other["Z"])

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from lmf_omics._core.operators import Operator
+from lmf_omics._core.parts import Data, Factors, Loadings, gram
 from lmf_omics._core.problems import EncodedProblem, FreeProblem
 from lmf_omics._core.rows import solve_rows
-from lmf_omics._core.solvers import Data, Factors, gram, rebalance
+from lmf_omics._core.solvers import rebalance
 from lmf_omics._core.subspace import principal_basis
 
 RIDGE = 0.05
@@ -28,9 +29,7 @@ def _factors(n, k, loadings, with_random=True):
     return Factors(
         K=np.zeros((n, k)),
         H=np.zeros((n, k)) if with_random else None,
-        alpha=loadings[0],
-        beta=loadings[1],
-        u=loadings[2] if with_random else None,
+        loadings=Loadings(alpha=loadings[0], beta=loadings[1], u=loadings[2] if with_random else None),
     )
 
 
@@ -79,7 +78,7 @@ def test_free_code_update_with_a_confined_random_code():
     n, k = Y.shape[0], a.shape[1]
     basis = principal_basis(ops[2], 2, rng=rng)
     H_old = basis.vectors @ rng.standard_normal((2, k))
-    start = Factors(K=np.zeros((n, k)), H=H_old, alpha=a, beta=b, u=u)
+    start = Factors(K=np.zeros((n, k)), H=H_old, loadings=Loadings(alpha=a, beta=b, u=u))
     codes = FreeProblem(Data(*ops), basis).update_codes(start, RIDGE)
     for i in range(n):
         y = float(observed[i])
@@ -105,7 +104,7 @@ def test_encoded_code_update_is_exact_least_squares_in_each_basis():
         problem.in_features(role, coordinates[name])
         for name, role in (("alpha", "response"), ("beta", "fixed"), ("u", "random"))
     )
-    codes = problem.update_codes(Factors(K=np.zeros((3, k)), H=G_H_old, **coordinates), RIDGE)
+    codes = problem.update_codes(Factors(K=np.zeros((3, k)), H=G_H_old, loadings=Loadings(**coordinates)), RIDGE)
     U, Q = fixed.vectors, random.vectors
     D = np.diag(observed.astype(float))
     blocks = [(np.kron(a, D @ U), (D @ (Y - Q @ G_H_old @ a.T)).ravel(order="F")), (np.kron(b, U), X.ravel(order="F"))]
@@ -135,14 +134,14 @@ def test_rebalance_keeps_fits_and_lowers_the_penalty():
     rng = np.random.default_rng(3)
     K, H = rng.standard_normal((20, 3)) * 5, rng.standard_normal((20, 3)) * 5
     a, b, u = (rng.standard_normal((q, 3)) * 0.1 for q in (6, 7, 4))
-    before = Factors(K, H, a, b, u)
+    before = Factors(K, H, Loadings(a, b, u))
     after = rebalance(before)
-    np.testing.assert_allclose(after.combined @ after.alpha.T, before.combined @ a.T, atol=1e-10)
-    np.testing.assert_allclose(after.K @ after.beta.T, K @ b.T, atol=1e-10)
-    np.testing.assert_allclose(after.H @ after.u.T, H @ u.T, atol=1e-10)
+    np.testing.assert_allclose(after.combined @ after.loadings.alpha.T, before.combined @ a.T, atol=1e-10)
+    np.testing.assert_allclose(after.K @ after.loadings.beta.T, K @ b.T, atol=1e-10)
+    np.testing.assert_allclose(after.H @ after.loadings.u.T, H @ u.T, atol=1e-10)
 
     def penalty(f):
-        return sum(np.sum(m**2) for m in f._fields())
+        return sum(np.sum(m**2) for m in f.arrays())
 
     assert penalty(after) < 0.5 * penalty(before)
     # at the optimum the codes' and loadings' Gram sums agree: rebalancing again changes nothing

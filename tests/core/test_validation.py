@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from lmf_omics import LinearMixedForms
+from lmf_omics import LinearMixedForms, NotFittedError
 
 from .simulate import simulate
 
@@ -27,7 +27,7 @@ def _fit(model=None, **override):
         ({"ridge": float("nan")}, "ridge must be a finite number"),
         ({"max_iter": 0}, "max_iter must be a positive integer"),
         ({"tol": 0}, "tol must be a finite number > 0"),
-        ({"weights": {"protein": 1.0}}, r"unknown modality names \['protein'\]"),
+        ({"weights": {"protein": 1.0}}, r"unknown roles \['protein'\]"),
         ({"weights": {"random": 0.0}}, r"weights\['random'\] must be a finite number > 0"),
     ],
 )
@@ -90,7 +90,7 @@ def test_constant_modality_and_constant_feature():
 
 def test_transform_checks():
     model = _fit()
-    with pytest.raises(RuntimeError, match="not fitted yet"):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
         LinearMixedForms(2).transform(X=SIM["X"])
     with pytest.raises(ValueError, match="has 7 features but the model was fitted with 8"):
         model.transform(X=SIM["X"][:, :7])

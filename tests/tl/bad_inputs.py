@@ -351,7 +351,7 @@ LMF_CASES = [
         "weights for an unknown modality",
         weights={"protein": 2.0},
         error=ValueError,
-        match=r"weights has unknown modality names \['protein'\]",
+        match=r"weights has unknown roles \['protein'\]",
     ),
     Case(
         "tl.lmf",
