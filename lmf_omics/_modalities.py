@@ -337,3 +337,26 @@ def _level_codes(values: pd.Series, levels: list[str]) -> np.ndarray:
     categorical = pd.Categorical(values)
     lookup = np.append(pd.Index(levels).get_indexer(categorical.categories.astype(str)), -1)
     return lookup[categorical.codes]  # code -1 (missing) picks the appended -1
+
+
+def level_groups(adata: AnnData, spec: str | None) -> np.ndarray | None:
+    """For an ``obs`` spec with categorical columns: each cell's combination of their values as an integer.
+
+    -1 where a value is missing; ``None`` for other specs (or only numeric columns): they have no levels.
+    """
+    source, _, name = (spec or "").partition(":")
+    if source != "obs":
+        return None
+    columns = [c.strip() for c in name.split(",")]
+    frame = adata.obs[[c for c in columns if c in adata.obs and not _numeric(adata.obs[c])]]
+    if frame.shape[1] == 0:
+        return None
+    missing = frame.isna().any(axis=1).to_numpy()
+    groups = pd.MultiIndex.from_frame(frame.astype(str)).factorize()[0] if frame.shape[1] > 1 else None
+    if groups is None:
+        groups = pd.factorize(frame.iloc[:, 0].astype(str))[0]
+    return np.where(missing, -1, groups)
+
+
+def _numeric(values: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)

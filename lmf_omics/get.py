@@ -35,7 +35,8 @@ def model(adata: AnnData, key: str = "lmf") -> LinearMixedForms:
                 f"the fit under uns[{key!r}] is incomplete: modality {role!r} has no {absent} "
                 "(was it edited or subset?); run lmf_omics.tl.lmf again"
             )
-    return LinearMixedForms.from_state({"params": stored["params"], "modalities": modalities})
+    state = {"params": stored["params"], "modalities": modalities, "random_effect": stored.get("random_effect")}
+    return LinearMixedForms.from_state(state)
 
 
 def loadings(adata: AnnData, key: str = "lmf", *, role: str = "response") -> pd.DataFrame:

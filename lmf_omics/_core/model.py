@@ -20,7 +20,8 @@ from .log import logger
 from .operators import Operator
 from .options import DEFAULTS, NAMES, Options, numpydoc_parameters, signature_parameters
 from .parts import Data, Loadings
-from .problems import FORMS
+from .problems import FORMS, random_design
+from .random_effects import MAX_DESIGN_COLUMNS, RANDOM_EFFECTS, Correction
 from .solvers import SOLVERS, iterate
 from .validation import ROLES
 
@@ -226,6 +227,8 @@ class LinearMixedForms:
             raise ValueError(
                 f"solver={solver.name!r} needs every modality in every cell; use solver='joint' for missing rows"
             )
+        random_form = options.random_form(ready["random"].shape[1] if "random" in ready else None)
+        check_random_form(random_form, ready.get("random"), labels)
         operators = inputs.operators(ready, masks, center=options.center, scale=options.scale)
         norms = {role: op.squared_norm() for role, op in operators.items()}
         validation.check_variance(norms, labels)
@@ -237,20 +240,25 @@ class LinearMixedForms:
             self.scales_ = {role: op.scale for role, op in operators.items()}
             self.modality_weights_ = {role: weights[role] / norms[role] for role in operators}
             with linalg.fallback_notes(logger, "LMF fit"):
-                self._fit_weighted(options, self._weighted(operators))
+                self._fit_weighted(options, self._weighted(operators), random_form)
         except BaseException:
             vars(self).clear()
             vars(self).update(before)
             raise
         return self
 
-    def _fit_weighted(self, options: Options, data: Data) -> None:
+    def _fit_weighted(self, options: Options, data: Data, random_form: str) -> None:
         norms = {role: options.role_weights()[role] for role in data.present()}
         solver = SOLVERS[options.solver]
         ridge = solver.penalty(options.ridge)
         rng = np.random.default_rng(options.random_state)
         problem = FORMS[options.form].for_fit(
-            data, n_factors=options.n_factors, n_pcs=options.components, solver=solver, rng=rng
+            data,
+            n_factors=options.n_factors,
+            n_pcs=options.components,
+            solver=solver,
+            rng=rng,
+            random_effect=random_form,
         )
         factors = problem.initial(options.n_factors, rng=rng)
         bar = tqdm(
@@ -267,6 +275,12 @@ class LinearMixedForms:
         del K, H  # n × k each: formed again below, flipped, rather than held twice
         factors, moments, features = factors.rotated(flip), moments.rotated(flip), features.rotated(flip)
         self._store(problem, factors, features, moments, norms, result.history, *problem.codes(factors))
+        self.random_form_ = random_form if data.has_random else "response"
+        self.random_effect_ = problem.random_effect_state(factors)
+        if self.random_effect_ is not None:  # on the data's own scale, as the encoders
+            self.random_effect_["scores_encoder"] = self.random_effect_["scores_encoder"] * np.sqrt(
+                self.modality_weights_["fixed"]
+            )
 
     def _log_convergence(self, solver: str, result, tol: float) -> None:
         self.converged_ = result.converged
@@ -298,7 +312,16 @@ class LinearMixedForms:
         self._form = type(problem)
 
     # ------------------------------------------------------------------------ using a fit
-    def transform(self, *, Y=None, X=None, Z=None, observed: dict | None = None, labels: dict | None = None) -> Codes:
+    def transform(
+        self,
+        *,
+        Y=None,
+        X=None,
+        Z=None,
+        observed: dict | None = None,
+        labels: dict | None = None,
+        new_levels=None,
+    ) -> Codes:
         """Codes of (new) cells from whichever modalities they have.
 
         Encoded codes are their encoders applied to their modality (``K = X̃ W_K``), exactly as
@@ -315,6 +338,11 @@ class LinearMixedForms:
             Per role, a boolean array of the cells that have that modality.
         labels
             Per role, the name of its modality in error messages.
+        new_levels
+            Per cell, an integer label of a random-effect level the fit never saw (``-1``: a level
+            it saw, or none). The cells of each new level estimate its effect together, shrunk as a
+            mixed model's BLUP, so a query batch of many cells is corrected and a lone cell barely.
+            Their Z rows should be unobserved (``observed["random"]``), their random code then 0.
 
         Returns
         -------
@@ -341,19 +369,46 @@ class LinearMixedForms:
         options = self.options
         ridge = SOLVERS[options.solver].penalty(options.ridge)
         with linalg.fallback_notes(logger, "LMF transform"), parallel.workers(options.n_jobs):
+            weighted = self._weighted(operators)
             K, H = FORMS[options.form].encode_new(
-                self._weighted(operators), self._feature_loadings, encoders, ridge, has_random="random" in self.means_
+                weighted, self._feature_loadings, encoders, ridge, has_random="random" in self.means_
             )
+            if getattr(self, "random_effect_", None) is not None and weighted.fixed is not None:
+                K = self._corrected_codes(K, operators, new_levels)
         return Codes(fixed=K, random=H)
 
-    def predict(self, *, X=None, Z=None, observed: dict | None = None, labels: dict | None = None) -> np.ndarray:
+    def _corrected_codes(self, K: np.ndarray, operators: dict[str, Operator], new_levels) -> np.ndarray:
+        """The fixed code of cells with X, the random effect removed as in the fit (:mod:`.random_effects`)."""
+        state = self.random_effect_
+        correction = Correction.from_arrays(state)
+        fixed = operators["fixed"]
+        scores = fixed.matmul(np.asarray(state["scores_encoder"], dtype=np.float64))
+        n = fixed.shape[0]
+        if "random" in operators:
+            design = correction.design(random_design(operators["random"]).values, _observed(operators["random"], n))
+        else:
+            q = len(correction.design_center)
+            design = correction.design(np.zeros((n, q)), np.zeros(n, bool))
+        levels = None if new_levels is None else np.asarray(new_levels)
+        corrected = correction.apply(scores, design, levels) @ np.asarray(state["code_map"], dtype=np.float64)
+        has_x = _observed(fixed, n)
+        K = K.copy()
+        K[has_x] = corrected[has_x]
+        return K
+
+    def predict(
+        self, *, X=None, Z=None, observed: dict | None = None, labels: dict | None = None, new_levels=None
+    ) -> np.ndarray:
         """Predicted response ``μ + ((K + H) αᵀ) · s`` of (new) cells from their X and Z.
+
+        ``K`` is the fixed code with the random effect accounted for and ``H`` the random code, so
+        the prediction includes the random effect of the levels the fit saw.
 
         Parameters
         ----------
         X, Z
             The cells' fixed-effect data and covariates (either may be missing), as in :meth:`transform`.
-        observed, labels
+        observed, labels, new_levels
             As in :meth:`transform`.
 
         Returns
@@ -361,7 +416,7 @@ class LinearMixedForms:
         numpy.ndarray
             Dense, cells × response features, on the scale of the response given to :meth:`fit`.
         """
-        return self.response_of(self.transform(X=X, Z=Z, observed=observed, labels=labels))
+        return self.response_of(self.transform(X=X, Z=Z, observed=observed, labels=labels, new_levels=new_levels))
 
     def response_of(self, codes: Codes) -> np.ndarray:
         """Predicted response ``μ + ((K + H) αᵀ) · s`` of cells with these codes.
@@ -381,13 +436,26 @@ class LinearMixedForms:
         return centred * self.scales_["response"] + self.means_["response"]
 
     # ------------------------------------------------------------------------ persistence
-    STORED = ("n_factors", "solver", "codes", "n_pcs", "center", "scale", "ridge", "max_iter", "tol", "random_state")
+    STORED = (
+        "n_factors",
+        "solver",
+        "codes",
+        "n_pcs",
+        "random_effect",
+        "center",
+        "scale",
+        "ridge",
+        "max_iter",
+        "tol",
+        "random_state",
+    )
 
     def stored_params(self) -> dict:
         """The options a fit is stored with: ``codes``, ``n_pcs`` and ``weights`` resolved (h5ad-writable)."""
         options = self.options
         params = {name: getattr(options, name) for name in self.STORED}
         params.update(codes=options.form, n_pcs=options.components, weights=options.role_weights())
+        params["random_effect"] = getattr(self, "random_form_", None) or options.random_effect or "response"
         return params
 
     def get_state(self) -> dict:
@@ -411,7 +479,10 @@ class LinearMixedForms:
         }
         for role, encoder in self.encoders_.items():
             modalities[role]["encoder"] = encoder
-        return {"params": self.stored_params(), "modalities": modalities}
+        state = {"params": self.stored_params(), "modalities": modalities}
+        if getattr(self, "random_effect_", None) is not None:
+            state["random_effect"] = dict(self.random_effect_)
+        return state
 
     @classmethod
     def from_state(cls, state: dict) -> LinearMixedForms:
@@ -440,6 +511,7 @@ class LinearMixedForms:
         model.modality_weights_ = {r: float(m["weight"]) for r, m in modalities.items()}
         weighted = {r: model.loadings_[r] * np.sqrt(model.modality_weights_[r]) for r in modalities}
         model._feature_loadings = Loadings.from_roles(weighted)
+        model.random_effect_ = dict(state["random_effect"]) if state.get("random_effect") is not None else None
         return model
 
     # ---------------------------------------------------------------------------- helpers
@@ -458,6 +530,21 @@ LinearMixedForms.__init__.__signature__ = inspect.Signature(
     + [inspect.Parameter("n_factors", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=DEFAULTS["n_factors"])]
     + signature_parameters()[1:]
 )
+
+
+def check_random_form(form: str, random, labels) -> None:
+    """A random effect that corrects X needs a Z of few columns (its design), before any work."""
+    columns = None if random is None else random.shape[1]
+    if RANDOM_EFFECTS[form].corrects_fixed and columns is not None and columns > MAX_DESIGN_COLUMNS:
+        label = (labels or validation.DEFAULT_LABELS).get("random", "Z")
+        raise ValueError(
+            f"random_effect={form!r} needs a random-effect modality of at most {MAX_DESIGN_COLUMNS} columns "
+            f"(covariates, levels), but {label} has {columns}; use random_effect='response'"
+        )
+
+
+def _observed(operator: Operator, n: int) -> np.ndarray:
+    return np.ones(n, bool) if operator.observed is None else operator.observed
 
 
 def _same(value, default) -> bool:

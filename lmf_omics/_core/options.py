@@ -17,11 +17,13 @@ from typing import Literal, get_type_hints
 import numpy as np
 
 from .problems import FORMS
+from .random_effects import MAX_DESIGN_COLUMNS, RANDOM_EFFECTS
 from .solvers import SOLVERS
 from .validation import ROLES, check_weights, is_int, is_real
 
 SolverName = Literal[tuple(SOLVERS)]
 FormName = Literal[tuple(FORMS)]
+RandomEffectName = Literal[tuple(RANDOM_EFFECTS)]
 LARGEST_COUNT = 2**31 - 1  # iterations, factors, components, threads: an int32 (R's integers)
 LARGEST_SEED = 2**63 - 1  # an int64: h5ad-writable
 
@@ -55,6 +57,15 @@ class Options:
         None,
         """Leading principal components of X̃ (and Z̃) that encoded codes live in; ``None`` means
         ``max(50, 2 · n_factors)``. Fewer components regularise more; ignored for free codes.""",
+    )
+    random_effect: RandomEffectName | None = _option(
+        None,
+        f"""What the random effect accounts for: ``"states"`` (removed from X's principal scores within soft cell
+        states, so the fixed code K is free of it even where it differs between cell types), ``"shift"`` (removed
+        the same way in every cell) or ``"response"`` (the paper's form: Z explains the response only, through H;
+        K keeps whatever batch structure X has). ``None``: ``"states"`` for encoded codes and a random modality of
+        at most {MAX_DESIGN_COLUMNS} columns, else ``"response"``.""",
+        choices=tuple(RANDOM_EFFECTS),
     )
     center: bool = _option(True, "Centre each feature (recommended).")
     scale: bool = _option(
@@ -99,6 +110,13 @@ class Options:
                     f"solver={solver.name!r} ({solver.title}) fits {' or '.join(solver.forms)} codes, not "
                     f"codes={self.codes!r}; use codes={solver.forms[0]!r} or another solver"
                 )
+        if self.random_effect is not None:
+            _check_choice("random_effect", self.random_effect, tuple(RANDOM_EFFECTS), none=True)
+            if RANDOM_EFFECTS[self.random_effect].corrects_fixed and self.form != "encoded":
+                raise ValueError(
+                    f"random_effect={self.random_effect!r} needs encoded codes (the fixed code is confined to the "
+                    f"corrected principal scores of X); use codes='encoded' or random_effect='response'"
+                )
         if self.n_pcs is not None:
             _check_count(
                 "n_pcs", self.n_pcs, minimum=self.n_factors, what=f"an integer >= n_factors ({self.n_factors})"
@@ -131,6 +149,14 @@ class Options:
     def components(self) -> int:
         """``n_pcs``, or its default ``max(50, 2 · n_factors)``."""
         return self.n_pcs or max(50, 2 * self.n_factors)
+
+    def random_form(self, random_columns: int | None) -> str:
+        """The form of the random effect for a fit whose Z has ``random_columns`` columns (``None``: no Z)."""
+        if self.random_effect is not None:
+            return self.random_effect
+        if random_columns is None or self.form != "encoded" or random_columns > MAX_DESIGN_COLUMNS:
+            return "response"
+        return "states"
 
     def role_weights(self) -> dict[str, float]:
         """The weight of every role (1 where not given)."""

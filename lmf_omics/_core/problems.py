@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -21,6 +21,7 @@ from . import encode as encoding
 from .init import initial_free_codes, randomized_svd
 from .linalg import pinv_right, solve_sylvester
 from .parts import Data, Factors, Loadings, Moments, gram
+from .random_effects import RANDOM_EFFECTS, Correction, Design, Settings, design_of
 from .rows import solve_rows
 from .subspace import Basis, principal_basis
 from .validation import ROLES
@@ -40,7 +41,9 @@ class Problem(Protocol):
     data: Data
 
     @classmethod
-    def for_fit(cls, data: Data, *, n_factors: int, n_pcs: int, solver: Solver, rng: np.random.Generator) -> Problem:
+    def for_fit(
+        cls, data: Data, *, n_factors: int, n_pcs: int, solver: Solver, rng: np.random.Generator, random_effect: str
+    ) -> Problem:
         """The problem of one fit (principal bases and projections computed here, once)."""
 
     def initial(self, n_factors: int, *, rng: np.random.Generator) -> Factors:
@@ -64,6 +67,9 @@ class Problem(Protocol):
     def response_by_code(self, factors: Factors) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """``(ỸᵀC, CᵀD_Y C)`` for the fixed and the random code alone."""
 
+    def random_effect_state(self, factors: Factors) -> dict | None:
+        """What new cells need for the random effect's correction of their fixed code (``None``: nothing)."""
+
     @staticmethod
     def encode_new(data: Data, loadings: Loadings, encoders: dict, ridge: float, *, has_random: bool):
         """``(K, H)`` of new cells (:func:`.encode.encode`)."""
@@ -83,7 +89,16 @@ class FreeProblem:
     encode_new = staticmethod(_encode_new_cells)
 
     @classmethod
-    def for_fit(cls, data: Data, *, n_factors: int, n_pcs: int, solver: Solver, rng: np.random.Generator):
+    def for_fit(
+        cls,
+        data: Data,
+        *,
+        n_factors: int,
+        n_pcs: int,
+        solver: Solver,
+        rng: np.random.Generator,
+        random_effect: str = "response",
+    ):
         """A descent solver confines the random code of a Z of rank below ``n_factors`` to ``col(Z̃)``."""
         basis = None
         if data.has_random and solver.descent:
@@ -173,6 +188,10 @@ class FreeProblem:
         """The loadings over the features (free codes keep them so throughout)."""
         return factors.loadings
 
+    def random_effect_state(self, factors: Factors) -> None:
+        """Free codes take the paper's form of the random effect: nothing to correct."""
+        return None
+
     def encoders(self, factors: Factors) -> dict[str, np.ndarray]:
         """Encoders of confined codes (``H = Z̃ E``), by role."""
         if self.random_basis is None or factors.H is None:
@@ -218,14 +237,47 @@ class EncodedProblem:
     overlap: np.ndarray | None  # UᵀQ
     eig_fixed: tuple[np.ndarray, np.ndarray]
     eig_random: tuple[np.ndarray, np.ndarray] | None
+    correction: Correction | None = None  # the random effect removed from X's principal scores
+    scores_encoder: np.ndarray | None = None  # S = X̃ E_S, the scores the correction acts on
+    to_basis: np.ndarray | None = None  # U = S_c T: the corrected basis from the corrected scores
     encode_new = staticmethod(_encode_new_cells)
 
     @classmethod
-    def for_fit(cls, data: Data, *, n_factors: int, n_pcs: int, solver: Solver, rng: np.random.Generator):
-        """Codes in the leading ``n_pcs`` principal directions of X̃ (and of Z̃)."""
+    def for_fit(
+        cls,
+        data: Data,
+        *,
+        n_factors: int,
+        n_pcs: int,
+        solver: Solver,
+        rng: np.random.Generator,
+        random_effect: str = "response",
+    ):
+        """Codes in the leading ``n_pcs`` principal directions of X̃ (and of Z̃).
+
+        With a random effect that accounts for X (:mod:`.random_effects`), ``K`` is confined to the
+        principal subspace of X's corrected scores instead.
+        """
         fixed = principal_basis(data.fixed, n_pcs, rng=rng)
         random = principal_basis(data.random, n_pcs, rng=rng) if data.has_random else None
-        return cls.build(data, fixed, random)
+        form = RANDOM_EFFECTS[random_effect]
+        if random is None or not form.corrects_fixed:
+            return cls.build(data, fixed, random)
+        scores_encoder = fixed.encoder * fixed.values
+        correction = form.correct(fixed.vectors * fixed.values, random_design(data.random), Settings())
+        corrected, to_basis = _corrected_basis(correction.corrected, scores_encoder)
+        problem = cls.build(data, corrected, random)
+        return replace(problem, correction=correction, scores_encoder=scores_encoder, to_basis=to_basis)
+
+    def random_effect_state(self, factors: Factors) -> dict | None:
+        """What new cells need to be corrected as the training cells were: ``K = apply(X̃ E_S) · code_map``."""
+        if self.correction is None:
+            return None
+        return {
+            **self.correction.arrays(),
+            "scores_encoder": self.scores_encoder,
+            "code_map": self.to_basis @ factors.K,
+        }
 
     @classmethod
     def build(cls, data: Data, fixed_basis: Basis, random_basis: Basis | None) -> EncodedProblem:
@@ -354,6 +406,25 @@ class EncodedProblem:
         if factors.H is not None:
             encoders["random"] = self.random_basis.encoder @ factors.H
         return encoders
+
+
+def random_design(operator) -> Design:
+    """The random modality's raw columns (``Z``, not ``Z̃``) as a design for :mod:`.random_effects`."""
+    q = operator.shape[1]
+    raw = operator.matmul(np.eye(q)) * operator.scale + operator.mean
+    observed = np.ones(operator.shape[0], bool) if operator.observed is None else operator.observed
+    return design_of(raw, observed)
+
+
+def _corrected_basis(corrected: np.ndarray, scores_encoder: np.ndarray) -> tuple[Basis, np.ndarray]:
+    """The orthonormal basis of the corrected scores' leading directions, and ``T`` with ``U = S_c T``."""
+    values, vectors = np.linalg.eigh(corrected.T @ corrected)
+    order = np.argsort(values)[::-1]
+    values, vectors = values[order], vectors[:, order]
+    keep = values > max(values[0], 0.0) * max(corrected.shape) * 1e-12
+    to_basis = vectors[:, keep] / np.sqrt(values[keep])
+    basis = Basis(vectors=corrected @ to_basis, encoder=scores_encoder @ to_basis, values=np.sqrt(values[keep]))
+    return basis, to_basis
 
 
 FORMS: dict[str, type[Problem]] = {"encoded": EncodedProblem, "free": FreeProblem}

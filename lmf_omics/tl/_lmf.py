@@ -192,6 +192,8 @@ def store(
         "n_iter": model.n_iter_,
         "converged": model.converged_,
     }
+    if "random_effect" in state:
+        uns["random_effect"] = state["random_effect"]
     if scores is not None:
         uns["cross_validation"] = {name: np.array([row[name] for row in scores]) for name in scores[0]}
     drop_stale(adata, keys)

@@ -17,7 +17,7 @@ from .._checks import check_adata, target
 from .._core import Codes, LinearMixedForms
 from .._core.log import logger
 from .._keys import ROLES, Keys, check_key_added, is_fit
-from .._modalities import column_positions, read_aligned
+from .._modalities import column_positions, level_groups, read_aligned
 from ._lmf import drop_stale
 
 
@@ -66,7 +66,7 @@ def transform(
     fit = _Fit.of(reference, key)
     inputs = fit.read(adata, ROLES)
     fit.require_any(inputs)
-    codes = fit.model.transform(**_arguments(inputs), labels=fit.labels)
+    codes = fit.model.transform(**_arguments(inputs), labels=fit.labels, new_levels=fit.new_levels(adata, inputs))
     out = target(adata, copy)
     _write_codes(out, keys, codes, _params(key, inputs))
     return out if copy else None
@@ -111,7 +111,7 @@ def predict(
     columns = _layer_columns(adata, fit.stored["response"], layer)
     inputs = fit.read(adata, ("fixed", "random"))
     fit.require_predictors(inputs)
-    predicted = fit.model.predict(**_arguments(inputs), labels=fit.labels)
+    predicted = fit.model.predict(**_arguments(inputs), labels=fit.labels, new_levels=fit.new_levels(adata, inputs))
     out = target(adata, copy)
     _write_predictions(out, name, layer, columns, predicted, fit.response_features, _params(key, inputs))
     return out if copy else None
@@ -131,9 +131,12 @@ def transform_and_predict(adata: AnnData, reference: AnnData, *, key: str = "lmf
     fit.require_any(inputs)
     predictors = {role: found for role, found in inputs.items() if role != "response"}
     fit.require_predictors(predictors)
-    codes_for_prediction = fit.model.transform(**_arguments(predictors), labels=fit.labels)
+    levels = fit.new_levels(adata, inputs)
+    codes_for_prediction = fit.model.transform(**_arguments(predictors), labels=fit.labels, new_levels=levels)
     codes = (
-        fit.model.transform(**_arguments(inputs), labels=fit.labels) if "response" in inputs else (codes_for_prediction)
+        fit.model.transform(**_arguments(inputs), labels=fit.labels, new_levels=levels)
+        if "response" in inputs
+        else codes_for_prediction
     )
     predicted = fit.model.response_of(codes_for_prediction)
     _write_codes(adata, keys, codes, _params(key, inputs))
@@ -175,6 +178,13 @@ class _Fit:
                     inputs[role] = found
         _log_unseen(inputs.get("random"), query.n_obs)
         return inputs
+
+    def new_levels(self, query: AnnData, inputs) -> np.ndarray | None:
+        """Per query cell, a label of its random-effect level if the fit never saw it (-1 otherwise)."""
+        if "random" not in inputs or inputs["random"][1] is None:
+            return None
+        groups = level_groups(query, self.spec("random"))
+        return None if groups is None else np.where(inputs["random"][1], -1, groups)
 
     def require_any(self, inputs) -> None:
         if not inputs:
@@ -279,7 +289,10 @@ def _log_unseen(random, n_obs: int) -> None:
     if random is not None and random[1] is not None:
         unseen = int((~random[1]).sum())
         logger.info(
-            "%d of %d query cells have a random-effect level not seen in training: random code 0", unseen, n_obs
+            "%d of %d query cells have a random-effect level not seen in training: random code 0, and their level's "
+            "effect on the fixed code estimated from them",
+            unseen,
+            n_obs,
         )
 
 

@@ -1,0 +1,315 @@
+"""Forms of the random effect: what Z accounts for in the fixed-effect data X.
+
+The fixed code ``K`` is a mixed model's fixed effect only if it is identified *with the random
+effect accounted for*. The forms below remove the random effect from X's principal scores
+``S = X̃ E`` (n × r) before ``K`` is confined to their span, so ``K`` cannot carry it:
+
+* ``"response"`` (the paper's form): Z enters the response only, through ``H``; X is used as it is,
+  and ``K`` keeps whatever batch structure X has.
+* ``"shift"`` (random intercepts and slopes, one per design column): ``S_c = S − D Γ`` with
+  ``Γ = (DᵀD + λI)⁻¹ DᵀS``, the BLUP of the random coefficients when ``σ²_e/σ²_u = λ``
+  (a level seen in ``m`` cells is shrunk by ``m/(m+λ)``). ``K ⊥ D`` up to that shrinkage.
+* ``"states"`` (random slopes by cell state): the random effect may differ between cell states
+  (a chemistry shifts monocytes differently from T cells). Cells get soft states (a spherical
+  soft clustering of the corrected scores with Harmony's diversity penalty, so that states are not
+  batches), and within each state ``c`` the random effect is a ridge regression of ``S`` on
+  ``[1, D]`` weighted by the memberships ``R_c`` (intercept free and kept, the random columns
+  shrunk by ``λ`` in soft cells); ``S_c = S − Σ_c R_c ⊙ (D W_c)``, alternated with the states for
+  a few rounds. This is Harmony's mixture-of-experts correction written as a mixed model.
+
+The design ``D`` is Z's raw columns (indicators as they are, continuous columns standardised) when
+Z has few columns, else its principal scores. Everything here is O(n · r · states); nothing n × p.
+New cells (:meth:`Correction.apply`) get the reference's correction for the levels it saw; a
+level never seen is estimated from the query's own cells of that level as a BLUP (shrunk towards
+zero by ``λ_new``), and a cell of a new level alone is left uncorrected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+MAX_DESIGN_COLUMNS = 64  # wider Z enters through its principal scores
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Tuning of the random-effect forms (defaults chosen by ``benchmarks/integration.py``)."""
+
+    shrinkage: float = 0.1  # λ: σ²_e/σ²_u in units of (soft) cells
+    new_level_shrinkage: float = 10.0  # λ_new for levels only a query has: a lone cell is barely moved
+    diversity: float = 2.0  # θ, Harmony's diversity penalty
+    width: float = 0.1  # σ of the soft states (cosine distance)
+    rounds: int = 5  # states ↔ correction
+    cluster_steps: int = 20
+    damping: float = 0.5  # simultaneous updates of every membership oscillate without it
+    max_states: int = 100
+    cells_per_state: int = 30
+
+
+class RandomEffect(Protocol):
+    """A form of the random effect (one class in :data:`RANDOM_EFFECTS`)."""
+
+    name: str
+    corrects_fixed: bool
+
+    def correct(self, scores: np.ndarray, design: Design, settings: Settings) -> Correction | None:
+        """The correction fitted on the training cells' scores (``None``: X is used as it is)."""
+
+
+@dataclass(frozen=True)
+class Design:
+    """The random effect's columns for the cells: ``values`` (n × q), which are indicators, observed rows."""
+
+    values: np.ndarray
+    indicators: np.ndarray  # bool per column: a level of a categorical covariate (diversity applies)
+    observed: np.ndarray  # bool per cell
+    center: np.ndarray  # the standardisation of the continuous columns (0 and 1 for indicators)
+    scale: np.ndarray
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A fitted correction of the principal scores; ``corrected`` holds the training cells' ``S_c``.
+
+    ``coefficients`` is ``(states, 1 + q, r)``: per state (one for ``"shift"``), the intercept row
+    (kept) and the random coefficients (removed). ``centroids`` (states × r, unit rows) and
+    ``means`` (states × r) place new cells in the states and estimate new levels.
+    """
+
+    form: str
+    coefficients: np.ndarray
+    centroids: np.ndarray
+    means: np.ndarray
+    width: float
+    new_level_shrinkage: float
+    design_center: np.ndarray
+    design_scale: np.ndarray
+    corrected: np.ndarray = field(repr=False)
+
+    def design(self, raw: np.ndarray, observed: np.ndarray) -> Design:
+        """New cells' design, standardised as the training cells' was."""
+        return design_of(raw, observed, center=self.design_center, scale=self.design_scale)
+
+    def apply(self, scores: np.ndarray, design: Design, new_levels: np.ndarray | None = None) -> np.ndarray:
+        """Corrected scores of (new) cells; ``new_levels`` labels cells of levels the fit never saw (-1: none)."""
+        R = np.ones((1, scores.shape[0])) if self.form == "shift" else None
+        corrected = scores
+        for _ in range(1 if R is not None else 5):
+            states = R if R is not None else _kernel(self.centroids, cosine_rows(corrected), self.width)
+            corrected = _remove(scores, design, states, self.coefficients)
+        if new_levels is not None:
+            states = R if R is not None else _kernel(self.centroids, cosine_rows(corrected), self.width)
+            corrected = self._new_levels(corrected, states, new_levels)
+        return corrected
+
+    def _new_levels(self, corrected: np.ndarray, states: np.ndarray, new_levels: np.ndarray) -> np.ndarray:
+        """Each new level's effect per state as a BLUP from its own cells, removed."""
+        out = corrected.copy()
+        for level in np.unique(new_levels[new_levels >= 0]):
+            cells = new_levels == level
+            weights = states[:, cells]  # states × m
+            counts = weights.sum(axis=1, keepdims=True)
+            effect = (weights @ corrected[cells] - counts * self.means) / (counts + self.new_level_shrinkage)
+            out[cells] -= weights.T @ effect
+        return out
+
+    def arrays(self) -> dict[str, np.ndarray | str | float]:
+        """What a stored fit keeps (h5ad-writable)."""
+        return {
+            "form": self.form,
+            "coefficients": self.coefficients,
+            "centroids": self.centroids,
+            "means": self.means,
+            "width": self.width,
+            "new_level_shrinkage": self.new_level_shrinkage,
+            "design_center": self.design_center,
+            "design_scale": self.design_scale,
+        }
+
+    @classmethod
+    def from_arrays(cls, stored: dict) -> Correction:
+        return cls(
+            form=str(stored["form"]),
+            coefficients=np.asarray(stored["coefficients"], dtype=np.float64),
+            centroids=np.asarray(stored["centroids"], dtype=np.float64),
+            means=np.asarray(stored["means"], dtype=np.float64),
+            width=float(stored["width"]),
+            new_level_shrinkage=float(stored["new_level_shrinkage"]),
+            design_center=np.asarray(stored["design_center"], dtype=np.float64),
+            design_scale=np.asarray(stored["design_scale"], dtype=np.float64),
+            corrected=np.zeros((0, 0)),
+        )
+
+
+@dataclass(frozen=True)
+class ResponseOnly:
+    """The paper's form: Z explains the response only (through ``H``); X is not corrected."""
+
+    name: str = "response"
+    corrects_fixed: bool = False
+
+    def correct(self, scores, design, settings):
+        return None
+
+
+@dataclass(frozen=True)
+class Shift:
+    """Random coefficients of the design, the same in every cell state (see module doc)."""
+
+    name: str = "shift"
+    corrects_fixed: bool = True
+
+    def correct(self, scores, design, settings):
+        states = np.ones((1, scores.shape[0])) * design.observed
+        coefficients = _fit_coefficients(scores, design, states, settings.shrinkage)
+        corrected = _remove(scores, design, states, coefficients)
+        return _correction(self.name, coefficients, corrected, states, design, settings)
+
+
+@dataclass(frozen=True)
+class States:
+    """Random coefficients of the design within soft cell states (see module doc)."""
+
+    name: str = "states"
+    corrects_fixed: bool = True
+
+    def correct(self, scores, design, settings):
+        n = scores.shape[0]
+        n_states = int(min(max(round(n / settings.cells_per_state), 1), settings.max_states, n))
+        levels = design.values[:, design.indicators].T * design.observed  # B × n, the diversity's levels
+        prior = levels.sum(axis=1) / max(levels.sum(), 1.0)
+        unit = cosine_rows(scores)
+        centroids = spherical_lloyd(unit, maximin_centroids(unit, n_states), steps=5)
+        R, corrected = None, scores
+        for _ in range(settings.rounds):
+            R, centroids = soft_states(unit, centroids, levels, prior, settings, R)
+            coefficients = _fit_coefficients(scores, design, R * design.observed, settings.shrinkage)
+            corrected = _remove(scores, design, R, coefficients)
+            unit = cosine_rows(corrected)
+        return _correction(self.name, coefficients, corrected, R, design, settings)
+
+
+RANDOM_EFFECTS: dict[str, RandomEffect] = {form.name: form for form in (ResponseOnly(), Shift(), States())}
+
+
+def _correction(form, coefficients, corrected, states, design, settings) -> Correction:
+    centroids = states @ cosine_rows(corrected)
+    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-300)
+    means = (states @ corrected) / np.maximum(states.sum(axis=1, keepdims=True), 1e-300)
+    return Correction(
+        form,
+        coefficients,
+        centroids,
+        means,
+        settings.width,
+        settings.new_level_shrinkage,
+        design.center,
+        design.scale,
+        corrected=corrected,
+    )
+
+
+def _fit_coefficients(scores: np.ndarray, design: Design, states: np.ndarray, shrinkage: float) -> np.ndarray:
+    """Per state, the ridge of ``scores`` on ``[1, D]`` weighted by the memberships (intercept unpenalised)."""
+    full = np.hstack([np.ones((scores.shape[0], 1)), design.values])  # n × (1 + q)
+    penalty = np.diag(np.r_[0.0, np.full(design.values.shape[1], shrinkage)])
+    coefficients = np.empty((states.shape[0], full.shape[1], scores.shape[1]))
+    for c, weights in enumerate(states):
+        weighted = full * weights[:, None]
+        system = weighted.T @ full + penalty
+        coefficients[c] = np.linalg.lstsq(system, weighted.T @ scores, rcond=None)[0]
+    return coefficients
+
+
+def _remove(scores: np.ndarray, design: Design, states: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
+    """``S − Σ_c R_c ⊙ (D W_c)``: the random coefficients' part, intercepts kept; unobserved cells untouched."""
+    effect = np.zeros_like(scores)
+    for c, weights in enumerate(states):
+        effect += (design.values @ coefficients[c, 1:]) * weights[:, None]
+    return scores - effect * design.observed[:, None]
+
+
+# ----------------------------------------------------------------------- soft states
+def cosine_rows(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms > 0, norms, 1.0)
+
+
+def maximin_centroids(unit: np.ndarray, n_states: int) -> np.ndarray:
+    """Farthest-point centroids: independent of the order of the cells (exact ties broken by value)."""
+    mean = unit.mean(axis=0)
+    mean /= max(np.linalg.norm(mean), 1e-300)
+    chosen = [_argmax_by_value(1 - unit @ mean, unit)]
+    nearest = 1 - unit @ unit[chosen[0]]
+    for _ in range(1, n_states):
+        chosen.append(_argmax_by_value(nearest, unit))
+        nearest = np.minimum(nearest, 1 - unit @ unit[chosen[-1]])
+    return unit[chosen].copy()
+
+
+def _argmax_by_value(values: np.ndarray, rows: np.ndarray) -> int:
+    best = np.flatnonzero(values == values.max())
+    if len(best) == 1:
+        return int(best[0])
+    return int(best[np.lexsort(rows[best].T[::-1])[0]])
+
+
+def spherical_lloyd(unit: np.ndarray, centroids: np.ndarray, *, steps: int) -> np.ndarray:
+    """Lloyd steps of spherical k-means; a state left empty keeps its centroid."""
+    for _ in range(steps):
+        assigned = np.argmax(unit @ centroids.T, axis=1)
+        for c in range(len(centroids)):
+            members = unit[assigned == c]
+            if len(members):
+                centre = members.sum(axis=0)
+                centroids[c] = centre / max(np.linalg.norm(centre), 1e-300)
+    return centroids
+
+
+def soft_states(unit, centroids, levels, prior, settings: Settings, R=None):
+    """Memberships (states × n) with Harmony's diversity penalty, all cells at once, damped."""
+    if R is None:
+        R = _kernel(centroids, unit, settings.width)
+    for _ in range(settings.cluster_steps):
+        centroids = cosine_rows(R @ unit)
+        logits = -2 * (1 - centroids @ unit.T) / settings.width
+        if levels.shape[0]:
+            observed, expected = R @ levels.T, R.sum(axis=1, keepdims=True) * prior[None, :]
+            logits = logits + settings.diversity * np.log((expected + 1) / (observed + 1)) @ levels
+        updated = (1 - settings.damping) * _softmax(logits) + settings.damping * R
+        change, R = np.abs(updated - R).max(), updated
+        if change < 1e-7:
+            break
+    return R, centroids
+
+
+def _kernel(centroids: np.ndarray, unit: np.ndarray, width: float) -> np.ndarray:
+    return _softmax(-2 * (1 - centroids @ unit.T) / width)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    weights = np.exp(logits - logits.max(axis=0))
+    return weights / weights.sum(axis=0)
+
+
+def design_of(raw: np.ndarray, observed: np.ndarray, *, center=None, scale=None) -> Design:
+    """Z's raw columns as a design: 0/1 columns are levels, the others standardised.
+
+    The training cells' standardisation (over their observed cells) is ``center``/``scale`` for
+    new cells; unobserved cells get zero rows.
+    """
+    values = np.array(raw, dtype=np.float64)
+    seen = values[observed]
+    if center is None:
+        indicators = np.all((seen == 0) | (seen == 1), axis=0) & (seen.shape[0] > 0)
+        center = np.where(indicators, 0.0, seen.mean(axis=0) if seen.shape[0] else 0.0)
+        spread = seen.std(axis=0) if seen.shape[0] else np.ones(values.shape[1])
+        scale = np.where(indicators | (spread == 0), 1.0, spread)
+    indicators = (center == 0) & (scale == 1) & np.all((seen == 0) | (seen == 1), axis=0)
+    values = (values - center) / scale
+    values[~observed] = 0.0
+    return Design(values=values, indicators=indicators, observed=observed, center=center, scale=scale)
