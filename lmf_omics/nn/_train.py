@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .._core.log import logger
+from .._core.log import logger, progress_enabled
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], "torch.Tensor | dict[str, torch.Tensor]"]
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -101,7 +101,23 @@ def train(
         Seeds batch order, augmentation and any randomness inside the model: on CPU the same
         seed and the same initial weights give identical results.
     progress
-        Show a progress bar over epochs (``None``: only on a terminal).
+        Show a progress bar over epochs (``None``: when the package logs at info level, e.g. at
+        ``scanpy.settings.verbosity = "info"``, and standard error is a terminal).
+    desc
+        Label of the progress bar and of the summary logged at the end.
+
+    Returns
+    -------
+    The per-epoch losses and metrics, the best epoch and whether training stopped early.
+
+    Raises
+    ------
+    TypeError
+        If ``loss`` is not given and ``model`` has no ``loss`` method.
+    ValueError
+        If ``inputs`` and ``targets`` differ in length or are empty, or the budget is not positive integers.
+    FloatingPointError
+        If the training loss becomes NaN or infinite (lower ``lr``).
     """
     loss = loss if loss is not None else getattr(model, "loss", None)
     if loss is None:
@@ -114,7 +130,7 @@ def train(
     with seeded(random_state):
         generator = torch.Generator().manual_seed(random_state)
         optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-        bar = tqdm(range(1, epochs + 1), desc=desc, disable=None if progress is None else not progress, leave=False)
+        bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress_enabled(progress), leave=False)
         for epoch in bar:
             _append(
                 history.train, _train_epoch(model, inputs, targets, loss, optimizer, batch_size, generator, augment)

@@ -10,6 +10,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._core.log import logger
+from .._settings import n_jobs as resolve_n_jobs
 from ._checks import check_adata, check_key, check_key_added, check_positive, target
 
 IMAGE_FEATURES = ("summary", "histogram", "texture")
@@ -28,7 +29,7 @@ def image_features(
     scale: float = 1.0,
     mask_circle: bool = False,
     features_kwargs: Mapping[str, Mapping] | None = None,
-    n_jobs: int = 1,
+    n_jobs: int | None = None,
     key_added: str = "img_features",
     copy: bool = False,
 ) -> AnnData | None:
@@ -65,7 +66,7 @@ def image_features(
     features_kwargs
         Per-family options passed to squidpy (e.g. ``{"histogram": {"bins": 20}}``).
     n_jobs
-        Parallel jobs of squidpy.
+        Parallel jobs of squidpy (``None``: ``scanpy.settings.n_jobs``; ``-1``: every core).
     key_added
         ``obsm`` key of the features.
     copy
@@ -104,7 +105,7 @@ def image_features(
         features_kwargs=dict(features_kwargs or {}),
         library_id=library_id,
         copy=True,
-        n_jobs=n_jobs,
+        n_jobs=resolve_n_jobs(n_jobs),
         show_progress_bar=False,
         spot_scale=spot_scale,
         mask_circle=mask_circle,
