@@ -4,9 +4,22 @@
 covariates of the same cells, decomposed through a fixed code ``K`` and a random code ``H``.
 """
 
-from . import datasets, get, pl, pp, tl
-from ._core import Codes, LinearMixedForms, cross_validate
+from . import _settings, datasets, get, pl, pp, tl
+from ._core import Codes, LinearMixedForms, cross_validate, grid_search
 
 __version__ = "0.1.0"
 
-__all__ = ["Codes", "LinearMixedForms", "__version__", "cross_validate", "datasets", "get", "pl", "pp", "tl"]
+__all__ = [
+    "Codes",
+    "LinearMixedForms",
+    "__version__",
+    "cross_validate",
+    "datasets",
+    "get",
+    "grid_search",
+    "pl",
+    "pp",
+    "tl",
+]
+
+_settings.install()  # the package logger follows scanpy's verbosity once scanpy is imported

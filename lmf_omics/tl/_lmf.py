@@ -8,7 +8,7 @@ import numpy as np
 from anndata import AnnData
 
 from .._checks import check_adata, target
-from .._core import LinearMixedForms, cross_validate
+from .._core import LinearMixedForms, grid_search
 from .._core.log import logger
 from .._keys import Keys, check_key_added
 from .._modalities import Modality, masks_for, read_modality, resolve_observed
@@ -57,7 +57,7 @@ def lmf(
     n_factors
         Number of factors ``k``, or several candidates (e.g. ``(5, 10, 20)``): the one whose fits
         predict the response of held-out cells best in ``cv_folds``-fold cross-validation is used
-        (see :func:`lmf_omics.cross_validate`); the scores are stored in ``uns[key]["cross_validation"]``.
+        (see :func:`lmf_omics.grid_search`); the scores are stored in ``uns[key]["cross_validation"]``.
     cv_folds
         Folds of that cross-validation.
     mask_var
@@ -126,7 +126,7 @@ def lmf(
     arrays = (matrices["response"], matrices["fixed"], matrices.get("random"))
     scores = None
     if len(candidates) > 1:
-        best, scores = cross_validate(model, *arrays, grid={"n_factors": candidates}, folds=cv_folds, observed=masks)
+        best, scores = grid_search(model, *arrays, grid={"n_factors": candidates}, folds=cv_folds, observed=masks)
         logger.info("LMF cross-validation: n_factors=%d of %s", best["n_factors"], candidates)
         model.n_factors = best["n_factors"]
     model.fit(*arrays, observed=masks, labels=labels)
