@@ -32,7 +32,7 @@ def model(adata: AnnData, key: str = "lmf") -> LinearMixedForms:
         absent = [field for field in STATE_FIELDS if field not in entry]
         if absent:
             raise ValueError(
-                f"the fit under uns[{key!r}] is incomplete: modality {role!r} has no {absent} "
+                f"the fit under uns[{key!r}] is incomplete: the modality of role {role!r} has no {absent} "
                 "(was it edited or subset?); run lmf_omics.tl.lmf again"
             )
     return LinearMixedForms.from_state({"params": stored["params"], "modalities": modalities})
@@ -47,7 +47,7 @@ def loadings(adata: AnnData, key: str = "lmf", *, role: str = "response") -> pd.
     """
     entries = results(adata, key)["modalities"]
     if role not in entries:
-        raise ValueError(f"role={role!r} is not a modality of the fit under {key!r}; use one of {sorted(entries)}")
+        raise ValueError(f"role={role!r} has no modality in the fit under {key!r}; use one of {sorted(entries)}")
     values = _stored_array(adata, key, role, entries[role])
     if values is None:
         raise MissingKeyError(

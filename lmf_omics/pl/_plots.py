@@ -10,7 +10,7 @@ from anndata import AnnData
 
 from .. import get
 
-MODALITY_TITLES = {"response": "response (Y)", "fixed": "fixed (X)", "random": "random (Z)"}
+ROLE_TITLES = {"response": "response (Y)", "fixed": "fixed (X)", "random": "random (Z)"}
 
 
 def variance_explained(adata: AnnData, key: str = "lmf", *, ax=None, show: bool = False, save: str | None = None):
@@ -28,7 +28,7 @@ def variance_explained(adata: AnnData, key: str = "lmf", *, ax=None, show: bool 
             fontsize=8,
             color="white" if value > 0.6 * image.get_clim()[1] else "black",
         )
-    ax.set_xticks(range(table.shape[1]), [MODALITY_TITLES.get(c, c) for c in table.columns])
+    ax.set_xticks(range(table.shape[1]), [ROLE_TITLES.get(c, c) for c in table.columns])
     ax.set_yticks(range(table.shape[0]), table.index)
     ax.figure.colorbar(image, ax=ax, label="variance explained (%)")
     ax.set_title(f"LMF variance explained ({key})")

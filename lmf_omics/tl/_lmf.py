@@ -174,7 +174,7 @@ def observed_masks(adata: AnnData, observed, labels: Mapping[str, str]) -> dict[
         )
     unknown = set(observed) - set(labels)
     if unknown:
-        raise ValueError(f"observed names modalities that were not given: {sorted(unknown)}; use {sorted(labels)}")
+        raise ValueError(f"observed names roles without a modality: {sorted(unknown)}; use {sorted(labels)}")
     return {role: resolve_observed(adata, value, labels[role]) for role, value in observed.items()}
 
 
