@@ -18,6 +18,29 @@ def model(adata: AnnData, key: str = "lmf") -> LinearMixedForms:
 
     Loadings of var-aligned modalities are read from ``varm`` (the rows of the features used),
     the rest from ``uns[key]``. The rebuilt model transforms and predicts like the original.
+
+    Parameters
+    ----------
+    adata
+        AnnData with a fit under ``key``.
+    key
+        ``key_added`` of the fit (:func:`lmf_omics.tl.lmf`).
+
+    Returns
+    -------
+    The fitted estimator, ready for ``transform`` and ``predict`` on arrays of new cells.
+
+    Raises
+    ------
+    MissingKeyError
+        If there is no fit under ``key`` (a ``KeyError``).
+    ValueError
+        If the stored fit is incomplete (edited or subset).
+
+    Examples
+    --------
+    >>> model = lmf.get.model(adata)
+    >>> codes = model.transform(X=query_rna, Z=query_covariates)
     """
     stored = results(adata, key)
     modalities = {}
@@ -41,9 +64,32 @@ def model(adata: AnnData, key: str = "lmf") -> LinearMixedForms:
 def loadings(adata: AnnData, key: str = "lmf", *, role: str = "response") -> pd.DataFrame:
     """Loadings of one modality: rows are the features it was fitted on, columns ``Factor1``...
 
-    ``role`` is ``"response"`` (α), ``"fixed"`` (β) or ``"random"`` (u). They relate the codes to
-    the centred (and, with ``scale=True``, scaled) data, so a large entry means the feature moves
-    with that factor.
+    They relate the codes to the centred (and, with ``scale=True``, scaled) data, so a large entry
+    means the feature moves with that factor.
+
+    Parameters
+    ----------
+    adata
+        AnnData with a fit under ``key``.
+    key
+        ``key_added`` of the fit (:func:`lmf_omics.tl.lmf`).
+    role
+        ``"response"`` (α), ``"fixed"`` (β) or ``"random"`` (u).
+
+    Returns
+    -------
+    Features × factors DataFrame.
+
+    Raises
+    ------
+    ValueError
+        If the fit has no modality of ``role``.
+    MissingKeyError
+        If there is no fit under ``key``, or its loadings were deleted from ``varm``.
+
+    Examples
+    --------
+    >>> lmf.get.loadings(adata, role="fixed")["Factor1"].nlargest(10)
     """
     entries = results(adata, key)["modalities"]
     if role not in entries:
@@ -77,12 +123,36 @@ def _stored_array(adata: AnnData, key: str, role: str, entry, field: str = "load
 
 
 def features(adata: AnnData, key: str = "lmf") -> dict[str, list[str]]:
-    """The feature names each modality was fitted on, by role."""
+    """The feature names each modality was fitted on, by role.
+
+    Parameters
+    ----------
+    adata
+        AnnData with a fit under ``key``.
+    key
+        ``key_added`` of the fit (:func:`lmf_omics.tl.lmf`).
+
+    Returns
+    -------
+    Role → feature names, in the order of the loadings' rows.
+    """
     return {role: list(map(str, e["features"])) for role, e in results(adata, key)["modalities"].items()}
 
 
 def variance_explained(adata: AnnData, key: str = "lmf") -> pd.DataFrame:
-    """R² per factor (rows ``Factor1``...) and modality (columns), as in MOFA's table."""
+    """R² per factor (rows ``Factor1``...) and role (columns), as in MOFA's table.
+
+    Parameters
+    ----------
+    adata
+        AnnData with a fit under ``key``.
+    key
+        ``key_added`` of the fit (:func:`lmf_omics.tl.lmf`).
+
+    Returns
+    -------
+    Factors × roles DataFrame of the share of each modality's variance a factor explains alone.
+    """
     table = results(adata, key)["variance_explained"]
     frame = pd.DataFrame({role: np.asarray(table[role]) for role in ROLES if role in table})
     frame.index = [f"Factor{i + 1}" for i in range(len(frame))]
@@ -90,7 +160,25 @@ def variance_explained(adata: AnnData, key: str = "lmf") -> pd.DataFrame:
 
 
 def results(adata: AnnData, key: str = "lmf") -> dict:
-    """``adata.uns[key]``, with a clear error when there is no fit under that key."""
+    """``adata.uns[key]``, with a clear error when there is no fit under that key.
+
+    Parameters
+    ----------
+    adata
+        AnnData with a fit under ``key``.
+    key
+        ``key_added`` of the fit (:func:`lmf_omics.tl.lmf`).
+
+    Returns
+    -------
+    The stored results (``params``, ``modalities``, ``variance_explained``, ...; see
+    :func:`lmf_omics.tl.lmf`).
+
+    Raises
+    ------
+    MissingKeyError
+        If ``uns[key]`` holds no fit; the message lists the fits present.
+    """
     if not is_fit(adata.uns.get(key)):
         fits = sorted(k for k, v in adata.uns.items() if is_fit(v))
         raise MissingKeyError(f"no LMF fit under uns[{key!r}]; fits present: {fits}. Run lmf_omics.tl.lmf first")

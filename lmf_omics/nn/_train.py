@@ -24,6 +24,20 @@ def seeded(seed: int) -> Iterator[None]:
     """Run a block with torch's global RNG seeded, leaving the caller's RNG state untouched.
 
     Build a model inside it and its initial weights depend on ``seed`` alone.
+
+    Parameters
+    ----------
+    seed
+        Seed of torch's global generator inside the block.
+
+    Yields
+    ------
+    Nothing; the block runs with the seeded generator.
+
+    Examples
+    --------
+    >>> with seeded(0):
+    ...     head = LMFHead(64, 10)
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -34,9 +48,17 @@ def seeded(seed: int) -> Iterator[None]:
 class History:
     """Per-epoch records of a :func:`train` run.
 
-    ``train`` and ``validation`` hold the mean of each loss term (``"loss"`` the total, plus e.g.
-    ``"fit"`` and ``"orthogonality"``), ``metrics`` each metric; ``best_epoch`` (1-based) is the
-    epoch whose weights were restored.
+    Parameters
+    ----------
+    train, validation
+        Term → per-epoch mean of each loss term (``"loss"`` the total, plus e.g. ``"fit"`` and
+        ``"orthogonality"``) on the training and validation data.
+    metrics
+        Metric name → its per-epoch values.
+    best_epoch
+        The epoch (1-based) whose weights were restored.
+    stopped_early
+        Whether ``patience`` stopped the run before ``epochs``.
     """
 
     train: dict[str, list[float]] = field(default_factory=dict)
@@ -47,10 +69,17 @@ class History:
 
     @property
     def n_epochs(self) -> int:
+        """Epochs run."""
         return len(self.train.get("loss", []))
 
     def as_dict(self) -> dict:
-        """h5ad-writable: float arrays per record, ``best_epoch``, ``n_epochs``, ``stopped_early``."""
+        """The history as an h5ad-writable dict.
+
+        Returns
+        -------
+        ``best_epoch``, ``n_epochs``, ``stopped_early`` and one float array per record, named
+        ``train_<term>``, ``validation_<term>`` and ``metric_<name>``.
+        """
         out = {"best_epoch": self.best_epoch, "n_epochs": self.n_epochs, "stopped_early": self.stopped_early}
         for prefix, records in (("train", self.train), ("validation", self.validation), ("metric", self.metrics)):
             out.update({f"{prefix}_{name}": np.asarray(values, dtype=float) for name, values in records.items()})

@@ -14,7 +14,27 @@ ROLE_TITLES = {"response": "response (Y)", "fixed": "fixed (X)", "random": "rand
 
 
 def variance_explained(adata: AnnData, key: str = "lmf", *, ax=None, show: bool = False, save: str | None = None):
-    """Heatmap of R² per factor (rows) and modality (columns), annotated with percentages."""
+    """Heatmap of R² per factor (rows) and role (columns), annotated with percentages.
+
+    Parameters
+    ----------
+    adata
+        AnnData with a fit under ``key``.
+    key
+        ``key_added`` of the fit.
+    ax
+        Axes to draw on (default a new figure).
+    show, save
+        Show the figure; write it to this path.
+
+    Returns
+    -------
+    The matplotlib Axes.
+
+    Examples
+    --------
+    >>> lmf.pl.variance_explained(adata, save="figures/variance_explained.png")
+    """
     table = get.variance_explained(adata, key)
     ax = ax or plt.subplots(figsize=(1.6 + 1.3 * table.shape[1], max(2.6, 0.9 + 0.32 * table.shape[0])))[1]
     image = ax.imshow(table.to_numpy() * 100, cmap="Blues", aspect="auto", vmin=0)
@@ -36,7 +56,23 @@ def variance_explained(adata: AnnData, key: str = "lmf", *, ax=None, show: bool 
 
 
 def convergence(adata: AnnData, key: str = "lmf", *, ax=None, show: bool = False, save: str | None = None):
-    """Objective per iteration; the joint solver's curve never rises, the paper's may."""
+    """Objective per iteration; the joint solver's curve never rises, the paper's may.
+
+    Parameters
+    ----------
+    adata
+        AnnData with a fit under ``key``.
+    key
+        ``key_added`` of the fit.
+    ax
+        Axes to draw on (default a new figure).
+    show, save
+        Show the figure; write it to this path.
+
+    Returns
+    -------
+    The matplotlib Axes.
+    """
     stored = get.results(adata, key)
     history = np.asarray(stored["objective_history"])
     ax = ax or plt.subplots(figsize=(5, 3.2))[1]

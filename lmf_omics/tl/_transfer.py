@@ -91,7 +91,7 @@ def predict(
 
     Parameters
     ----------
-    adata, reference, key, copy
+    adata, reference, key
         As in :func:`transform` (``adata`` is the query).
     key_added
         Where to write: ``obsm[key_added]`` (default ``"<key>_predicted"``), a DataFrame with the
@@ -101,6 +101,8 @@ def predict(
         Write into ``query.layers[layer]`` instead (only for a var-aligned response, ``"X"`` or
         ``"layer:<name>"``, whose features are all in ``query.var_names``); features that are not
         predicted hold NaN.
+    copy
+        As in :func:`transform`.
 
     Returns
     -------
