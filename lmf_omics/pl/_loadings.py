@@ -49,6 +49,17 @@ def loadings(
     Returns
     -------
     Axes as a 2-D array (roles × factors).
+
+    Raises
+    ------
+    ValueError
+        If ``roles`` names a role without a fitted modality, or ``factors`` or ``n_top`` is out of range.
+    MissingKeyError
+        (a ``KeyError``) If there is no fit under ``key``.
+
+    Examples
+    --------
+    >>> lmf.pl.loadings(adata, roles=["response", "fixed"], factors=[1, 2, 3], save="loadings.png")
     """
     fitted = list(get.results(adata, key)["modalities"])
     roles = fitted if roles is None else [roles] if isinstance(roles, str) else list(roles)

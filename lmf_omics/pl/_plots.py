@@ -31,6 +31,11 @@ def variance_explained(adata: AnnData, key: str = "lmf", *, ax=None, show: bool 
     -------
     The matplotlib Axes.
 
+    Raises
+    ------
+    MissingKeyError
+        (a ``KeyError``) If there is no fit under ``key``.
+
     Examples
     --------
     >>> lmf.pl.variance_explained(adata, save="figures/variance_explained.png")
@@ -72,6 +77,11 @@ def convergence(adata: AnnData, key: str = "lmf", *, ax=None, show: bool = False
     Returns
     -------
     The matplotlib Axes.
+
+    Raises
+    ------
+    MissingKeyError
+        (a ``KeyError``) If there is no fit under ``key``.
     """
     stored = get.results(adata, key)
     history = np.asarray(stored["objective_history"])

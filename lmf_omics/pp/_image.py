@@ -76,6 +76,23 @@ def image_features(
     -------
     ``None``, or a copy of ``adata`` when ``copy=True``, with ``obsm[key_added]`` (spots ×
     features DataFrame, squidpy's column names) and ``uns[key_added]["params"]``.
+
+    Raises
+    ------
+    TypeError
+        If ``adata`` is not an AnnData.
+    FileNotFoundError
+        If ``img`` is a path that is not a file.
+    ValueError
+        If ``features`` names an unknown family, ``img`` is not an image, the spot diameter is
+        unknown, or spots lie outside the image (coordinates of another resolution: set ``scale``).
+    MissingKeyError
+        (a ``KeyError``) If a named key or column is absent; the message lists what is there.
+
+    Examples
+    --------
+    >>> lmf.pp.image_features(adata, img="hne.jpg", features=["summary", "texture"])
+    >>> lmf.tl.lmf(adata, response="X", fixed="obsm:img_features", scale=True)
     """
     import squidpy as sq
 
