@@ -7,12 +7,14 @@ import pandas as pd
 from anndata import AnnData
 
 from ._core import LinearMixedForms
+from ._docs import FIT, NO_FIT, fill
 from ._keys import ROLES, Keys, is_fit
 from ._modalities import MissingKeyError
 
 STATE_FIELDS = ("spec", "features", "mean", "scale", "weight", "loadings")  # what a stored modality needs
 
 
+@fill(fit=FIT, no_fit=NO_FIT)
 def model(adata: AnnData, key: str = "lmf") -> LinearMixedForms:
     """Rebuild the fitted :class:`~lmf_omics.LinearMixedForms` stored under ``key``.
 
@@ -21,10 +23,7 @@ def model(adata: AnnData, key: str = "lmf") -> LinearMixedForms:
 
     Parameters
     ----------
-    adata
-        AnnData with a fit under ``key``.
-    key
-        ``key_added`` of the fit (:func:`lmf_omics.tl.lmf`).
+    {fit}
 
     Returns
     -------
@@ -32,8 +31,7 @@ def model(adata: AnnData, key: str = "lmf") -> LinearMixedForms:
 
     Raises
     ------
-    MissingKeyError
-        If there is no fit under ``key`` (a ``KeyError``).
+    {no_fit}
     ValueError
         If the stored fit is incomplete (edited or subset).
 
@@ -61,6 +59,7 @@ def model(adata: AnnData, key: str = "lmf") -> LinearMixedForms:
     return LinearMixedForms.from_state({"params": stored["params"], "modalities": modalities})
 
 
+@fill(fit=FIT, no_fit=NO_FIT)
 def loadings(adata: AnnData, key: str = "lmf", *, role: str = "response") -> pd.DataFrame:
     """Loadings of one modality: rows are the features it was fitted on, columns ``Factor1``...
 
@@ -69,10 +68,7 @@ def loadings(adata: AnnData, key: str = "lmf", *, role: str = "response") -> pd.
 
     Parameters
     ----------
-    adata
-        AnnData with a fit under ``key``.
-    key
-        ``key_added`` of the fit (:func:`lmf_omics.tl.lmf`).
+    {fit}
     role
         ``"response"`` (α), ``"fixed"`` (β) or ``"random"`` (u).
 
@@ -122,15 +118,13 @@ def _stored_array(adata: AnnData, key: str, role: str, entry, field: str = "load
     return adata.varm[varm_key][rows]
 
 
+@fill(fit=FIT, no_fit=NO_FIT)
 def features(adata: AnnData, key: str = "lmf") -> dict[str, list[str]]:
     """The feature names each modality was fitted on, by role.
 
     Parameters
     ----------
-    adata
-        AnnData with a fit under ``key``.
-    key
-        ``key_added`` of the fit (:func:`lmf_omics.tl.lmf`).
+    {fit}
 
     Returns
     -------
@@ -139,15 +133,13 @@ def features(adata: AnnData, key: str = "lmf") -> dict[str, list[str]]:
     return {role: list(map(str, e["features"])) for role, e in results(adata, key)["modalities"].items()}
 
 
+@fill(fit=FIT, no_fit=NO_FIT)
 def variance_explained(adata: AnnData, key: str = "lmf") -> pd.DataFrame:
     """R² per factor (rows ``Factor1``...) and role (columns), as in MOFA's table.
 
     Parameters
     ----------
-    adata
-        AnnData with a fit under ``key``.
-    key
-        ``key_added`` of the fit (:func:`lmf_omics.tl.lmf`).
+    {fit}
 
     Returns
     -------
@@ -159,15 +151,13 @@ def variance_explained(adata: AnnData, key: str = "lmf") -> pd.DataFrame:
     return frame
 
 
+@fill(fit=FIT, no_fit=NO_FIT)
 def results(adata: AnnData, key: str = "lmf") -> dict:
     """``adata.uns[key]``, with a clear error when there is no fit under that key.
 
     Parameters
     ----------
-    adata
-        AnnData with a fit under ``key``.
-    key
-        ``key_added`` of the fit (:func:`lmf_omics.tl.lmf`).
+    {fit}
 
     Returns
     -------

@@ -9,11 +9,13 @@ import numpy as np
 from anndata import AnnData
 
 from .. import get
+from .._docs import FIT, NO_FIT, fill
 from ._plots import ROLE_TITLES, finish, pick_factors
 
 LABEL_LENGTH = 34
 
 
+@fill(fit=FIT, no_fit=NO_FIT)
 def loadings(
     adata: AnnData,
     key: str = "lmf",
@@ -32,10 +34,7 @@ def loadings(
 
     Parameters
     ----------
-    adata
-        AnnData with a fit under ``key``.
-    key
-        ``key_added`` of the fit.
+    {fit}
     roles
         Roles whose modalities to show (``"response"``, ``"fixed"``, ``"random"``); default every
         fitted one.
@@ -54,8 +53,7 @@ def loadings(
     ------
     ValueError
         If ``roles`` names a role without a fitted modality, or ``factors`` or ``n_top`` is out of range.
-    MissingKeyError
-        (a ``KeyError``) If there is no fit under ``key``.
+    {no_fit}
 
     Examples
     --------

@@ -9,23 +9,19 @@ import numpy as np
 from anndata import AnnData
 
 from .. import get
+from .._docs import FIT, NO_FIT, PLOT, fill
 
 ROLE_TITLES = {"response": "response (Y)", "fixed": "fixed (X)", "random": "random (Z)"}
 
 
+@fill(fit=FIT, plot=PLOT, no_fit=NO_FIT)
 def variance_explained(adata: AnnData, key: str = "lmf", *, ax=None, show: bool = False, save: str | None = None):
     """Heatmap of R² per factor (rows) and role (columns), annotated with percentages.
 
     Parameters
     ----------
-    adata
-        AnnData with a fit under ``key``.
-    key
-        ``key_added`` of the fit.
-    ax
-        Axes to draw on (default a new figure).
-    show, save
-        Show the figure; write it to this path.
+    {fit}
+    {plot}
 
     Returns
     -------
@@ -33,8 +29,7 @@ def variance_explained(adata: AnnData, key: str = "lmf", *, ax=None, show: bool 
 
     Raises
     ------
-    MissingKeyError
-        (a ``KeyError``) If there is no fit under ``key``.
+    {no_fit}
 
     Examples
     --------
@@ -60,19 +55,14 @@ def variance_explained(adata: AnnData, key: str = "lmf", *, ax=None, show: bool 
     return _finish(ax, show, save)
 
 
+@fill(fit=FIT, plot=PLOT, no_fit=NO_FIT)
 def convergence(adata: AnnData, key: str = "lmf", *, ax=None, show: bool = False, save: str | None = None):
     """Objective per iteration; the joint solver's curve never rises, the paper's may.
 
     Parameters
     ----------
-    adata
-        AnnData with a fit under ``key``.
-    key
-        ``key_added`` of the fit.
-    ax
-        Axes to draw on (default a new figure).
-    show, save
-        Show the figure; write it to this path.
+    {fit}
+    {plot}
 
     Returns
     -------
@@ -80,8 +70,7 @@ def convergence(adata: AnnData, key: str = "lmf", *, ax=None, show: bool = False
 
     Raises
     ------
-    MissingKeyError
-        (a ``KeyError``) If there is no fit under ``key``.
+    {no_fit}
     """
     stored = get.results(adata, key)
     history = np.asarray(stored["objective_history"])
