@@ -4,8 +4,8 @@
 covariates of the same cells, decomposed through a fixed code ``K`` and a random code ``H``.
 """
 
-from . import datasets, get, pl, pp, tl
-from ._core import Codes, LinearMixedForms, NotFittedError, Options, cross_validate
+from . import _settings, datasets, get, pl, pp, tl
+from ._core import Codes, LinearMixedForms, NotFittedError, Options, cross_validate, grid_search
 
 __version__ = "0.1.0"
 
@@ -18,7 +18,10 @@ __all__ = [
     "cross_validate",
     "datasets",
     "get",
+    "grid_search",
     "pl",
     "pp",
     "tl",
 ]
+
+_settings.install()  # the package logger follows scanpy's verbosity once scanpy is imported

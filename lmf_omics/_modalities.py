@@ -120,7 +120,7 @@ def masks_for(roles: Mapping[str, str | None], mask_var) -> dict[str, object]:
     if isinstance(mask_var, Mapping):
         unknown = set(mask_var) - set(roles)
         if unknown:
-            raise ValueError(f"mask_var has unknown modality names {sorted(unknown)}; use {sorted(roles)}")
+            raise ValueError(f"mask_var has unknown roles {sorted(unknown)}; use {sorted(roles)}")
         return dict(mask_var)
     if mask_var is None:
         return {}

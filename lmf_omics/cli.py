@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 from typing import get_args, get_type_hints
@@ -21,11 +22,29 @@ PROG = "lmf-omics"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (0 success, 1 bad input or failure, 2 usage, 130/143 stopped)."""
+    """Run the command line: ``lmf-omics fit``, ``predict`` or ``demo`` (``lmf-omics --help`` lists the options).
+
+    Parameters
+    ----------
+    argv
+        The arguments after the program name; ``None`` reads ``sys.argv``.
+
+    Returns
+    -------
+    The exit code: 0 success, 1 bad input or failure (one ``lmf-omics: error: ...`` line on standard
+    error; ``--debug`` raises instead), 2 usage, 130/143 stopped by Ctrl-C/SIGTERM.
+
+    Examples
+    --------
+    >>> from lmf_omics.cli import main
+    >>> main(["fit", "in.h5ad", "-o", "out.h5ad", "--response", "obsm:protein", "--fixed", "X"])
+    0
+    """
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    level = logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s")
     try:
-        with signals_stop_writes():
+        with _package_logging(level), signals_stop_writes():
             return args.run(args)
     except (KeyboardInterrupt, Terminated) as stop:
         if args.debug:
@@ -39,6 +58,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines = [line for line in str(error).splitlines() if line.strip()]
         print(f"{PROG}: error: {lines[0] if lines else type(error).__name__}", file=sys.stderr)
         return 1
+
+
+@contextmanager
+def _package_logging(level: int):
+    """The command's level (``--quiet``: warnings) for the package logger, whatever scanpy's; restored after."""
+    previous = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 def _fit(args: argparse.Namespace) -> int:

@@ -21,6 +21,22 @@ def run_demo(outdir: str | Path = "lmf_demo", *, n_factors: int = 15) -> Path:
     (``raw``); random effects: cell-cycle phase and scores, mitochondrial fraction and depth.
     The fixed code is expression structure the covariates do not explain; cells are clustered and
     embedded on it.
+
+    Parameters
+    ----------
+    outdir
+        Folder for ``lmf_demo.h5ad`` and the figures (created if needed).
+    n_factors
+        Number of factors of the fit.
+
+    Returns
+    -------
+    Path of the written ``lmf_demo.h5ad`` (codes in ``obsm``, ``leiden_lmf`` in ``obs``, UMAP).
+
+    Examples
+    --------
+    >>> from lmf_omics.demo import run_demo
+    >>> run_demo("lmf_demo")  # same as `lmf-omics demo --outdir lmf_demo`
     """
     import scanpy as sc
 

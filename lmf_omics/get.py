@@ -7,17 +7,38 @@ import pandas as pd
 from anndata import AnnData
 
 from ._core import LinearMixedForms
+from ._docs import FIT, NO_FIT, fill
 from ._keys import ROLES, Keys, is_fit
 from ._modalities import MissingKeyError
 
 STATE_FIELDS = ("spec", "features", "mean", "scale", "weight", "loadings")  # what a stored modality needs
 
 
+@fill(fit=FIT, no_fit=NO_FIT)
 def model(adata: AnnData, key: str = "lmf") -> LinearMixedForms:
     """Rebuild the fitted :class:`~lmf_omics.LinearMixedForms` stored under ``key``.
 
     Loadings of var-aligned modalities are read from ``varm`` (the rows of the features used),
     the rest from ``uns[key]``. The rebuilt model transforms and predicts like the original.
+
+    Parameters
+    ----------
+    {fit}
+
+    Returns
+    -------
+    The fitted estimator, ready for ``transform`` and ``predict`` on arrays of new cells.
+
+    Raises
+    ------
+    {no_fit}
+    ValueError
+        If the stored fit is incomplete (edited or subset).
+
+    Examples
+    --------
+    >>> model = lmf.get.model(adata)
+    >>> codes = model.transform(X=query_rna, Z=query_covariates)
     """
     stored = results(adata, key)
     modalities = {}
@@ -32,23 +53,44 @@ def model(adata: AnnData, key: str = "lmf") -> LinearMixedForms:
         absent = [field for field in STATE_FIELDS if field not in entry]
         if absent:
             raise ValueError(
-                f"the fit under uns[{key!r}] is incomplete: modality {role!r} has no {absent} "
+                f"the fit under uns[{key!r}] is incomplete: the modality of role {role!r} has no {absent} "
                 "(was it edited or subset?); run lmf_omics.tl.lmf again"
             )
     state = {"params": stored["params"], "modalities": modalities, "random_effect": stored.get("random_effect")}
     return LinearMixedForms.from_state(state)
 
 
+@fill(fit=FIT, no_fit=NO_FIT)
 def loadings(adata: AnnData, key: str = "lmf", *, role: str = "response") -> pd.DataFrame:
     """Loadings of one modality: rows are the features it was fitted on, columns ``Factor1``...
 
-    ``role`` is ``"response"`` (α), ``"fixed"`` (β) or ``"random"`` (u). They relate the codes to
-    the centred (and, with ``scale=True``, scaled) data, so a large entry means the feature moves
-    with that factor.
+    They relate the codes to the centred (and, with ``scale=True``, scaled) data, so a large entry
+    means the feature moves with that factor.
+
+    Parameters
+    ----------
+    {fit}
+    role
+        ``"response"`` (α), ``"fixed"`` (β) or ``"random"`` (u).
+
+    Returns
+    -------
+    Features × factors DataFrame.
+
+    Raises
+    ------
+    ValueError
+        If the fit has no modality of ``role``.
+    MissingKeyError
+        If there is no fit under ``key``, or its loadings were deleted from ``varm``.
+
+    Examples
+    --------
+    >>> lmf.get.loadings(adata, role="fixed")["Factor1"].nlargest(10)
     """
     entries = results(adata, key)["modalities"]
     if role not in entries:
-        raise ValueError(f"role={role!r} is not a modality of the fit under {key!r}; use one of {sorted(entries)}")
+        raise ValueError(f"role={role!r} has no modality in the fit under {key!r}; use one of {sorted(entries)}")
     values = _stored_array(adata, key, role, entries[role])
     if values is None:
         raise MissingKeyError(
@@ -77,21 +119,57 @@ def _stored_array(adata: AnnData, key: str, role: str, entry, field: str = "load
     return adata.varm[varm_key][rows]
 
 
+@fill(fit=FIT, no_fit=NO_FIT)
 def features(adata: AnnData, key: str = "lmf") -> dict[str, list[str]]:
-    """The feature names each modality was fitted on, by role."""
+    """The feature names each modality was fitted on, by role.
+
+    Parameters
+    ----------
+    {fit}
+
+    Returns
+    -------
+    Role → feature names, in the order of the loadings' rows.
+    """
     return {role: list(map(str, e["features"])) for role, e in results(adata, key)["modalities"].items()}
 
 
+@fill(fit=FIT, no_fit=NO_FIT)
 def variance_explained(adata: AnnData, key: str = "lmf") -> pd.DataFrame:
-    """R² per factor (rows ``Factor1``...) and modality (columns), as in MOFA's table."""
+    """R² per factor (rows ``Factor1``...) and role (columns), as in MOFA's table.
+
+    Parameters
+    ----------
+    {fit}
+
+    Returns
+    -------
+    Factors × roles DataFrame of the share of each modality's variance a factor explains alone.
+    """
     table = results(adata, key)["variance_explained"]
     frame = pd.DataFrame({role: np.asarray(table[role]) for role in ROLES if role in table})
     frame.index = [f"Factor{i + 1}" for i in range(len(frame))]
     return frame
 
 
+@fill(fit=FIT, no_fit=NO_FIT)
 def results(adata: AnnData, key: str = "lmf") -> dict:
-    """``adata.uns[key]``, with a clear error when there is no fit under that key."""
+    """``adata.uns[key]``, with a clear error when there is no fit under that key.
+
+    Parameters
+    ----------
+    {fit}
+
+    Returns
+    -------
+    The stored results (``params``, ``modalities``, ``variance_explained``, ...; see
+    :func:`lmf_omics.tl.lmf`).
+
+    Raises
+    ------
+    MissingKeyError
+        If ``uns[key]`` holds no fit; the message lists the fits present.
+    """
     if not is_fit(adata.uns.get(key)):
         fits = sorted(k for k, v in adata.uns.items() if is_fit(v))
         raise MissingKeyError(f"no LMF fit under uns[{key!r}]; fits present: {fits}. Run lmf_omics.tl.lmf first")

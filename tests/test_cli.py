@@ -173,3 +173,23 @@ def test_predict_reads_the_query_once_and_writes_what_transform_and_predict_writ
     pd.testing.assert_frame_equal(written.obsm["lmf_predicted"], query.obsm["lmf_predicted"], atol=1e-12)
     for key in ("lmf_transform", "lmf_predicted"):
         assert written.uns[key]["params"]["modalities"].tolist() == query.uns[key]["params"]["modalities"]
+
+
+@pytest.mark.parametrize(("flags", "shown"), [([], True), (["--quiet"], False)])
+def test_the_command_logs_at_info_whatever_scanpys_verbosity(flags, shown, tmp_path, caplog):
+    import scanpy as sc
+
+    from lmf_omics._core.log import logger
+
+    from .reliability import counts_adata
+
+    counts_adata().write_h5ad(tmp_path / "cells.h5ad")
+    before, saved_verbosity = logger.level, sc.settings.verbosity
+    sc.settings.verbosity = "warning"  # a library default the command line overrides, as its --quiet does
+    try:
+        argv = [*flags, "fit", str(tmp_path / "cells.h5ad"), "-o", str(tmp_path / "out.h5ad")]
+        assert main([*argv, "--response", "obsm:protein", "--fixed", "X", "--n-factors", "2", "--max-iter", "5"]) == 0
+    finally:
+        sc.settings.verbosity = saved_verbosity
+    assert any(r.getMessage().startswith("wrote ") for r in caplog.records) is shown
+    assert logger.level == before  # an in-process call leaves the package's logging as it was

@@ -48,3 +48,13 @@ def test_loadings_without_their_varm_entry_name_it(fitted):
     ):
         get.loadings(adata, role="fixed")
     assert get.loadings(adata, role="response").shape == (6, 3)  # stored in uns, unaffected
+
+
+def test_loadings_of_a_role_the_fit_has_no_modality_for(fitted):
+    adata = fitted.copy()
+    tl.lmf(adata, **{**FIT, "random": None}, key_added="no_random")
+    with pytest.raises(
+        ValueError,
+        match=r"role='random' has no modality in the fit under 'no_random'; use one of \['fixed', 'response'\]",
+    ):
+        get.loadings(adata, "no_random", role="random")

@@ -97,7 +97,7 @@ def test_masks_spread_over_var_aligned_roles_only():
     roles = {"response": "obsm:protein", "fixed": "X", "random": "obs:batch"}
     assert masks_for(roles, "highly_variable") == {"fixed": "highly_variable"}
     assert masks_for(roles, None) == {}
-    with pytest.raises(ValueError, match=r"mask_var has unknown modality names \['genes'\]"):
+    with pytest.raises(ValueError, match=r"mask_var has unknown roles \['genes'\]"):
         masks_for(roles, {"genes": "highly_variable"})
 
 

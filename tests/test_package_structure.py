@@ -25,6 +25,8 @@ CORE_ALLOWED = {
     "concurrent",
     "contextlib",
     "contextvars",
+    "sys",
+    "warnings",
 }
 # optional: imported inside the functions that need them (dask backend, BLAS thread limit), never at import
 CORE_OPTIONAL = {"dask", "threadpoolctl"}

@@ -6,6 +6,6 @@ solver) is defined in :mod:`.parts`; where each kind of change goes is in DEVELO
 
 from .model import Codes, LinearMixedForms, NotFittedError
 from .options import Options
-from .selection import cross_validate
+from .selection import cross_validate, grid_search
 
-__all__ = ["Codes", "LinearMixedForms", "NotFittedError", "Options", "cross_validate"]
+__all__ = ["Codes", "LinearMixedForms", "NotFittedError", "Options", "cross_validate", "grid_search"]

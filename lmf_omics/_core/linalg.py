@@ -50,8 +50,8 @@ def _note(how: str, shape: tuple[int, int]) -> None:
 def solve_right(rhs: np.ndarray, gram: np.ndarray, ridge: float = 0.0) -> np.ndarray:
     """``rhs @ (gram + ridge·I)⁻¹`` for a symmetric positive semi-definite ``gram``.
 
-    Uses a Cholesky factorisation, applied as the k × k inverse in one product (``rhs`` has many
-    rows: triangular solves with thousands of right-hand sides are several times slower); a singular
+    Uses a Cholesky factorisation, applied as the k × k inverse in one product with ``rhs`` (which
+    has many rows) rather than as triangular solves with that many right-hand sides; a singular
     system falls back to the pseudo-inverse with a logged note instead of failing or returning NaN.
     """
     system = gram + ridge * np.eye(gram.shape[0])

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from . import inputs, linalg, parallel, validation
 from .canonical import canonical_rotation, column_signs, response_split, variance_explained
-from .log import logger
+from .log import logger, progress_enabled
 from .operators import Operator
 from .options import DEFAULTS, NAMES, Options, numpydoc_parameters, signature_parameters
 from .parts import Data, Loadings
@@ -32,13 +32,22 @@ class NotFittedError(ValueError, AttributeError, RuntimeError):
 
 @dataclass(frozen=True)
 class Codes:
-    """Codes of some cells: ``fixed`` (K), ``random`` (H, ``None`` without Z) and ``combined`` (K + H)."""
+    """Codes of some cells.
+
+    Parameters
+    ----------
+    fixed
+        ``K`` (cells × k): the fixed code, with the random effect accounted for.
+    random
+        ``H`` (cells × k), ``None`` for a fit without Z.
+    """
 
     fixed: np.ndarray
     random: np.ndarray | None
 
     @property
     def combined(self) -> np.ndarray:
+        """``K + H`` (``K`` without a random code)."""
         return self.fixed if self.random is None else self.fixed + self.random
 
 
@@ -262,7 +271,10 @@ class LinearMixedForms:
         )
         factors = problem.initial(options.n_factors, rng=rng)
         bar = tqdm(
-            range(options.max_iter), desc=f"LMF ({solver.name})", disable=_disable(options.progress), leave=False
+            range(options.max_iter),
+            desc=f"LMF ({solver.name})",
+            disable=not progress_enabled(options.progress),
+            leave=False,
         )
         result = iterate(solver, problem, factors, norms, ridge, max_iter=options.max_iter, tol=options.tol, bar=bar)
         self._log_convergence(solver.name, result, options.tol)
@@ -557,7 +569,3 @@ def _same(value, default) -> bool:
 def _plain(value):
     """Numpy scalars (as read back from h5ad) to Python scalars."""
     return value.item() if isinstance(value, np.generic) else value
-
-
-def _disable(progress: bool | None) -> bool | None:
-    return None if progress is None else not progress

@@ -94,8 +94,8 @@ class Options:
     progress: bool | None = _option(None, "Show a progress bar (``None``: at info level, on a terminal).")
     n_jobs: int | None = _option(
         None,
-        """Threads for the products with the data (``None`` or ``-1``: every core this process may use).
-        Results do not depend on it.""",
+        """Threads for the products with the data (``-1``: every core this process may use; ``None``: every
+        core for the estimator, ``sc.settings.n_jobs`` in ``tl``). Results do not depend on it.""",
     )
 
     def validate(self) -> Options:

@@ -9,7 +9,7 @@ at every product). A CSC matrix is used through its transpose (a CSR view).
 
 :func:`workers` sets the threads for the products of one fit and holds BLAS to one thread
 meanwhile: the thin dense algebra then never competes with the product threads or with other
-processes for cores (with two BLAS threads a fit on this shared 2-core machine took 2.6x as long).
+processes for cores (measured in ``benchmarks/README.md``, ``scale.py``, "Threads").
 """
 
 from __future__ import annotations

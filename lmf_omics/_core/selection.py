@@ -1,4 +1,4 @@
-"""Choosing options (e.g. the number of factors) by cross-validated prediction of the response.
+"""Choosing options (e.g. the number of factors) by a grid search scored by cross-validated prediction.
 
 For each candidate, the cells are split into ``folds`` parts; the model is fitted on all parts
 but one and predicts the held-out cells' response from their fixed-effect data and covariates
@@ -9,6 +9,7 @@ squared error per response entry over held-out cells that have a response; the s
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -18,7 +19,7 @@ from . import validation
 from .validation import ROLES
 
 
-def cross_validate(
+def grid_search(
     template,
     Y,
     X,
@@ -30,8 +31,42 @@ def cross_validate(
 ) -> tuple[dict, list[dict]]:
     """Score every combination of ``grid`` (option → candidate values) for ``template``'s other options.
 
-    Returns the best options and a table (one dict per candidate: its options and ``mse``).
-    Folds are drawn from ``template.random_state``; each fit sees only its training cells.
+    Each combination is fitted ``folds`` times, each time on all folds but one, and scored by the
+    mean squared error of the held-out cells' predicted response (per response entry, over the
+    held-out cells that have a response). Folds are drawn from ``template.random_state``; each fit
+    sees only its training cells.
+
+    Parameters
+    ----------
+    template
+        A :class:`~lmf_omics.LinearMixedForms` whose options are kept except those in ``grid``.
+    Y, X, Z
+        The response, fixed-effect data and (optional) random-effect covariates of the same cells,
+        as for :meth:`~lmf_omics.LinearMixedForms.fit`.
+    grid
+        Option name → candidate values, e.g. ``{"n_factors": [3, 5, 10]}``; every combination is scored.
+    folds
+        Number of cross-validation folds (between 2 and the number of cells).
+    observed
+        Boolean masks of the cells that have a modality, by role (as for ``fit``).
+
+    Returns
+    -------
+    best : dict
+        The options of the combination with the smallest error.
+    table : list of dict
+        One row per combination, in ``grid`` order: its options and ``mse``.
+
+    Raises
+    ------
+    ValueError
+        If ``grid`` names no option or an option with no values, or ``folds`` is out of range.
+
+    Examples
+    --------
+    >>> from lmf_omics import LinearMixedForms, grid_search
+    >>> best, table = grid_search(LinearMixedForms(), Y, X, Z, grid={"n_factors": [3, 5, 10]})
+    >>> model = LinearMixedForms(**best).fit(Y, X, Z)
     """
     if not grid or any(len(values) == 0 for values in grid.values()):
         raise ValueError(f"grid must name at least one option with at least one value, got {dict(grid)!r}")
@@ -51,6 +86,29 @@ def cross_validate(
         table.append({**options, "mse": error / (int(has_response.sum()) * Y.shape[1])})
     best = min(table, key=lambda row: row["mse"])
     return {name: best[name] for name in grid}, table
+
+
+def cross_validate(*args, **kwargs) -> tuple[dict, list[dict]]:
+    """Deprecated alias of :func:`grid_search` (removed in the next release).
+
+    It is a grid search; scikit-learn's ``cross_validate`` scores one estimator.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        As for :func:`grid_search`.
+
+    Returns
+    -------
+    What :func:`grid_search` returns.
+    """
+    warnings.warn(
+        "lmf_omics.cross_validate is renamed lmf_omics.grid_search (same arguments); the old name will be "
+        "removed in the next release",
+        FutureWarning,
+        stacklevel=2,
+    )
+    return grid_search(*args, **kwargs)
 
 
 def _held_out_error(template, options, Y, X, Z, observed, has_response, held_out) -> float:

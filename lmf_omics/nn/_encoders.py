@@ -20,6 +20,11 @@ class ConvEncoder(nn.Module):
     global_pool
         Average each channel over the remaining pixels (``widths[-1]`` features, any input
         size) instead of flattening (``widths[-1] · h · w`` features).
+
+    Raises
+    ------
+    ValueError
+        If ``widths`` is empty or has a width below 1.
     """
 
     def __init__(self, in_channels: int = 3, widths: Sequence[int] = (16, 32), *, global_pool: bool = False):
@@ -35,9 +40,30 @@ class ConvEncoder(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Features of a batch of images.
+
+        Parameters
+        ----------
+        x
+            Images, ``(batch, channels, height, width)``.
+
+        Returns
+        -------
+        ``(batch, n_features)`` features.
+        """
         return self.layers(x)
 
     def n_features(self, image_shape: Sequence[int]) -> int:
-        """Feature count for inputs of shape ``(channels, height, width)``."""
+        """Feature count for inputs of shape ``(channels, height, width)``.
+
+        Parameters
+        ----------
+        image_shape
+            ``(channels, height, width)`` of one input.
+
+        Returns
+        -------
+        The length of each output row (the ``in_features`` of an :class:`LMFHead` after it).
+        """
         with torch.no_grad():
             return int(self(torch.zeros(1, *image_shape)).shape[1])

@@ -27,7 +27,17 @@ INITS = ("orthogonal", "uniform")
 
 
 def orthogonality_error(beta: torch.Tensor) -> float:
-    """``‖βᵀβ − I‖_F`` for loadings ``β`` (p × k): 0 when the columns are orthonormal."""
+    """``‖βᵀβ − I‖_F`` for loadings ``β`` (p × k): 0 when the columns are orthonormal.
+
+    Parameters
+    ----------
+    beta
+        Loadings, p × k.
+
+    Returns
+    -------
+    The Frobenius norm of ``βᵀβ − I``.
+    """
     with torch.no_grad():
         gram = beta.T @ beta
         return float(torch.linalg.matrix_norm(gram - torch.eye(gram.shape[0], dtype=gram.dtype)))
@@ -51,6 +61,12 @@ class LMFHead(nn.Module):
     init
         ``"orthogonal"`` (orthonormal columns, ``βᵀβ = I`` at the start) or ``"uniform"``
         (PyTorch's default for ``nn.Linear``, as in the paper author's code).
+
+    Raises
+    ------
+    ValueError
+        If ``task`` or ``init`` is unknown, ``out_features`` is not between 1 and ``in_features``,
+        or ``ortho_weight`` is negative.
     """
 
     def __init__(
@@ -79,6 +95,7 @@ class LMFHead(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """Draw ``β`` afresh as ``init`` says (orthonormal columns, or ``nn.Linear``'s uniform)."""
         if self.init == "orthogonal":
             nn.init.orthogonal_(self.beta)
         else:  # nn.Linear's weight init (kaiming-uniform, a=√5), on the transposed weight
@@ -86,27 +103,84 @@ class LMFHead(nn.Module):
             nn.init.uniform_(self.beta, -bound, bound)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """The codes ``K = F β``.
+
+        Parameters
+        ----------
+        features
+            ``F = f(X)``, n × p.
+
+        Returns
+        -------
+        ``K``, n × k (the logits, for classification).
+        """
         return features @ self.beta
 
     def penalty(self, codes: torch.Tensor) -> torch.Tensor:
-        """``MSE(K, K βᵀβ)``: zero when ``βᵀβ`` acts as the identity on the rows of ``K``."""
+        """``MSE(K, K βᵀβ)``: zero when ``βᵀβ`` acts as the identity on the rows of ``K``.
+
+        Parameters
+        ----------
+        codes
+            ``K``, n × k (the head's output).
+
+        Returns
+        -------
+        The penalty, a scalar tensor.
+        """
         return F.mse_loss(codes @ (self.beta.T @ self.beta), codes)
 
     def fit_loss(self, codes: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The data term: cross-entropy (classification) or mean squared error (regression).
+
+        Parameters
+        ----------
+        codes
+            ``K``, n × k.
+        targets
+            Class indices (n) or target values (n × k).
+
+        Returns
+        -------
+        The mean loss, a scalar tensor.
+        """
         if self.task == "classification":
             return F.cross_entropy(codes, targets)
         return F.mse_loss(codes, targets)
 
     def loss(self, codes: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``{"loss": fit + λ·penalty, "fit": …, "orthogonality": penalty}`` for a batch."""
+        """``{"loss": fit + λ·penalty, "fit": …, "orthogonality": penalty}`` for a batch.
+
+        Parameters
+        ----------
+        codes
+            ``K``, n × k (the head's output).
+        targets
+            Class indices (n) or target values (n × k).
+
+        Returns
+        -------
+        The total under ``"loss"`` (what :func:`~lmf_omics.nn.train` minimises) and its two terms.
+        """
         fit, penalty = self.fit_loss(codes, targets), self.penalty(codes)
         return {"loss": fit + self.ortho_weight * penalty, "fit": fit, "orthogonality": penalty}
 
     def orthogonality_error(self) -> float:
-        """``‖βᵀβ − I‖_F``."""
+        """``‖βᵀβ − I‖_F`` of this head's loadings.
+
+        Returns
+        -------
+        0 when the columns of ``β`` are orthonormal.
+        """
         return orthogonality_error(self.beta)
 
     def extra_repr(self) -> str:
+        """The head's shape and options, shown in ``repr(model)``.
+
+        Returns
+        -------
+        ``"in_features=…, out_features=…, task=…, ortho_weight=…"``.
+        """
         p, k = self.beta.shape
         return f"in_features={p}, out_features={k}, task={self.task!r}, ortho_weight={self.ortho_weight}"
 
@@ -115,6 +189,19 @@ class LMFNet(nn.Module):
     """An encoder ``f`` followed by an :class:`LMFHead`: ``forward(x) = f(x) β``.
 
     ``features(x)`` returns ``f(x)``, the learnt representation; ``loss`` is the head's.
+
+    Parameters
+    ----------
+    encoder
+        ``f``: a module from a batch of inputs to ``(batch, head.in_features)`` features.
+    head
+        The :class:`LMFHead` on those features.
+
+    Examples
+    --------
+    >>> encoder = ConvEncoder(1, (16, 32))
+    >>> net = LMFNet(encoder, LMFHead(encoder.n_features((1, 8, 8)), 10))
+    >>> history = train(net, images, labels, epochs=20)
     """
 
     def __init__(self, encoder: nn.Module, head: LMFHead):
@@ -122,10 +209,45 @@ class LMFNet(nn.Module):
         self.encoder, self.head = encoder, head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The codes ``f(x) β``.
+
+        Parameters
+        ----------
+        x
+            A batch of inputs of the encoder.
+
+        Returns
+        -------
+        ``K``, ``(batch, k)``.
+        """
         return self.head(self.encoder(x))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The learnt representation ``f(x)``.
+
+        Parameters
+        ----------
+        x
+            A batch of inputs of the encoder.
+
+        Returns
+        -------
+        ``(batch, p)`` features.
+        """
         return self.encoder(x)
 
     def loss(self, codes: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The head's loss (:meth:`LMFHead.loss`).
+
+        Parameters
+        ----------
+        codes
+            The network's output on a batch.
+        targets
+            Class indices or target values of the batch.
+
+        Returns
+        -------
+        ``{"loss": …, "fit": …, "orthogonality": …}``.
+        """
         return self.head.loss(codes, targets)

@@ -92,7 +92,8 @@ def histology_features(
     key_added
         ``obsm[key_added]`` receives the features, ``uns[key_added]`` the rest (see below).
     progress
-        Show a progress bar over epochs (``None``: only on a terminal).
+        Show a progress bar over epochs (``None``: when the package logs at info level, e.g. at
+        ``scanpy.settings.verbosity = "info"``, and standard error is a terminal).
     copy
         Return a modified copy instead of writing to ``adata``.
 

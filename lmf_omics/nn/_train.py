@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .._core.log import logger
+from .._core.log import logger, progress_enabled
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], "torch.Tensor | dict[str, torch.Tensor]"]
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -24,6 +24,20 @@ def seeded(seed: int) -> Iterator[None]:
     """Run a block with torch's global RNG seeded, leaving the caller's RNG state untouched.
 
     Build a model inside it and its initial weights depend on ``seed`` alone.
+
+    Parameters
+    ----------
+    seed
+        Seed of torch's global generator inside the block.
+
+    Yields
+    ------
+    Nothing; the block runs with the seeded generator.
+
+    Examples
+    --------
+    >>> with seeded(0):
+    ...     head = LMFHead(64, 10)
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -34,9 +48,17 @@ def seeded(seed: int) -> Iterator[None]:
 class History:
     """Per-epoch records of a :func:`train` run.
 
-    ``train`` and ``validation`` hold the mean of each loss term (``"loss"`` the total, plus e.g.
-    ``"fit"`` and ``"orthogonality"``), ``metrics`` each metric; ``best_epoch`` (1-based) is the
-    epoch whose weights were restored.
+    Parameters
+    ----------
+    train, validation
+        Term → per-epoch mean of each loss term (``"loss"`` the total, plus e.g. ``"fit"`` and
+        ``"orthogonality"``) on the training and validation data.
+    metrics
+        Metric name → its per-epoch values.
+    best_epoch
+        The epoch (1-based) whose weights were restored.
+    stopped_early
+        Whether ``patience`` stopped the run before ``epochs``.
     """
 
     train: dict[str, list[float]] = field(default_factory=dict)
@@ -47,10 +69,17 @@ class History:
 
     @property
     def n_epochs(self) -> int:
+        """Epochs run."""
         return len(self.train.get("loss", []))
 
     def as_dict(self) -> dict:
-        """h5ad-writable: float arrays per record, ``best_epoch``, ``n_epochs``, ``stopped_early``."""
+        """The history as an h5ad-writable dict.
+
+        Returns
+        -------
+        ``best_epoch``, ``n_epochs``, ``stopped_early`` and one float array per record, named
+        ``train_<term>``, ``validation_<term>`` and ``metric_<name>``.
+        """
         out = {"best_epoch": self.best_epoch, "n_epochs": self.n_epochs, "stopped_early": self.stopped_early}
         for prefix, records in (("train", self.train), ("validation", self.validation), ("metric", self.metrics)):
             out.update({f"{prefix}_{name}": np.asarray(values, dtype=float) for name, values in records.items()})
@@ -101,7 +130,23 @@ def train(
         Seeds batch order, augmentation and any randomness inside the model: on CPU the same
         seed and the same initial weights give identical results.
     progress
-        Show a progress bar over epochs (``None``: only on a terminal).
+        Show a progress bar over epochs (``None``: when the package logs at info level, e.g. at
+        ``scanpy.settings.verbosity = "info"``, and standard error is a terminal).
+    desc
+        Label of the progress bar and of the summary logged at the end.
+
+    Returns
+    -------
+    The per-epoch losses and metrics, the best epoch and whether training stopped early.
+
+    Raises
+    ------
+    TypeError
+        If ``loss`` is not given and ``model`` has no ``loss`` method.
+    ValueError
+        If ``inputs`` and ``targets`` differ in length or are empty, or the budget is not positive integers.
+    FloatingPointError
+        If the training loss becomes NaN or infinite (lower ``lr``).
     """
     loss = loss if loss is not None else getattr(model, "loss", None)
     if loss is None:
@@ -114,7 +159,7 @@ def train(
     with seeded(random_state):
         generator = torch.Generator().manual_seed(random_state)
         optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-        bar = tqdm(range(1, epochs + 1), desc=desc, disable=None if progress is None else not progress, leave=False)
+        bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress_enabled(progress), leave=False)
         for epoch in bar:
             _append(
                 history.train, _train_epoch(model, inputs, targets, loss, optimizer, batch_size, generator, augment)

@@ -9,11 +9,13 @@ import numpy as np
 from anndata import AnnData
 
 from .. import get
-from ._plots import MODALITY_TITLES, finish, pick_factors
+from .._docs import FIT, NO_FIT, fill
+from ._plots import ROLE_TITLES, finish, pick_factors
 
 LABEL_LENGTH = 34
 
 
+@fill(fit=FIT, no_fit=NO_FIT)
 def loadings(
     adata: AnnData,
     key: str = "lmf",
@@ -32,12 +34,10 @@ def loadings(
 
     Parameters
     ----------
-    adata
-        AnnData with a fit under ``key``.
-    key
-        ``key_added`` of the fit.
+    {fit}
     roles
-        Modalities to show (``"response"``, ``"fixed"``, ``"random"``); default all fitted ones.
+        Roles whose modalities to show (``"response"``, ``"fixed"``, ``"random"``); default every
+        fitted one.
     factors
         1-based factor numbers (default the first three).
     n_top
@@ -47,7 +47,17 @@ def loadings(
 
     Returns
     -------
-    Axes as a 2-D array (modalities × factors).
+    Axes as a 2-D array (roles × factors).
+
+    Raises
+    ------
+    ValueError
+        If ``roles`` names a role without a fitted modality, or ``factors`` or ``n_top`` is out of range.
+    {no_fit}
+
+    Examples
+    --------
+    >>> lmf.pl.loadings(adata, roles=["response", "fixed"], factors=[1, 2, 3], save="loadings.png")
     """
     fitted = list(get.results(adata, key)["modalities"])
     roles = fitted if roles is None else [roles] if isinstance(roles, str) else list(roles)
@@ -63,7 +73,7 @@ def loadings(
     for row, role in enumerate(roles):
         for col, factor in enumerate(factors):
             _bars(axes[row, col], tables[role][f"Factor{factor}"], n_top)
-            axes[row, col].set_title(f"Factor {factor} · {MODALITY_TITLES.get(role, role)}", fontsize=10)
+            axes[row, col].set_title(f"Factor {factor} · {ROLE_TITLES.get(role, role)}", fontsize=10)
     finish(fig, show, save)
     return axes
 

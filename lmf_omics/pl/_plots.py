@@ -9,12 +9,32 @@ import numpy as np
 from anndata import AnnData
 
 from .. import get
+from .._docs import FIT, NO_FIT, PLOT, fill
 
-MODALITY_TITLES = {"response": "response (Y)", "fixed": "fixed (X)", "random": "random (Z)"}
+ROLE_TITLES = {"response": "response (Y)", "fixed": "fixed (X)", "random": "random (Z)"}
 
 
+@fill(fit=FIT, plot=PLOT, no_fit=NO_FIT)
 def variance_explained(adata: AnnData, key: str = "lmf", *, ax=None, show: bool = False, save: str | None = None):
-    """Heatmap of R² per factor (rows) and modality (columns), annotated with percentages."""
+    """Heatmap of R² per factor (rows) and role (columns), annotated with percentages.
+
+    Parameters
+    ----------
+    {fit}
+    {plot}
+
+    Returns
+    -------
+    The matplotlib Axes.
+
+    Raises
+    ------
+    {no_fit}
+
+    Examples
+    --------
+    >>> lmf.pl.variance_explained(adata, save="figures/variance_explained.png")
+    """
     table = get.variance_explained(adata, key)
     ax = ax or plt.subplots(figsize=(1.6 + 1.3 * table.shape[1], max(2.6, 0.9 + 0.32 * table.shape[0])))[1]
     image = ax.imshow(table.to_numpy() * 100, cmap="Blues", aspect="auto", vmin=0)
@@ -28,15 +48,30 @@ def variance_explained(adata: AnnData, key: str = "lmf", *, ax=None, show: bool 
             fontsize=8,
             color="white" if value > 0.6 * image.get_clim()[1] else "black",
         )
-    ax.set_xticks(range(table.shape[1]), [MODALITY_TITLES.get(c, c) for c in table.columns])
+    ax.set_xticks(range(table.shape[1]), [ROLE_TITLES.get(c, c) for c in table.columns])
     ax.set_yticks(range(table.shape[0]), table.index)
     ax.figure.colorbar(image, ax=ax, label="variance explained (%)")
     ax.set_title(f"LMF variance explained ({key})")
     return _finish(ax, show, save)
 
 
+@fill(fit=FIT, plot=PLOT, no_fit=NO_FIT)
 def convergence(adata: AnnData, key: str = "lmf", *, ax=None, show: bool = False, save: str | None = None):
-    """Objective per iteration; the joint solver's curve never rises, the paper's may."""
+    """Objective per iteration; the joint solver's curve never rises, the paper's may.
+
+    Parameters
+    ----------
+    {fit}
+    {plot}
+
+    Returns
+    -------
+    The matplotlib Axes.
+
+    Raises
+    ------
+    {no_fit}
+    """
     stored = get.results(adata, key)
     history = np.asarray(stored["objective_history"])
     ax = ax or plt.subplots(figsize=(5, 3.2))[1]

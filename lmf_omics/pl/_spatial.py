@@ -69,6 +69,18 @@ def factors_spatial(
     Returns
     -------
     Axes as a 2-D array: factors × sections, or one row of factors for a single section.
+
+    Raises
+    ------
+    ValueError
+        If ``code`` or ``factors`` is out of range, ``img`` is given for several sections, or no
+        single spot diameter is stored (pass ``spot_diameter``).
+    MissingKeyError
+        (a ``KeyError``) If there is no fit under ``key``, its codes or the coordinates are absent.
+
+    Examples
+    --------
+    >>> lmf.pl.factors_spatial(adata, library_key="slice", code="fixed", factors=[1, 2])
     """
     values = _codes(adata, key, code)
     has_random = Keys(key).random in adata.obsm

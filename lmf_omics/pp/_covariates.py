@@ -51,6 +51,21 @@ def covariates(
     ``None``, or a copy of ``adata`` when ``copy=True``, with ``obsm[key_added]``: a DataFrame
     with columns ``<numeric column>`` and ``<categorical column>=<level>``, and
     ``uns[key_added]["params"]``.
+
+    Raises
+    ------
+    TypeError
+        If ``adata`` is not an AnnData.
+    ValueError
+        If ``keys`` is empty or repeats a column, a numeric column has NaN or infinite values, a
+        categorical column has more than ``max_levels`` levels, or ``key_added`` is empty.
+    MissingKeyError
+        (a ``KeyError``) If a named key or column is absent; the message lists what is there.
+
+    Examples
+    --------
+    >>> lmf.pp.covariates(adata, keys=["phase", "S_score", "n_counts"])
+    >>> lmf.tl.lmf(adata, response="X", fixed="raw", random="obsm:covariates")
     """
     check_adata(adata)
     keys = [keys] if isinstance(keys, str) else list(keys)

@@ -10,6 +10,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._core.log import logger
+from .._settings import n_jobs as resolve_n_jobs
 from ._checks import check_adata, check_key, check_key_added, check_positive, target
 
 IMAGE_FEATURES = ("summary", "histogram", "texture")
@@ -28,7 +29,7 @@ def image_features(
     scale: float = 1.0,
     mask_circle: bool = False,
     features_kwargs: Mapping[str, Mapping] | None = None,
-    n_jobs: int = 1,
+    n_jobs: int | None = None,
     key_added: str = "img_features",
     copy: bool = False,
 ) -> AnnData | None:
@@ -65,7 +66,7 @@ def image_features(
     features_kwargs
         Per-family options passed to squidpy (e.g. ``{"histogram": {"bins": 20}}``).
     n_jobs
-        Parallel jobs of squidpy.
+        Parallel jobs of squidpy (``None``: ``scanpy.settings.n_jobs``; ``-1``: every core).
     key_added
         ``obsm`` key of the features.
     copy
@@ -75,6 +76,23 @@ def image_features(
     -------
     ``None``, or a copy of ``adata`` when ``copy=True``, with ``obsm[key_added]`` (spots ×
     features DataFrame, squidpy's column names) and ``uns[key_added]["params"]``.
+
+    Raises
+    ------
+    TypeError
+        If ``adata`` is not an AnnData.
+    FileNotFoundError
+        If ``img`` is a path that is not a file.
+    ValueError
+        If ``features`` names an unknown family, ``img`` is not an image, the spot diameter is
+        unknown, or spots lie outside the image (coordinates of another resolution: set ``scale``).
+    MissingKeyError
+        (a ``KeyError``) If a named key or column is absent; the message lists what is there.
+
+    Examples
+    --------
+    >>> lmf.pp.image_features(adata, img="hne.jpg", features=["summary", "texture"])
+    >>> lmf.tl.lmf(adata, response="X", fixed="obsm:img_features", scale=True)
     """
     import squidpy as sq
 
@@ -104,7 +122,7 @@ def image_features(
         features_kwargs=dict(features_kwargs or {}),
         library_id=library_id,
         copy=True,
-        n_jobs=n_jobs,
+        n_jobs=resolve_n_jobs(n_jobs),
         show_progress_bar=False,
         spot_scale=spot_scale,
         mask_circle=mask_circle,

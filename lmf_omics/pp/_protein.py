@@ -49,6 +49,21 @@ def clr(
     Returns
     -------
     ``None``, or a copy of ``adata`` when ``copy=True``, with the transformed values written as above.
+
+    Raises
+    ------
+    TypeError
+        If ``adata`` is not an AnnData.
+    ValueError
+        If ``source`` is not ``"obsm:<key>"``, ``"layer:<name>"`` or ``"X"``, ``axis`` is not 0 or 1,
+        the counts are negative or not finite, or ``key_added`` is empty.
+    MissingKeyError
+        (a ``KeyError``) If a named key or column is absent; the message lists what is there.
+
+    Examples
+    --------
+    >>> lmf.pp.clr(adata, source="obsm:protein_counts")  # -> obsm["protein_counts_clr"]
+    >>> lmf.tl.lmf(adata, response="obsm:protein_counts_clr", fixed="X")
     """
     check_adata(adata)
     kind, _, name = source.partition(":") if isinstance(source, str) else ("", "", "")

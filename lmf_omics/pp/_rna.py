@@ -65,6 +65,22 @@ def normalize_rna(
     ``adata.X`` or ``layers[key_added]``; ``var["highly_variable"]``, ``var["means"]``,
     ``var["dispersions"]``, ``var["dispersions_norm"]`` and ``uns["hvg"]`` from scanpy; and
     ``uns["log1p"]``. Use ``lmf.tl.lmf(..., mask_var="highly_variable")`` to fit on the selected genes.
+
+    Raises
+    ------
+    TypeError
+        If ``adata`` is not an AnnData.
+    ValueError
+        If the counts are negative, not finite or all zero, no gene can be selected (fewer than 2
+        cells, identical profiles), or an option is out of range (``target_sum``, ``n_top_genes``,
+        ``flavor``, ``key_added``).
+    MissingKeyError
+        (a ``KeyError``) If a named key or column is absent; the message lists what is there.
+
+    Examples
+    --------
+    >>> lmf.pp.normalize_rna(adata, layer="counts", n_top_genes=2000)
+    >>> lmf.tl.lmf(adata, response="obsm:protein", fixed="X", mask_var="highly_variable")
     """
     import scanpy as sc
 

@@ -72,6 +72,21 @@ def spatial_context(
     matrix: sparse if the source is; a DataFrame with the source's feature names if it is dense
     and they are unique, else an array; or the PCs), the graph in ``obsp``, and ``uns[key_added]``
     (``params``, the ``obsp`` keys, ``features`` or ``variance_ratio``).
+
+    Raises
+    ------
+    TypeError
+        If ``adata`` is not an AnnData.
+    ValueError
+        If the coordinates are not numeric cells × 2 or not finite, ``source`` has NaN or infinite
+        values, an option is out of range for ``method``, or a section has ``n_neighs`` spots or fewer.
+    MissingKeyError
+        (a ``KeyError``) If a named key or column is absent; the message lists what is there.
+
+    Examples
+    --------
+    >>> lmf.pp.spatial_context(adata, library_key="slice", n_comps=15)
+    >>> lmf.tl.lmf(adata, response="X", fixed="X", random="obsm:spatial_context", mask_var="highly_variable")
     """
     import squidpy as sq
 

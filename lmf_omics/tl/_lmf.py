@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 from anndata import AnnData
 
 from .._checks import check_adata, target
-from .._core import LinearMixedForms, cross_validate
+from .._core import LinearMixedForms, grid_search
 from .._core.log import logger
 from .._core.options import Options, numpydoc_parameters, signature_parameters
 from .._keys import Keys, check_key_added
 from .._modalities import Modality, masks_for, read_modality, resolve_observed
+from .._settings import n_jobs as n_jobs_setting
 
 
 def lmf(
@@ -49,7 +51,7 @@ def lmf(
     n_factors
         Number of factors ``k``, or several candidates (e.g. ``(5, 10, 20)``): the one whose fits
         predict the response of held-out cells best in ``cv_folds``-fold cross-validation is used
-        (see :func:`lmf_omics.cross_validate`); the scores are stored in ``uns[key]["cross_validation"]``.
+        (see :func:`lmf_omics.grid_search`); the scores are stored in ``uns[key]["cross_validation"]``.
     cv_folds
         Folds of that cross-validation.
     mask_var
@@ -91,6 +93,7 @@ def lmf(
     """
     candidates = _candidates(n_factors)
     settings = Options.from_mapping(options, where="lmf_omics.tl.lmf")
+    settings = replace(settings, n_jobs=n_jobs_setting(settings.n_jobs))  # None follows sc.settings.n_jobs
     model = LinearMixedForms(**{**settings.as_dict(), "n_factors": max(candidates)})
     model.check_options()
     check_adata(adata, copy=copy)
@@ -103,7 +106,7 @@ def lmf(
     arrays = (matrices["response"], matrices["fixed"], matrices.get("random"))
     scores = None
     if len(candidates) > 1:
-        best, scores = cross_validate(model, *arrays, grid={"n_factors": candidates}, folds=cv_folds, observed=masks)
+        best, scores = grid_search(model, *arrays, grid={"n_factors": candidates}, folds=cv_folds, observed=masks)
         logger.info("LMF cross-validation: n_factors=%d of %s", best["n_factors"], candidates)
         model.n_factors = best["n_factors"]
     model.fit(*arrays, observed=masks, labels=labels)
@@ -151,7 +154,7 @@ def observed_masks(adata: AnnData, observed, labels: Mapping[str, str]) -> dict[
         )
     unknown = set(observed) - set(labels)
     if unknown:
-        raise ValueError(f"observed names modalities that were not given: {sorted(unknown)}; use {sorted(labels)}")
+        raise ValueError(f"observed names roles without a modality: {sorted(unknown)}; use {sorted(labels)}")
     return {role: resolve_observed(adata, value, labels[role]) for role, value in observed.items()}
 
 

@@ -61,6 +61,21 @@ def transform(
     ``None`` or a copy, with ``obsm["X_<key_added>"]``, ``obsm["X_<key_added>_fixed"]`` and
     ``obsm["X_<key_added>_random"]`` (as :func:`lmf_omics.tl.lmf`), and
     ``uns["<key_added>_transform"]["params"]``: the reference key and the modalities used.
+
+    Raises
+    ------
+    TypeError
+        If ``adata`` or ``reference`` is not an AnnData.
+    MissingKeyError
+        (a ``KeyError``) If ``reference`` has no fit under ``key``.
+    ValueError
+        If the query has none of the fit's modalities or lacks some of their features (listed),
+        or ``key_added`` would overwrite the reference's own fit.
+
+    Examples
+    --------
+    >>> lmf.tl.lmf(reference, response="obsm:protein", fixed="X", random="obs:sample")
+    >>> lmf.tl.transform(query, reference)  # query.obsm["X_lmf"], codes of the training cells' kind
     """
     keys = _transform_keys(adata, reference, key, key_added, copy)
     fit = _Fit.of(reference, key)
@@ -91,7 +106,7 @@ def predict(
 
     Parameters
     ----------
-    adata, reference, key, copy
+    adata, reference, key
         As in :func:`transform` (``adata`` is the query).
     key_added
         Where to write: ``obsm[key_added]`` (default ``"<key>_predicted"``), a DataFrame with the
@@ -101,10 +116,26 @@ def predict(
         Write into ``query.layers[layer]`` instead (only for a var-aligned response, ``"X"`` or
         ``"layer:<name>"``, whose features are all in ``query.var_names``); features that are not
         predicted hold NaN.
+    copy
+        As in :func:`transform`.
 
     Returns
     -------
     ``None`` or a copy of ``query`` holding the predictions.
+
+    Raises
+    ------
+    TypeError
+        If ``adata`` or ``reference`` is not an AnnData.
+    MissingKeyError
+        (a ``KeyError``) If ``reference`` has no fit under ``key``.
+    ValueError
+        If the query has neither the fixed nor the random modality of the fit, lacks features of
+        them, or ``layer`` is given for a response not aligned with ``var``.
+
+    Examples
+    --------
+    >>> lmf.tl.predict(query, reference)  # query.obsm["lmf_predicted"]: the response, from X and Z
     """
     name = _predict_keys(adata, reference, key, key_added, layer, copy)
     fit = _Fit.of(reference, key)

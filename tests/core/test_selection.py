@@ -5,7 +5,7 @@ import pytest
 import scipy.sparse
 from scipy import sparse
 
-from lmf_omics import LinearMixedForms, cross_validate
+from lmf_omics import LinearMixedForms, grid_search
 
 from .simulate import simulate
 
@@ -16,7 +16,7 @@ def planted():
 
 
 def test_cross_validation_finds_the_planted_number_of_factors(planted):
-    best, table = cross_validate(
+    best, table = grid_search(
         LinearMixedForms(tol=1e-8, max_iter=2000),
         planted["Y"],
         planted["X"],
@@ -29,7 +29,7 @@ def test_cross_validation_finds_the_planted_number_of_factors(planted):
     # with all three factors the held-out error is about the noise (σ² = 0.0025 per entry, plus X's noise
     # carried through the encoder); with one factor it is far above
     assert mse[3] < 3 * 0.05**2 < 100 * 0.05**2 < mse[1]
-    again = cross_validate(
+    again = grid_search(
         LinearMixedForms(tol=1e-8, max_iter=2000),
         planted["Y"],
         planted["X"],
@@ -41,7 +41,7 @@ def test_cross_validation_finds_the_planted_number_of_factors(planted):
 
 def test_a_grid_of_several_options_and_cells_without_response(planted):
     observed = {"response": np.arange(200) % 5 != 0}
-    best, table = cross_validate(
+    best, table = grid_search(
         LinearMixedForms(max_iter=50),
         planted["Y"],
         planted["X"],
@@ -64,14 +64,14 @@ def test_a_grid_of_several_options_and_cells_without_response(planted):
 )
 def test_bad_grids(planted, grid, folds, message):
     with pytest.raises(ValueError, match=message):
-        cross_validate(LinearMixedForms(), planted["Y"], planted["X"], grid=grid, folds=folds)
+        grid_search(LinearMixedForms(), planted["Y"], planted["X"], grid=grid, folds=folds)
 
 
 def test_a_sparse_response_is_never_densified(planted, monkeypatch):
     Y = sparse.csr_matrix(np.where(np.abs(planted["Y"]) > 0.5, planted["Y"], 0.0))
     observed = {"response": np.arange(200) % 7 != 0}
     template = LinearMixedForms(max_iter=20)
-    expected = cross_validate(
+    expected = grid_search(
         template, Y.toarray(), planted["X"], planted["Z"], grid={"n_factors": [2, 3]}, folds=3, observed=observed
     )
 
@@ -81,9 +81,18 @@ def test_a_sparse_response_is_never_densified(planted, monkeypatch):
     for cls in (scipy.sparse._base._spbase, scipy.sparse._compressed._cs_matrix):
         monkeypatch.setattr(cls, "toarray", refuse, raising=False)
         monkeypatch.setattr(cls, "todense", refuse, raising=False)
-    best, table = cross_validate(
+    best, table = grid_search(
         template, Y, planted["X"], planted["Z"], grid={"n_factors": [2, 3]}, folds=3, observed=observed
     )
     assert best == expected[0]
     for row, reference in zip(table, expected[1]):
         assert row["mse"] == pytest.approx(reference["mse"], rel=1e-12)
+
+
+def test_cross_validate_is_a_deprecated_alias_of_grid_search(planted):
+    import lmf_omics
+
+    arguments = (LinearMixedForms(max_iter=20), planted["Y"], planted["X"])
+    expected = grid_search(*arguments, grid={"n_factors": [2, 3]}, folds=3)
+    with pytest.warns(FutureWarning, match=r"lmf_omics\.cross_validate is renamed lmf_omics\.grid_search"):
+        assert lmf_omics.cross_validate(*arguments, grid={"n_factors": [2, 3]}, folds=3) == expected

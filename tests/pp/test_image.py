@@ -56,3 +56,25 @@ def test_bad_input_raises_before_any_work(visium, kwargs, message):
     with pytest.raises((ValueError, FileNotFoundError, KeyError), match=message):
         lmf.pp.image_features(adata, **{"img": path, **kwargs})
     assert "img_features" not in adata.obsm or adata.obsm["img_features"].shape[1] == 15
+
+
+def test_n_jobs_none_follows_scanpys_setting_and_does_not_change_the_features(visium, monkeypatch):
+    import scanpy as sc
+    import squidpy as sq
+
+    adata, path = visium
+    serial = lmf.pp.image_features(adata, img=path, features="summary", n_jobs=1, copy=True).obsm["img_features"]
+    calculate, passed = sq.im.calculate_image_features, []
+
+    def spy(*args, n_jobs, **kwargs):  # squidpy's jobs as threads: loky's processes would re-import squidpy
+        passed.append(n_jobs)
+        return calculate(*args, n_jobs=n_jobs, backend="threading", **kwargs)
+
+    monkeypatch.setattr(sq.im, "calculate_image_features", spy)
+    saved, sc.settings.n_jobs = sc.settings.n_jobs, 2
+    try:
+        parallel = lmf.pp.image_features(adata, img=path, features="summary", copy=True).obsm["img_features"]
+    finally:
+        sc.settings.n_jobs = saved
+    assert passed == [2]
+    np.testing.assert_array_equal(parallel.to_numpy(), serial.to_numpy())

@@ -144,6 +144,14 @@ LMF_CASES = [
         match=r"response='obsm:protein' observed must be a column name of adata.obs or a boolean "
         r"array of length 40, got dtype bool and shape \(39,\)",
     ),
+    _fit(
+        "options",
+        "observed= for a role given no modality",
+        observed={"random": np.ones(40, bool)},
+        random=None,
+        error=ValueError,
+        match=r"observed names roles without a modality: \['random'\]; use \['fixed', 'response'\]",
+    ),
     _fit("duplicated names", "duplicated obs names (rows are used by position)", duplicate_names("obs")),
     _fit("duplicated names", "duplicated var names", duplicate_names("var")),
     _fit(
@@ -652,6 +660,6 @@ TRANSFER_CASES = [
         partial(_query, edit_reference=lambda r: r.uns["lmf"]["modalities"]["fixed"].pop("mean")),
         lambda i: tl.transform(i["adata"], i["reference"]),
         error=ValueError,
-        match=r"the fit under uns\['lmf'\] is incomplete: modality 'fixed' has no \['mean'\]",
+        match=r"the fit under uns\['lmf'\] is incomplete: the modality of role 'fixed' has no \['mean'\]",
     ),
 ]
