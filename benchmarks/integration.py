@@ -340,7 +340,7 @@ def mapping_candidates(reference, query, everything, query_mask, variants) -> di
     return candidates
 
 
-def run_mapping(variants: list[dict]) -> list[dict]:
+def run_mapping(variants: list[dict], with_symphony: bool = True) -> list[dict]:
     dataset = DATASETS["pbmc"]
     raw = read_shared(dataset.file)
     everything = load(dataset)
@@ -354,6 +354,8 @@ def run_mapping(variants: list[dict]) -> list[dict]:
         truth = query.obs[dataset.labels].to_numpy()
         labels = reference.obs[dataset.labels].to_numpy()
         candidates = mapping_candidates(reference, query, everything, query_mask, variants)
+        if not with_symphony:
+            candidates.pop("Symphony (symphonypy)")
         for name, make in candidates.items():
             row = {"held_out": held_out, "method": name, "query_cells": int(query_mask.sum())}
             start = time.perf_counter()
@@ -432,12 +434,12 @@ def report(scores: pd.DataFrame, mapping: pd.DataFrame, started: str, finished: 
         "breast": "Breast cancer ST, three sections (random effect = section; no labels: batch metrics and Moran's I)",
         "eccite": "ECCITE-seq hashtags, negative control (labels = Leiden clusters of the CLR protein)",
     }
-    for name, frame in scores.groupby("dataset", sort=False):
+    for name, frame in scores.groupby("dataset", sort=False) if "dataset" in scores else []:
         sections += ["", f"## {titles[name]}", "", markdown_table(frame, list(COLUMNS))]
     if len(mapping):
         wide = mapping.pivot_table(index="method", columns="held_out", values="accuracy", sort=False)
         wide["mean"] = wide.mean(axis=1)
-        lines = ["| method | " + " | ".join(f"held out {c}" for c in wide.columns) + " |"]
+        lines = ["| method | " + " | ".join(f"held out {c}" for c in wide.columns[:-1]) + " | mean |"]
         lines.append("|" + "---|" * (len(wide.columns) + 1))
         for method, row in wide.iterrows():
             lines.append(f"| {method} | " + " | ".join(f"{v:.3f}" for v in row) + " |")
@@ -459,14 +461,20 @@ def figure(scores: pd.DataFrame, mapping: pd.DataFrame, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labelled = scores[scores["bio"].notna()] if "bio" in scores else scores.iloc[:0]
-    panels = list(labelled["dataset"].unique()) + (["breast"] if (scores["dataset"] == "breast").any() else [])
+    datasets = scores["dataset"] if "dataset" in scores else pd.Series(dtype=str)
+    labelled = datasets[scores["bio"].notna()] if "bio" in scores else datasets.iloc[:0]
+    panels = list(labelled.unique()) + (["breast"] if (datasets == "breast").any() else [])
     panels += ["mapping"] if len(mapping) else []
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), squeeze=False)
     for ax, panel in zip(axes[0], panels):
         if panel == "mapping":
+            import textwrap
+
             wide = mapping.pivot_table(index="method", columns="held_out", values="accuracy", sort=False)
+            wide.index = [textwrap.fill(name, 24) for name in wide.index]
             wide.plot.barh(ax=ax, width=0.8)
+            ax.set_xlim(0.6, 1.0)
+            ax.set_ylabel("")
             ax.set_xlabel("kNN label-transfer accuracy")
             ax.set_title("held-out chemistry mapped")
             ax.invert_yaxis()
@@ -490,7 +498,8 @@ def figure(scores: pd.DataFrame, mapping: pd.DataFrame, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--datasets", nargs="*", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--no-symphony", action="store_true", help="leave Symphony out of the mapping (slow here)")
     parser.add_argument(
         "--lmf-variant",
         action="append",
@@ -522,7 +531,7 @@ def main(argv: list[str] | None = None) -> None:
         rows += [row | {"task": "integration"} for row in run_dataset(DATASETS[name], listed)]
         write(pd.DataFrame(rows), args.out, started, environment())  # progress kept
     if not args.no_mapping:
-        rows += [row | {"task": "mapping"} for row in run_mapping(args.lmf_variant)]
+        rows += [row | {"task": "mapping"} for row in run_mapping(args.lmf_variant, not args.no_symphony)]
     write(pd.DataFrame(rows), args.out, started, environment())
     print((args.out / "integration.md").read_text())
 
