@@ -321,7 +321,10 @@ def mapping_harmony_de_novo(adata: AnnData, reference_mask: np.ndarray, batch: s
 def mapping_symphony(reference: AnnData, query: AnnData, batch: str) -> tuple[np.ndarray, np.ndarray]:
     import symphonypy
 
-    reference, query = reference.copy(), query.copy()
+    hvg = reference.var_names[reference.var["highly_variable"]]
+    reference, query = reference[:, hvg].copy(), query[:, hvg].copy()
+    sc.pp.scale(reference)  # symphonypy reads the reference's gene means and sds from var["mean"], var["std"]
+    sc.pp.pca(reference, n_comps=N_COMPS, svd_solver="arpack", random_state=0)
     symphonypy.pp.harmony_integrate(reference, key=batch, verbose=False)
     symphonypy.tl.map_embedding(query, reference, key=batch)
     return reference.obsm["X_pca_harmony"], query.obsm["X_pca_harmony"]
@@ -363,6 +366,10 @@ def run_mapping(variants: list[dict], with_symphony: bool = True) -> list[dict]:
                 reference_codes, query_codes = make()
             except ImportError as error:
                 rows.append(row | {"note": f"not installed: {error.name}"})
+                continue
+            except Exception as error:  # a peer that fails is reported, not fatal
+                rows.append(row | {"note": f"failed: {type(error).__name__}: {error}"[:200]})
+                print(f"[map {held_out}] {name}: failed: {error}", flush=True)
                 continue
             row |= {"seconds": time.perf_counter() - start}
             row["accuracy"] = knn_accuracy(reference_codes, labels, query_codes, truth)
