@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .parts import Data, Loadings, gram
+from .random_effects import Correction, random_design
 from .rows import solve_rows
 
 
@@ -41,3 +42,26 @@ def encode(
     products = {role: op.matmul(weights[role]) for role, op in operators.items()}
     observed = {role: op.weights for role, op in operators.items()}
     return solve_rows(grams, products, observed, ridge, K=K, H=H, unknown_K=unknown_K, unknown_H=unknown_H)
+
+
+def corrected_codes(state: dict, K: np.ndarray, operators: dict, new_levels) -> np.ndarray:
+    """The fixed code of cells with X, the random effect removed as in the fit (:mod:`.random_effects`).
+
+    ``state`` is the fit's stored correction (``scores_encoder`` on the data's own scale, ``code_map``),
+    ``operators`` the cells' unweighted operators by role; cells without X keep their ``K``.
+    """
+    correction = Correction.from_arrays(state)
+    fixed = operators["fixed"]
+    n = fixed.shape[0]
+    scores = fixed.matmul(np.asarray(state["scores_encoder"], dtype=np.float64))
+    if "random" in operators:
+        raw = random_design(operators["random"])
+        design = correction.design(raw.values * raw.scale + raw.center, raw.observed)
+    else:
+        design = correction.design(np.zeros((n, len(correction.design_center))), np.zeros(n, bool))
+    levels = None if new_levels is None else np.asarray(new_levels)
+    corrected = correction.apply(scores, design, levels) @ np.asarray(state["code_map"], dtype=np.float64)
+    has_x = np.ones(n, bool) if fixed.observed is None else fixed.observed
+    K = K.copy()
+    K[has_x] = corrected[has_x]
+    return K

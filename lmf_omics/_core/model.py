@@ -16,12 +16,13 @@ from tqdm.auto import tqdm
 
 from . import inputs, linalg, parallel, validation
 from .canonical import canonical_rotation, column_signs, response_split, variance_explained
+from .encode import corrected_codes
 from .log import logger, progress_enabled
 from .operators import Operator
 from .options import DEFAULTS, NAMES, Options, numpydoc_parameters, signature_parameters
 from .parts import Data, Loadings
-from .problems import FORMS, random_design
-from .random_effects import MAX_DESIGN_COLUMNS, RANDOM_EFFECTS, Correction
+from .problems import FORMS
+from .random_effects import MAX_DESIGN_COLUMNS, RANDOM_EFFECTS
 from .solvers import SOLVERS, iterate
 from .validation import ROLES
 
@@ -386,27 +387,8 @@ class LinearMixedForms:
                 weighted, self._feature_loadings, encoders, ridge, has_random="random" in self.means_
             )
             if getattr(self, "random_effect_", None) is not None and weighted.fixed is not None:
-                K = self._corrected_codes(K, operators, new_levels)
+                K = corrected_codes(self.random_effect_, K, operators, new_levels)
         return Codes(fixed=K, random=H)
-
-    def _corrected_codes(self, K: np.ndarray, operators: dict[str, Operator], new_levels) -> np.ndarray:
-        """The fixed code of cells with X, the random effect removed as in the fit (:mod:`.random_effects`)."""
-        state = self.random_effect_
-        correction = Correction.from_arrays(state)
-        fixed = operators["fixed"]
-        scores = fixed.matmul(np.asarray(state["scores_encoder"], dtype=np.float64))
-        n = fixed.shape[0]
-        if "random" in operators:
-            design = correction.design(random_design(operators["random"]).values, _observed(operators["random"], n))
-        else:
-            q = len(correction.design_center)
-            design = correction.design(np.zeros((n, q)), np.zeros(n, bool))
-        levels = None if new_levels is None else np.asarray(new_levels)
-        corrected = correction.apply(scores, design, levels) @ np.asarray(state["code_map"], dtype=np.float64)
-        has_x = _observed(fixed, n)
-        K = K.copy()
-        K[has_x] = corrected[has_x]
-        return K
 
     def predict(
         self, *, X=None, Z=None, observed: dict | None = None, labels: dict | None = None, new_levels=None
@@ -553,10 +535,6 @@ def check_random_form(form: str, random, labels) -> None:
             f"random_effect={form!r} needs a random-effect modality of at most {MAX_DESIGN_COLUMNS} columns "
             f"(covariates, levels), but {label} has {columns}; use random_effect='response'"
         )
-
-
-def _observed(operator: Operator, n: int) -> np.ndarray:
-    return np.ones(n, bool) if operator.observed is None else operator.observed
 
 
 def _same(value, default) -> bool:

@@ -21,7 +21,7 @@ from . import encode as encoding
 from .init import initial_free_codes, randomized_svd
 from .linalg import pinv_right, solve_sylvester
 from .parts import Data, Factors, Loadings, Moments, gram
-from .random_effects import RANDOM_EFFECTS, Correction, Design, Settings, design_of
+from .random_effects import RANDOM_EFFECTS, Correction, Settings, random_design
 from .rows import solve_rows
 from .subspace import Basis, principal_basis
 from .validation import ROLES
@@ -406,14 +406,6 @@ class EncodedProblem:
         if factors.H is not None:
             encoders["random"] = self.random_basis.encoder @ factors.H
         return encoders
-
-
-def random_design(operator) -> Design:
-    """The random modality's raw columns (``Z``, not ``Z̃``) as a design for :mod:`.random_effects`."""
-    q = operator.shape[1]
-    raw = operator.matmul(np.eye(q)) * operator.scale + operator.mean
-    observed = np.ones(operator.shape[0], bool) if operator.observed is None else operator.observed
-    return design_of(raw, observed)
 
 
 def _corrected_basis(corrected: np.ndarray, scores_encoder: np.ndarray) -> tuple[Basis, np.ndarray]:

@@ -313,3 +313,11 @@ def design_of(raw: np.ndarray, observed: np.ndarray, *, center=None, scale=None)
     values = (values - center) / scale
     values[~observed] = 0.0
     return Design(values=values, indicators=indicators, observed=observed, center=center, scale=scale)
+
+
+def random_design(operator) -> Design:
+    """The random modality's raw columns (``Z``, not ``Z̃``) as a design, from its operator (any rows)."""
+    q = operator.shape[1]
+    raw = operator.matmul(np.eye(q)) * operator.scale + operator.mean
+    observed = np.ones(operator.shape[0], bool) if operator.observed is None else operator.observed
+    return design_of(raw, observed)
