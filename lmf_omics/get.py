@@ -55,7 +55,7 @@ def loadings(adata: AnnData, key: str = "lmf", *, role: str = "response") -> pd.
             f"varm[{Keys(key).loadings(role)!r}] is not there (was it deleted?); "
             "run lmf_omics.tl.lmf again"
         )
-    names = np.asarray(entries[role]["features"], dtype=str)
+    names = stored_names(entries[role]["features"])
     return pd.DataFrame(values, index=names, columns=[f"Factor{i + 1}" for i in range(values.shape[1])])
 
 
@@ -70,10 +70,19 @@ def _stored_array(adata: AnnData, key: str, role: str, entry, field: str = "load
     varm_key = (Keys(key).loadings if field == "loadings" else Keys(key).encoder)(role)
     if not entry.get("var_aligned") or varm_key not in adata.varm:
         return None
-    rows = adata.var_names.get_indexer(np.asarray(entry["features"], dtype=str))
+    rows = adata.var_names.get_indexer(stored_names(entry["features"]))
     if (rows < 0).any():
         raise ValueError(f"uns[{key!r}] names features missing from adata.var_names; was var subset?")
     return adata.varm[varm_key][rows]
+
+
+def stored_names(values) -> np.ndarray:
+    """Stored feature names as a plain ``str`` array.
+
+    h5ad gives them back as ``object`` or ``<U`` arrays, zarr (numpy ≥ 2) as ``StringDType``,
+    which refuses ``astype(str)``; every reader goes through here.
+    """
+    return np.array([str(value) for value in np.asarray(values).ravel()], dtype=str)
 
 
 def features(adata: AnnData, key: str = "lmf") -> dict[str, list[str]]:
