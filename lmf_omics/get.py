@@ -1,4 +1,8 @@
-"""Read stored LMF results back out of an AnnData (like ``scanpy.get``)."""
+"""Read stored LMF results back out of an AnnData or a MuData (like ``scanpy.get``).
+
+A MuData fit keeps its ``uns`` entry and codes in the MuData and the loadings of each
+var-aligned modality in that modality's ``varm``; every function here reads both.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from anndata import AnnData
 
 from ._core import LinearMixedForms
 from ._keys import ROLES, Keys, is_fit
-from ._modalities import MissingKeyError
+from ._modalities import MissingKeyError, var_holder
 
 STATE_FIELDS = ("spec", "features", "mean", "scale", "weight", "loadings")  # what a stored modality needs
 
@@ -68,12 +72,15 @@ def _stored_array(adata: AnnData, key: str, role: str, entry, field: str = "load
     if field in entry:
         return np.asarray(entry[field])
     varm_key = (Keys(key).loadings if field == "loadings" else Keys(key).encoder)(role)
-    if not entry.get("var_aligned") or varm_key not in adata.varm:
+    if not entry.get("var_aligned"):
         return None
-    rows = adata.var_names.get_indexer(stored_names(entry["features"]))
+    holder = var_holder(adata, str(entry["spec"]), role)  # the AnnData itself, or a MuData's modality
+    if varm_key not in holder.varm:
+        return None
+    rows = holder.var_names.get_indexer(stored_names(entry["features"]))
     if (rows < 0).any():
         raise ValueError(f"uns[{key!r}] names features missing from adata.var_names; was var subset?")
-    return adata.varm[varm_key][rows]
+    return holder.varm[varm_key][rows]
 
 
 def stored_names(values) -> np.ndarray:
