@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from ._checks import is_spatialdata
 from ._core import LinearMixedForms
 from ._keys import ROLES, Keys, is_fit
 from ._modalities import MissingKeyError, var_holder
@@ -107,6 +108,15 @@ def variance_explained(adata: AnnData, key: str = "lmf") -> pd.DataFrame:
 
 def results(adata: AnnData, key: str = "lmf") -> dict:
     """``adata.uns[key]``, with a clear error when there is no fit under that key."""
+    if is_spatialdata(adata):
+        tables = sorted(map(str, adata.tables.keys()))
+        first = tables[0] if tables else "<name>"
+        raise TypeError(
+            f"get reads an AnnData or MuData; with a SpatialData pass its table: sdata.tables[{first!r}] "
+            f"(tables: {tables})"
+        )
+    if not hasattr(adata, "uns"):
+        raise TypeError(f"adata must be an AnnData or MuData, got {type(adata).__name__}")
     if not is_fit(adata.uns.get(key)):
         fits = sorted(k for k, v in adata.uns.items() if is_fit(v))
         raise MissingKeyError(f"no LMF fit under uns[{key!r}]; fits present: {fits}. Run lmf_omics.tl.lmf first")
