@@ -65,7 +65,11 @@ def _others(data) -> str:
     """What else a door takes, said when a SpatialData or MuData reaches one that does not."""
     if is_spatialdata(data):
         return " (a SpatialData is read by tl.lmf, pp.spatial_context and pl.factors_spatial, with table_key=)"
-    return " (a MuData is read by tl and get)" if is_mudata(data) else ""
+    return (
+        " (a MuData is read by tl, get, pl.loadings, pl.variance_explained and pl.convergence)"
+        if is_mudata(data)
+        else ""
+    )
 
 
 def check_key(container, key: str, where: str, name: str) -> None:
