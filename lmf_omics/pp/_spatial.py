@@ -174,10 +174,11 @@ def _check(adata, source, library_key, spatial_key, method, n_neighs, radius, n_
     if centroids is None:
         check_key(adata.obsm, spatial_key, "adata.obsm", "spatial_key")
     coords = np.asarray(adata.obsm[spatial_key] if centroids is None else centroids)
+    where = f"obsm[{spatial_key!r}]" if centroids is None else "the SpatialData's centroids"
     if coords.ndim != 2 or coords.shape[1] < 2 or not np.issubdtype(coords.dtype, np.number):
-        raise ValueError(f"obsm[{spatial_key!r}] must hold numeric coordinates (cells × 2), got shape {coords.shape}")
+        raise ValueError(f"{where} must hold numeric coordinates (cells × 2), got shape {coords.shape}")
     if not np.all(np.isfinite(coords)):
-        raise ValueError(f"obsm[{spatial_key!r}] (or the SpatialData's centroids) has NaN or infinite coordinates")
+        raise ValueError(f"{where} has NaN or infinite coordinates")
     check_choice("method", method, GRAPH_METHODS)
     if method in ("knn", "grid"):
         check_int("n_neighs", n_neighs)
