@@ -368,8 +368,8 @@ print("MOFA+:", mofa_status)
 # says so. At the time of writing, on a shared 2-core machine under load (mofapy2 0.7.5, muon 0.1.9), the
 # codes of the MuData fit equalled those of the AnnData fit exactly (difference 0), LMF took 2.5 s and MOFA+
 # 394 s, and the share reconstructed was 0.55 of the proteins and 0.32 of the RNA for LMF against 0.63 and
-# 0.23 for MOFA+ (15 factors each). `lmf.tl.transform(new_mdata, mdata)` and `lmf.tl.predict` take MuData too, and `mdata.write_h5mu`
-# keeps a fit that `lmf.get.model` rebuilds.
+# 0.23 for MOFA+ (15 factors each). `lmf.tl.transform(new_mdata, mdata)` and `lmf.tl.predict` take MuData
+# too, and `mdata.write_h5mu` keeps a fit that `lmf.get.model` rebuilds.
 
 # %%
 results = {
