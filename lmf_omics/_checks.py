@@ -4,19 +4,72 @@ from __future__ import annotations
 
 from anndata import AnnData
 
-from ._modalities import MissingKeyError
+from ._modalities import MissingKeyError, is_mudata
+
+
+def is_spatialdata(data) -> bool:
+    """Whether ``data`` is a SpatialData (without importing spatialdata)."""
+    return any(c.__name__ == "SpatialData" and c.__module__.startswith("spatialdata") for c in type(data).__mro__)
+
+
+def resolve_data(data, name: str = "adata", *, table_key: str | None = None, copy: bool = False, mudata: bool = True):
+    """The object a door reads and writes: an AnnData, a MuData, or the table ``table_key`` of a SpatialData.
+
+    A SpatialData table is returned itself (results land in it); ``copy=True`` is refused there,
+    since a copy of the table would be detached from the SpatialData.
+    """
+    if is_spatialdata(data):
+        table = spatial_table(data, table_key, name)
+        if copy:
+            raise ValueError(
+                f"copy=True with a SpatialData: the results are written into {name}.tables[{table_key!r}]; "
+                "pass copy=False (copy the SpatialData first if you need the original)"
+            )
+        return table
+    if table_key is not None:
+        raise ValueError(
+            f"table_key={table_key!r} names a table of a SpatialData, but {name} is a {type(data).__name__}; "
+            "leave table_key=None"
+        )
+    if mudata and is_mudata(data):
+        if copy and data.isbacked:
+            raise ValueError(f"copy=True, but {name} is a backed MuData; pass copy=False or load it first")
+        return data
+    check_adata(data, name, copy=copy)
+    return data
+
+
+def spatial_table(sdata, table_key: str | None, name: str = "sdata") -> AnnData:
+    """``sdata.tables[table_key]`` (checked, as squidpy reads it)."""
+    tables = sorted(map(str, sdata.tables.keys()))
+    if table_key is None:
+        raise ValueError(f"{name} is a SpatialData: name its table with table_key=, one of {tables}")
+    if not isinstance(table_key, str) or table_key not in sdata.tables:
+        raise MissingKeyError(f"table_key={table_key!r} not found in {name}.tables; available: {tables}")
+    return sdata.tables[table_key]
 
 
 def check_adata(adata, name: str = "adata", *, copy: bool = False) -> None:
     """``adata`` is an AnnData, and with ``copy=True`` one that can be copied (not backed)."""
     if not isinstance(adata, AnnData):
-        raise TypeError(f"{name} must be an AnnData, got {type(adata).__name__}")
+        raise TypeError(f"{name} must be an AnnData{_others(adata)}, got {type(adata).__name__}")
     if copy and adata.isbacked:
         raise ValueError(
             f"copy=True, but {name} is backed by the file {str(adata.filename)!r}, which anndata cannot copy in "
             "memory; pass copy=False (results are added to the object, the file is not changed) or load it "
             f"first with {name}.to_memory()"
         )
+
+
+def _others(data) -> str:
+    """What else a door takes, said when a SpatialData or MuData reaches one that does not."""
+    if is_spatialdata(data):
+        return " (a SpatialData is read by tl.lmf, pp.spatial_context and pl.factors_spatial, with table_key=)"
+    return (
+        " (a MuData is read by tl, get, pl.loadings, pl.variance_explained and pl.convergence)"
+        if is_mudata(data)
+        else ""
+    )
 
 
 def check_key(container, key: str, where: str, name: str) -> None:

@@ -1,15 +1,20 @@
-"""Read a modality named by a spec string from an AnnData; the only place specs are parsed.
+"""Read a modality named by a spec string from an AnnData or a MuData; the only place specs are parsed.
 
-Specs: ``"X"``, ``"raw"``, ``"layer:<name>"``, ``"obsm:<key>"`` (array, sparse or DataFrame) and
-``"obs:<col>[,<col>...]"`` (numeric columns as they are; categorical, string and boolean
-columns one-hot encoded, sparse). Nothing is copied except what a feature mask selects and the
-one-hot encoding; nothing is densified. Every problem is reported before any fitting.
+Specs of an AnnData: ``"X"``, ``"raw"``, ``"layer:<name>"``, ``"obsm:<key>"`` (array, sparse or
+DataFrame) and ``"obs:<col>[,<col>...]"`` (numeric columns as they are; categorical, string and
+boolean columns one-hot encoded, sparse). Specs of a MuData name a modality first:
+``"<mod>"`` (its X), ``"<mod>:<AnnData spec>"`` (``"rna:layer:counts"``, ``"rna:obsm:X_pca"``,
+``"rna:obs:batch"``), or the MuData's own ``"obs:<col>..."`` and ``"obsm:<key>"``. A MuData
+modality is read over all of the MuData's cells (the union, as muon does), aligned by obs
+names; its cells that the modality lacks are unobserved in it. Nothing is copied except what a
+feature mask selects, the one-hot encoding and that row alignment; nothing is densified. Every
+problem is reported before any fitting.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -19,6 +24,11 @@ from scipy import sparse
 from ._core.backends import StreamedMatrix, is_on_disk
 
 SPEC_HELP = "use 'X', 'raw', 'layer:<name>', 'obsm:<key>' or 'obs:<col>[,<col>...]'"
+MUDATA_SPEC_HELP = (
+    "use '<mod>' (its X), '<mod>:layer:<name>', '<mod>:obsm:<key>', '<mod>:obs:<col>', '<mod>:raw', "
+    "or the MuData's own 'obs:<col>[,<col>...]' / 'obsm:<key>'"
+)
+SLOTS = ("X", "raw", "layer", "obsm", "obs")  # the AnnData slots a spec can name
 
 
 class MissingKeyError(KeyError):
@@ -29,51 +39,118 @@ class MissingKeyError(KeyError):
 
 
 @dataclass(frozen=True)
+class Spec:
+    """A parsed spec.
+
+    The MuData ``modality`` (``None`` for an AnnData or the MuData's own obs/obsm), the AnnData
+    ``slot`` (one of :data:`SLOTS`) and its ``name`` (layer, obsm key or obs columns).
+    """
+
+    text: str
+    slot: str
+    name: str = ""
+    modality: str | None = None
+
+    @property
+    def var_aligned(self) -> bool:
+        """Whether the features are the rows of a ``var`` (``X`` and layers)."""
+        return self.slot in ("X", "layer")
+
+    @property
+    def columns(self) -> list[str]:
+        """The obs columns of an ``obs`` spec."""
+        return [c.strip() for c in self.name.split(",")]
+
+    @property
+    def local(self) -> str:
+        """The spec within its AnnData (``"layer:counts"`` for ``"rna:layer:counts"``)."""
+        return self.slot if self.slot in ("X", "raw") else f"{self.slot}:{self.name}"
+
+
+def parse_spec(spec, *, role: str, modalities=None) -> Spec:
+    """Parse ``spec``; ``modalities`` are a MuData's modality names (``None`` for an AnnData)."""
+    if not isinstance(spec, str):
+        help_ = SPEC_HELP if modalities is None else MUDATA_SPEC_HELP
+        raise TypeError(f"{role} must be a modality spec string, got {type(spec).__name__}; {help_}")
+    if modalities is None:
+        parsed = _parse_local(spec)
+        if parsed is None:
+            raise ValueError(f"{role}={spec!r} is not a modality spec; {SPEC_HELP}")
+        return parsed
+    head, _, rest = spec.partition(":")
+    if head in ("obs", "obsm") and rest:  # the MuData's own obs and obsm come first
+        return Spec(spec, head, rest)
+    if head in modalities:
+        parsed = _parse_local(rest or "X")
+        if parsed is not None:
+            return Spec(spec, parsed.slot, parsed.name, head)
+        raise ValueError(f"{role}={spec!r}: {rest!r} is not a slot of modality {head!r}; {MUDATA_SPEC_HELP}")
+    raise ValueError(
+        f"{role}={spec!r} names no modality of the MuData (modalities: {sorted(modalities)}); {MUDATA_SPEC_HELP}"
+    )
+
+
+def _parse_local(spec: str) -> Spec | None:
+    """An AnnData spec, or ``None`` if ``spec`` is not one."""
+    if spec in ("X", "raw"):
+        return Spec(spec, spec)
+    slot, _, name = spec.partition(":")
+    return Spec(spec, slot, name) if slot in ("layer", "obsm", "obs") and name else None
+
+
+@dataclass(frozen=True)
 class Modality:
     """A modality's matrix (cells × features) and where it came from.
 
-    ``var_mask`` is the boolean mask over ``adata.var`` for var-aligned modalities (``X`` and
-    layers), ``None`` otherwise.
+    ``var_mask`` is the boolean mask over the holder's ``var`` for var-aligned modalities (``X``
+    and layers), ``None`` otherwise. For a MuData modality, ``holder`` names it and ``observed``
+    marks the MuData's cells it has (``None``: all of them).
     """
 
     spec: str
     matrix: np.ndarray | sparse.spmatrix
     features: np.ndarray
     var_mask: np.ndarray | None
+    observed: np.ndarray | None = None
+    holder: str | None = None
 
     @property
     def var_aligned(self) -> bool:
         return self.var_mask is not None
 
 
-def read_modality(adata: AnnData, spec: str, *, role: str, mask_var=None) -> Modality:
-    """Read ``spec`` from ``adata``, restricted to ``mask_var`` (var-aligned modalities only)."""
-    label = f"{role}={spec!r}"
-    if not isinstance(spec, str):
-        raise TypeError(f"{role} must be a modality spec string, got {type(spec).__name__}; {SPEC_HELP}")
-    source, _, name = spec.partition(":")
-    if spec == "X":
-        matrix, features, aligned = adata.X, adata.var_names, True
+def read_modality(data, spec: str, *, role: str, mask_var=None) -> Modality:
+    """Read ``spec`` from an AnnData or a MuData, restricted to ``mask_var`` (var-aligned modalities only)."""
+    parsed = parse_spec(spec, role=role, modalities=modality_names(data))
+    if parsed.modality is None:
+        return _read_local(data, parsed, role, mask_var)
+    modality = _read_local(data.mod[parsed.modality], parsed, role, mask_var)
+    positions, present = cell_positions(data, parsed.modality, f"{role}={spec!r}")
+    matrix = modality.matrix if present is None else take_rows(modality.matrix, positions, f"{role}={spec!r}")
+    return replace(modality, matrix=matrix, observed=present, holder=parsed.modality)
+
+
+def _read_local(adata, parsed: Spec, role: str, mask_var) -> Modality:
+    """``parsed`` from one AnnData (or a MuData's own obs and obsm)."""
+    spec, label = parsed.text, f"{role}={parsed.text!r}"
+    if parsed.slot == "X":
+        matrix, features = adata.X, adata.var_names
         if matrix is None:
             raise ValueError(f"{label}: adata.X is None; name a layer or obsm key instead")
-    elif spec == "raw":
+    elif parsed.slot == "raw":
         if adata.raw is None:
             raise ValueError(f"{label}: adata.raw is None; use 'X' or a layer instead")
-        matrix, features, aligned = adata.raw.X, adata.raw.var_names, False
-    elif source == "layer" and name:
-        matrix, features, aligned = _lookup(adata.layers, name, "adata.layers", label), adata.var_names, True
-    elif source == "obsm" and name:
-        matrix, features = _read_obsm(adata, name, label)
-        aligned = False
-    elif source == "obs" and name:
-        matrix, features = _read_obs(adata, [c.strip() for c in name.split(",")], label)
-        aligned = False
+        matrix, features = adata.raw.X, adata.raw.var_names
+    elif parsed.slot == "layer":
+        matrix, features = _lookup(adata.layers, parsed.name, "adata.layers", label), adata.var_names
+    elif parsed.slot == "obsm":
+        matrix, features = _read_obsm(adata, parsed.name, label)
     else:
-        raise ValueError(f"{role}={spec!r} is not a modality spec; {SPEC_HELP}")
+        matrix, features = _read_obs(adata, parsed.columns, label)
     features = np.asarray(features, dtype=str)
     if mask_var is None:
-        return Modality(spec, matrix, features, np.ones(adata.n_vars, bool) if aligned else None)
-    if not aligned:
+        return Modality(spec, matrix, features, np.ones(adata.n_vars, bool) if parsed.var_aligned else None)
+    if not parsed.var_aligned:
         raise ValueError(f"{label}: mask_var applies to var-aligned modalities ('X', 'layer:<name>') only")
     mask = resolve_mask(adata, mask_var, label)
     return Modality(spec, select_columns(matrix, mask), features[mask], mask)
@@ -115,8 +192,11 @@ def _boolean(frame: pd.DataFrame, value, length: int, where: str, label: str) ->
     return mask
 
 
-def masks_for(roles: Mapping[str, str | None], mask_var) -> dict[str, object]:
-    """Spread ``mask_var`` over roles: one mask for every var-aligned modality, or a role → mask dict."""
+def masks_for(roles: Mapping[str, str | None], mask_var, modalities=None) -> dict[str, object]:
+    """Spread ``mask_var`` over roles: one mask for every var-aligned modality, or a role → mask dict.
+
+    ``modalities`` are a MuData's modality names (``None`` for an AnnData).
+    """
     if isinstance(mask_var, Mapping):
         unknown = set(mask_var) - set(roles)
         if unknown:
@@ -124,11 +204,11 @@ def masks_for(roles: Mapping[str, str | None], mask_var) -> dict[str, object]:
         return dict(mask_var)
     if mask_var is None:
         return {}
-    return {role: mask_var for role, spec in roles.items() if spec is not None and _is_var_aligned(spec)}
-
-
-def _is_var_aligned(spec: str) -> bool:
-    return spec == "X" or spec.startswith("layer:")
+    return {
+        role: mask_var
+        for role, spec in roles.items()
+        if spec is not None and parse_spec(spec, role=role, modalities=modalities).var_aligned
+    }
 
 
 def _read_obsm(adata: AnnData, key: str, label: str):
@@ -213,34 +293,98 @@ def _lookup(container, key: str, where: str, label: str):
     return container[key]
 
 
-def read_aligned(adata: AnnData, spec: str, features, *, role: str) -> tuple[object, np.ndarray | None] | None:
-    """Read ``spec`` from a query AnnData with the columns of a fit's ``features``, in that order.
+def read_aligned(data, spec: str, features, *, role: str) -> tuple[object, np.ndarray | None] | None:
+    """Read ``spec`` from a query AnnData or MuData with the columns of a fit's ``features``, in that order.
 
     Returns ``(matrix, observed)`` or ``None`` when the query has no such slot (the modality is
     then absent). Features are matched by name; missing ones are an error that lists them. For
     ``obs`` specs the training levels are one-hot encoded again; a cell with a level not seen in
-    training (or a missing value) is unobserved in this modality (``observed`` is ``False``).
+    training (or a missing value) is unobserved in this modality (``observed`` is ``False``), as
+    is a MuData cell the modality lacks.
     """
-    label = f"{role}={spec!r}"
-    features = [str(f) for f in features]
-    source, _, name = spec.partition(":")
-    if spec == "X" or source == "layer":
-        if (spec == "X" and adata.X is None) or (source == "layer" and name not in adata.layers):
-            return None
-        return _columns(adata.X if spec == "X" else adata.layers[name], adata.var_names, features, label), None
-    if spec == "raw":
+    names = modality_names(data)
+    if names is not None and spec.partition(":")[0] not in (*names, "obs", "obsm"):
+        return None  # the query MuData lacks the modality
+    parsed = parse_spec(spec, role=role, modalities=names)
+    if parsed.modality is None:
+        return _read_local_aligned(data, parsed, [str(f) for f in features], role)
+    found = _read_local_aligned(data.mod[parsed.modality], parsed, [str(f) for f in features], role)
+    if found is None:
+        return None
+    positions, present = cell_positions(data, parsed.modality, f"{role}={spec!r}")
+    if present is None:
+        return found
+    matrix, observed = found
+    observed = present if observed is None else present & take_rows(observed, positions, "")
+    return take_rows(matrix, positions, f"{role}={spec!r}"), observed
+
+
+def _read_local_aligned(adata, parsed: Spec, features: list[str], role: str):
+    """:func:`read_aligned` in one AnnData (or a MuData's own obs and obsm)."""
+    label, name = f"{role}={parsed.text!r}", parsed.name
+    if parsed.slot == "X":
+        return None if adata.X is None else (_columns(adata.X, adata.var_names, features, label), None)
+    if parsed.slot == "layer":
+        return (
+            None if name not in adata.layers else (_columns(adata.layers[name], adata.var_names, features, label), None)
+        )
+    if parsed.slot == "raw":
         return None if adata.raw is None else (_columns(adata.raw.X, adata.raw.var_names, features, label), None)
-    if source == "obsm":
+    if parsed.slot == "obsm":
         if name not in adata.obsm:
             return None
         matrix, names = _read_obsm(adata, name, label)
         return _columns(matrix, pd.Index(names), features, label), None
-    if source == "obs":
-        columns = [c.strip() for c in name.split(",")]
-        if not all(c in adata.obs for c in columns):
-            return None
-        return _encode_levels(adata, columns, features, label)
-    raise ValueError(f"{label} is not a modality spec; {SPEC_HELP}")
+    if not all(c in adata.obs for c in parsed.columns):
+        return None
+    return _encode_levels(adata, parsed.columns, features, label)
+
+
+def modality_names(data) -> tuple[str, ...] | None:
+    """A MuData's modality names; ``None`` for an AnnData."""
+    return tuple(data.mod) if is_mudata(data) else None
+
+
+def is_mudata(data) -> bool:
+    """Whether ``data`` is a MuData (without importing mudata)."""
+    return any(cls.__name__ == "MuData" and cls.__module__.startswith(("mudata", "muon")) for cls in type(data).__mro__)
+
+
+def var_holder(data, spec: str, role: str = "spec"):
+    """The AnnData whose ``var`` (and ``varm``) a var-aligned ``spec`` indexes: ``data`` or a MuData modality."""
+    parsed = parse_spec(spec, role=role, modalities=modality_names(data))
+    return data if parsed.modality is None else data.mod[parsed.modality]
+
+
+def cell_positions(mdata, name: str, label: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Row of each MuData cell in modality ``name`` (0 where absent) and which cells it has.
+
+    Matched by obs names; ``(arange, None)`` when the modality has every cell in the MuData's order.
+    """
+    cells, own = pd.Index(mdata.obs_names), pd.Index(mdata.mod[name].obs_names)
+    for index, where in ((cells, "the MuData"), (own, f"modality {name!r}")):
+        if not index.is_unique:
+            raise ValueError(
+                f"{label}: {where} names {int(index.duplicated().sum())} cell(s) more than once, e.g. "
+                f"{str(index[index.duplicated()][0])!r}; cells are aligned by obs names: make them unique"
+            )
+    if cells.equals(own):
+        return np.arange(len(cells)), None
+    positions = own.get_indexer(cells)
+    if (~own.isin(cells)).any():
+        raise ValueError(
+            f"{label}: modality {name!r} has cells the MuData does not list (e.g. "
+            f"{str(own[~own.isin(cells)][0])!r}); run mdata.update() first"
+        )
+    present = positions >= 0
+    return np.where(present, positions, 0), present
+
+
+def take_rows(matrix, rows: np.ndarray, label: str):
+    """``matrix[rows]`` (in memory; a MuData modality read over the MuData's cells)."""
+    if is_on_disk(matrix):
+        raise ValueError(f"{label}: a backed MuData modality cannot be aligned to the MuData's cells; load it first")
+    return sparse.csr_matrix(matrix)[rows] if sparse.issparse(matrix) else np.asarray(matrix)[rows]
 
 
 def _columns(matrix, names: pd.Index, features: list[str], label: str):

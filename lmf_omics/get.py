@@ -1,4 +1,8 @@
-"""Read stored LMF results back out of an AnnData (like ``scanpy.get``)."""
+"""Read stored LMF results back out of an AnnData or a MuData (like ``scanpy.get``).
+
+A MuData fit keeps its ``uns`` entry and codes in the MuData and the loadings of each
+var-aligned modality in that modality's ``varm``; every function here reads both.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,11 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from ._checks import is_spatialdata
 from ._core import LinearMixedForms
 from ._docs import FIT, NO_FIT, fill
 from ._keys import ROLES, Keys, is_fit
-from ._modalities import MissingKeyError
+from ._modalities import MissingKeyError, var_holder
 
 STATE_FIELDS = ("spec", "features", "mean", "scale", "weight", "loadings")  # what a stored modality needs
 
@@ -98,7 +103,7 @@ def loadings(adata: AnnData, key: str = "lmf", *, role: str = "response") -> pd.
             f"varm[{Keys(key).loadings(role)!r}] is not there (was it deleted?); "
             "run lmf_omics.tl.lmf again"
         )
-    names = np.asarray(entries[role]["features"], dtype=str)
+    names = stored_names(entries[role]["features"])
     return pd.DataFrame(values, index=names, columns=[f"Factor{i + 1}" for i in range(values.shape[1])])
 
 
@@ -111,12 +116,24 @@ def _stored_array(adata: AnnData, key: str, role: str, entry, field: str = "load
     if field in entry:
         return np.asarray(entry[field])
     varm_key = (Keys(key).loadings if field == "loadings" else Keys(key).encoder)(role)
-    if not entry.get("var_aligned") or varm_key not in adata.varm:
+    if not entry.get("var_aligned"):
         return None
-    rows = adata.var_names.get_indexer(np.asarray(entry["features"], dtype=str))
+    holder = var_holder(adata, str(entry["spec"]), role)  # the AnnData itself, or a MuData's modality
+    if varm_key not in holder.varm:
+        return None
+    rows = holder.var_names.get_indexer(stored_names(entry["features"]))
     if (rows < 0).any():
         raise ValueError(f"uns[{key!r}] names features missing from adata.var_names; was var subset?")
-    return adata.varm[varm_key][rows]
+    return holder.varm[varm_key][rows]
+
+
+def stored_names(values) -> np.ndarray:
+    """Stored feature names as a plain ``str`` array.
+
+    h5ad gives them back as ``object`` or ``<U`` arrays, zarr (numpy ≥ 2) as ``StringDType``,
+    which refuses ``astype(str)``; every reader goes through here.
+    """
+    return np.array([str(value) for value in np.asarray(values).ravel()], dtype=str)
 
 
 @fill(fit=FIT, no_fit=NO_FIT)
@@ -170,6 +187,15 @@ def results(adata: AnnData, key: str = "lmf") -> dict:
     MissingKeyError
         If ``uns[key]`` holds no fit; the message lists the fits present.
     """
+    if is_spatialdata(adata):
+        tables = sorted(map(str, adata.tables.keys()))
+        first = tables[0] if tables else "<name>"
+        raise TypeError(
+            f"get reads an AnnData or MuData; with a SpatialData pass its table: sdata.tables[{first!r}] "
+            f"(tables: {tables})"
+        )
+    if not hasattr(adata, "uns"):
+        raise TypeError(f"adata must be an AnnData or MuData, got {type(adata).__name__}")
     if not is_fit(adata.uns.get(key)):
         fits = sorted(k for k, v in adata.uns.items() if is_fit(v))
         raise MissingKeyError(f"no LMF fit under uns[{key!r}]; fits present: {fits}. Run lmf_omics.tl.lmf first")

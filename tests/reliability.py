@@ -180,6 +180,9 @@ def fingerprint(value, writes: tuple[str, ...] = ()) -> tuple:
     An AnnData's fingerprint also holds the bytes without the ``writes`` keys it already has (a
     documented handling may replace those) and the list of its keys.
     """
+    parts = container_parts(value)
+    if parts is not None:
+        return ("container", tuple(fingerprint(part, writes) for part in parts))
     if isinstance(value, AnnData):
         full = _anndata_bytes(value)
         present = [k for k in _keys(value) if _documented(k, writes)]
@@ -188,6 +191,22 @@ def fingerprint(value, writes: tuple[str, ...] = ()) -> tuple:
         siblings = sorted(p.name for p in value.parent.glob(f".{value.name}.*.tmp")) if value.parent.is_dir() else []
         return ("file", _digest(value.read_bytes()) if value.is_file() else None, tuple(siblings))
     return ("object", _digest(pickle.dumps(_plain(value))))
+
+
+def container_parts(value) -> list[AnnData] | None:
+    """The AnnData objects a MuData or SpatialData is made of (``None`` for anything else).
+
+    A MuData: its modalities, then its own obs, obsm and uns as an AnnData; a SpatialData: its
+    tables, then its element names (as an AnnData's uns), so an element added or lost shows.
+    """
+    kind = type(value).__name__
+    if kind == "MuData":
+        own = AnnData(obs=value.obs.copy(), obsm=dict(value.obsm), uns=dict(value.uns))
+        return [*value.mod.values(), own]
+    if kind == "SpatialData":
+        names = AnnData(uns={"elements": sorted(str(name) for _, name, _ in value.gen_elements())})
+        return [*value.tables.values(), names]
+    return None
 
 
 def _anndata_bytes(adata: AnnData) -> tuple[str, str]:
@@ -265,7 +284,11 @@ def _changes(inputs: dict, before: dict, writes: tuple[str, ...]) -> list[str]:
     """What changed in the inputs beyond the documented ``writes`` (none after an error)."""
     changes = []
     for name, value in inputs.items():
-        if isinstance(value, AnnData):
+        parts = container_parts(value)
+        if parts is not None:
+            for index, (part, was) in enumerate(zip(parts, before[name][1])):
+                changes.extend(f"{name}[{index}]: {c}" for c in _anndata_changes(part, was, writes))
+        elif isinstance(value, AnnData):
             changes.extend(f"{name}: {c}" for c in _anndata_changes(value, before[name], writes))
         elif f"file/{name}" in writes and isinstance(value, Path):
             continue

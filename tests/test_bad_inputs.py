@@ -13,6 +13,7 @@ from .pp.bad_inputs import CASES as PREPROCESSING
 from .r_bad_inputs import CASES as R_ENTRY
 from .reliability import CATEGORIES, assert_clean, run_case
 from .tl.bad_inputs import LMF_CASES, TRANSFER_CASES
+from .tl.bad_inputs_scverse import CASES as SCVERSE
 
 pytestmark = [  # what anndata says about the inputs some cases are built from
     pytest.mark.filterwarnings("ignore:(Observation|Variable) names are not unique:UserWarning"),
@@ -20,7 +21,7 @@ pytestmark = [  # what anndata says about the inputs some cases are built from
     pytest.mark.filterwarnings("ignore:Element .* was written without encoding metadata"),
 ]
 
-CASES = [*CORE, *LMF_CASES, *TRANSFER_CASES, *PREPROCESSING, *COMMAND_LINE, *R_ENTRY]
+CASES = [*CORE, *LMF_CASES, *TRANSFER_CASES, *SCVERSE, *PREPROCESSING, *COMMAND_LINE, *R_ENTRY]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
@@ -38,6 +39,7 @@ ENTRY_POINTS = {
     "pp.covariates",
     "pp.spatial_context",
     "pp.image_features",
+    "pl.factors_spatial",
     "lmf-omics fit",
     "lmf-omics predict",
     "r.fit",

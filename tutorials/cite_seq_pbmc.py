@@ -288,6 +288,89 @@ fig.savefig(OUT / "predicted_vs_measured.png", dpi=120)
 # with a hashtag (or batch) never seen in training giving a zero random code, as a mixed model predicts a
 # new group.
 
+# %% [markdown]
+# ## The same cells as a MuData, beside muon's MOFA+
+# In scverse, CITE-seq data usually live in a MuData: one AnnData per modality. `lmf.tl.lmf` reads it
+# directly; a spec names the modality first (`"prot"` is its X, `"rna:layer:counts"` a layer,
+# `"obs:hashtag"` the MuData's own obs). Cells a modality lacks are unobserved in it (the union of cells,
+# aligned by obs names, as muon does), the codes land in `mdata.obsm` and the loadings in each modality's
+# `varm`. The fit is the one above: the same matrices reach the same core. Beside it, muon's
+# `mu.tl.mofa` on the same MuData (15 factors, its defaults) if mofapy2 is installed. Both are scored the
+# same way here: the share of each centred modality its factors and loadings reconstruct.
+
+# %%
+import time
+
+import anndata as ad
+import mudata as md
+
+genes = adata.var_names[adata.var["highly_variable"].to_numpy()]
+protein_clr = adata.obsm["protein_clr"]
+rna = ad.AnnData(adata[:, genes].X.copy(), obs=pd.DataFrame(index=adata.obs_names), var=pd.DataFrame(index=genes))
+prot = ad.AnnData(
+    protein_clr.to_numpy(), obs=pd.DataFrame(index=adata.obs_names), var=pd.DataFrame(index=protein_clr.columns)
+)
+md.set_options(pull_on_update=False)  # mudata 0.4's behaviour: obs columns are not pulled from the modalities
+mdata = md.MuData({"rna": rna, "prot": prot})
+mdata.obs["hashtag"] = adata.obs["hashtag"].to_numpy()
+mu_options = {name: value for name, value in OPTIONS.items() if name not in ("response", "fixed", "random", "mask_var")}
+start = time.perf_counter()
+lmf.tl.lmf(mdata, response="prot", fixed="rna", random="obs:hashtag", **mu_options)
+lmf_seconds = time.perf_counter() - start
+mudata_difference = float(np.abs(mdata.obsm["X_lmf"] - adata.obsm["X_lmf"]).max())
+print(mdata)
+print(f"max |codes(MuData) - codes(AnnData)| = {mudata_difference:.1e}")
+
+
+def reconstructed(values, codes, loadings) -> float:
+    """R² of a modality: 1 - ‖Ã - codes loadingsᵀ‖² / ‖Ã‖², Ã the centred values."""
+    values = np.asarray(values.toarray() if hasattr(values, "toarray") else values, dtype=np.float64)
+    centred = values - values.mean(axis=0)
+    return float(1 - ((centred - codes @ loadings.T) ** 2).sum() / (centred**2).sum())
+
+
+side_by_side = {
+    "LMF (tl.lmf)": {
+        "seconds": round(lmf_seconds, 2),
+        "R² prot": reconstructed(prot.X, mdata.obsm["X_lmf"], lmf.get.loadings(mdata, role="response").to_numpy()),
+        "R² rna": reconstructed(rna.X, mdata.obsm["X_lmf_fixed"], lmf.get.loadings(mdata, role="fixed").to_numpy()),
+    }
+}
+try:
+    import mofapy2  # noqa: F401
+    import muon as mu
+except ImportError:
+    mofa_status = "mofapy2 (or muon) is not installed: pip install 'lmf-omics[mofa]' to run MOFA+ here"
+else:
+    for modality in mdata.mod.values():
+        modality.var["highly_variable"] = True  # every feature above, for both
+    start = time.perf_counter()
+    mu.tl.mofa(mdata, n_factors=15, outfile=str(OUT / "mofa.hdf5"), seed=0, quiet=True)
+    seconds = time.perf_counter() - start
+
+    def mofa_weights(name):  # rows of mdata.varm["LFs"] of one modality, in its order (some names repeat)
+        rows = mdata.varmap[name].ravel()
+        return mdata.varm["LFs"][np.argsort(rows)[-mdata.mod[name].n_vars :]]
+
+    side_by_side["MOFA+ (mu.tl.mofa)"] = {
+        "seconds": round(seconds, 2),
+        "R² prot": reconstructed(prot.X, mdata.obsm["X_mofa"], mofa_weights("prot")),
+        "R² rna": reconstructed(rna.X, mdata.obsm["X_mofa"], mofa_weights("rna")),
+    }
+    mofa_status = "ran"
+print(pd.DataFrame(side_by_side).T.round(3).to_string())
+print("MOFA+:", mofa_status)
+
+# %% [markdown]
+# The table printed above is the comparison for the run in front of you (times measured on the machine
+# running it). LMF reconstructs the RNA from the fixed code K alone and the proteins from K + H; MOFA+'s
+# factors reconstruct both views. Without mofapy2 the MOFA+ row is missing and the line below the table
+# says so. At the time of writing, on a shared 2-core machine under load (mofapy2 0.7.5, muon 0.1.9), the
+# codes of the MuData fit equalled those of the AnnData fit exactly (difference 0), LMF took 2.5 s and MOFA+
+# 394 s, and the share reconstructed was 0.55 of the proteins and 0.32 of the RNA for LMF against 0.63 and
+# 0.23 for MOFA+ (15 factors each). `lmf.tl.transform(new_mdata, mdata)` and `lmf.tl.predict` take MuData
+# too, and `mdata.write_h5mu` keeps a fit that `lmf.get.model` rebuilds.
+
 # %%
 results = {
     "total_variance_explained": totals,
@@ -296,6 +379,7 @@ results = {
     "held_out_correlation": correlation.round(4).to_dict(),
     "n_clusters": int(adata.obs["leiden_lmf"].nunique()),
     "leading_factors": list(leading),
+    "mudata": {"max_code_difference": mudata_difference, "side_by_side": side_by_side, "mofa": mofa_status},
 }
 (OUT / "results.json").write_text(json.dumps(results, indent=2))
 plt.close("all")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -16,6 +16,7 @@ from .. import get
 from .._checks import check_key
 from .._keys import Keys
 from .._modalities import MissingKeyError
+from .._spatialdata import spatial_input
 from ._plots import finish, pick_factors
 
 CODES = {"combined": "K + H", "fixed": "fixed code K", "random": "random code H"}
@@ -33,6 +34,8 @@ def factors_spatial(
     img=None,
     spot_diameter: float | None = None,
     cmap: str = "RdBu_r",
+    table_key: str | None = None,
+    coordinate_system: str | Mapping[str, str] = "global",
     show: bool = False,
     save: str | None = None,
 ) -> np.ndarray:
@@ -44,7 +47,10 @@ def factors_spatial(
     Parameters
     ----------
     adata
-        AnnData with a fit under ``key`` and coordinates in ``obsm[spatial_key]``.
+        AnnData with a fit under ``key`` and coordinates in ``obsm[spatial_key]``, or a SpatialData
+        whose table ``table_key`` holds the fit: the spots are then drawn at the centroids of the
+        instances the table annotates (as in :func:`lmf_omics.pp.spatial_context`), one panel per
+        annotated element unless ``library_key`` says otherwise.
     key
         ``key_added`` of the fit.
     factors
@@ -63,6 +69,9 @@ def factors_spatial(
         ``uns[spatial_key][<library>]["scalefactors"]["spot_diameter_fullres"]``).
     cmap
         Diverging colour map.
+    table_key, coordinate_system
+        With a SpatialData: its table and the coordinate system of the centroids (one name, or a
+        dict from element to name).
     show, save
         Show the figure; write it to this path.
 
@@ -82,11 +91,13 @@ def factors_spatial(
     --------
     >>> lmf.pl.factors_spatial(adata, library_key="slice", code="fixed", factors=[1, 2])
     """
+    adata, centroids, region_key = spatial_input(adata, table_key, coordinate_system)
+    library_key = region_key if library_key is None else library_key
     values = _codes(adata, key, code)
     has_random = Keys(key).random in adata.obsm
     name = CODES[code] if has_random or code != "combined" else "K; no random modality"
     factors = pick_factors(factors, values.shape[1], default=3)
-    coords, libraries = _layout(adata, spatial_key, library_key)
+    coords, libraries = _layout(adata, spatial_key, library_key, centroids)
     sections = ["all"] if libraries is None else [str(s) for s in libraries.categories]
     if img is not None and len(sections) > 1:
         raise ValueError(f"img= draws one image; library_key={library_key!r} gives {len(sections)} sections")
@@ -142,10 +153,11 @@ def _codes(adata: AnnData, key: str, code: str) -> np.ndarray:
     return np.asarray(adata.obsm[obsm_key])
 
 
-def _layout(adata: AnnData, spatial_key: str, library_key: str | None):
+def _layout(adata: AnnData, spatial_key: str, library_key: str | None, centroids=None):
     """The coordinates (x, y) and each spot's section as a categorical (``None`` without ``library_key``)."""
-    check_key(adata.obsm, spatial_key, "adata.obsm", "spatial_key")
-    coords = np.asarray(adata.obsm[spatial_key], dtype=np.float64)[:, :2]
+    if centroids is None:
+        check_key(adata.obsm, spatial_key, "adata.obsm", "spatial_key")
+    coords = np.asarray(adata.obsm[spatial_key] if centroids is None else centroids, dtype=np.float64)[:, :2]
     if library_key is None:
         return coords, None
     check_key(adata.obs, library_key, "adata.obs", "library_key")

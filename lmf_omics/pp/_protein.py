@@ -8,7 +8,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._core.log import logger
-from .._modalities import read_modality
+from .._modalities import parse_spec, read_modality
 from ._checks import check_adata, check_choice, check_key_added, check_non_negative, target
 
 
@@ -66,9 +66,7 @@ def clr(
     >>> lmf.tl.lmf(adata, response="obsm:protein_counts_clr", fixed="X")
     """
     check_adata(adata)
-    kind, _, name = source.partition(":") if isinstance(source, str) else ("", "", "")
-    if source != "X" and kind not in ("obsm", "layer"):
-        raise ValueError(f"source={source!r} must be 'obsm:<key>', 'layer:<name>' or 'X'")
+    kind, name = _source_slot(source)
     check_choice("axis", axis, (0, 1))
     counts = read_modality(adata, source, role="source").matrix
     observed = check_non_negative(counts, f"source={source!r}", "clr", cells=adata.obs_names, missing_rows=True)
@@ -90,6 +88,17 @@ def clr(
         out.layers[key_added] = values
     logger.info("clr: %s (axis=%d) -> %s[%r]", source, axis, "obsm" if kind == "obsm" else "layers", key_added)
     return out if copy else None
+
+
+def _source_slot(source) -> tuple[str, str]:
+    """The slot (``"X"``, ``"obsm"`` or ``"layer"``) and key of a counts spec, parsed by :func:`parse_spec`."""
+    try:
+        parsed = parse_spec(source, role="source")
+    except (TypeError, ValueError):
+        parsed = None
+    if parsed is None or parsed.slot not in ("X", "obsm", "layer"):
+        raise ValueError(f"source={source!r} must be 'obsm:<key>', 'layer:<name>' or 'X'")
+    return parsed.slot, parsed.name
 
 
 def clr_matrix(counts, *, axis: int = 0):

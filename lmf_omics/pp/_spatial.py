@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 from anndata import AnnData
@@ -9,7 +11,8 @@ from scipy import sparse
 
 from .._core.log import logger
 from .._modalities import read_modality
-from ._checks import check_adata, check_choice, check_int, check_key, check_key_added, check_positive, target
+from .._spatialdata import spatial_input
+from ._checks import check_choice, check_int, check_key, check_key_added, check_positive, target
 
 GRAPH_METHODS = ("knn", "grid", "radius", "delaunay")
 
@@ -27,6 +30,8 @@ def spatial_context(
     n_comps: int | None = None,
     random_state: int = 0,
     key_added: str = "spatial_context",
+    table_key: str | None = None,
+    coordinate_system: str | Mapping[str, str] = "global",
     copy: bool = False,
 ) -> AnnData | None:
     """Neighbourhood-averaged ``source`` (or its principal components) for every spot, in ``obsm``.
@@ -40,7 +45,11 @@ def spatial_context(
     Parameters
     ----------
     adata
-        Annotated data matrix with coordinates in ``obsm[spatial_key]``.
+        Annotated data matrix with coordinates in ``obsm[spatial_key]``, or a SpatialData whose
+        table ``table_key`` annotates shapes, labels or points: the coordinates are then the
+        centroids of the annotated instances in ``coordinate_system`` (as squidpy reads them), the
+        graph is built within each annotated element (its region column is the default
+        ``library_key``), and the results are written into that table.
     source
         Modality spec to average: ``"X"``, ``"layer:<name>"``, ``"obsm:<key>"`` (e.g. PCs) or
         ``"obs:<col>"`` (a one-hot cell type gives the niche's composition).
@@ -63,6 +72,11 @@ def spatial_context(
     key_added
         ``obsm`` key of the result; the graph goes to ``obsp["<key_added>_connectivities"]`` and
         ``obsp["<key_added>_distances"]``.
+    table_key
+        The table of a SpatialData (``None`` for an AnnData).
+    coordinate_system
+        With a SpatialData: the coordinate system of the centroids, or a dict from element to
+        coordinate system (squidpy's ``elements_to_coordinate_systems``).
     copy
         Return a modified copy instead of writing to ``adata``.
 
@@ -90,8 +104,11 @@ def spatial_context(
     """
     import squidpy as sq
 
-    check_adata(adata)
-    coords, sections = _check(adata, source, library_key, spatial_key, method, n_neighs, radius, n_comps, key_added)
+    adata, centroids, region_key = spatial_input(adata, table_key, coordinate_system, copy=copy)
+    library_key = region_key if library_key is None else library_key
+    coords, sections = _check(
+        adata, source, library_key, spatial_key, method, n_neighs, radius, n_comps, key_added, centroids
+    )
     data = read_modality(adata, source, role="source")
     _check_finite(data.matrix, f"source={source!r}", adata.obs_names)
     if n_comps is not None:
@@ -168,13 +185,15 @@ def _check_finite(matrix, label: str, cells) -> None:
         )
 
 
-def _check(adata, source, library_key, spatial_key, method, n_neighs, radius, n_comps, key_added):
-    check_key(adata.obsm, spatial_key, "adata.obsm", "spatial_key")
-    coords = np.asarray(adata.obsm[spatial_key])
+def _check(adata, source, library_key, spatial_key, method, n_neighs, radius, n_comps, key_added, centroids=None):
+    if centroids is None:
+        check_key(adata.obsm, spatial_key, "adata.obsm", "spatial_key")
+    coords = np.asarray(adata.obsm[spatial_key] if centroids is None else centroids)
+    where = f"obsm[{spatial_key!r}]" if centroids is None else "the SpatialData's centroids"
     if coords.ndim != 2 or coords.shape[1] < 2 or not np.issubdtype(coords.dtype, np.number):
-        raise ValueError(f"obsm[{spatial_key!r}] must hold numeric coordinates (cells × 2), got shape {coords.shape}")
+        raise ValueError(f"{where} must hold numeric coordinates (cells × 2), got shape {coords.shape}")
     if not np.all(np.isfinite(coords)):
-        raise ValueError(f"obsm[{spatial_key!r}] has NaN or infinite coordinates")
+        raise ValueError(f"{where} has NaN or infinite coordinates")
     check_choice("method", method, GRAPH_METHODS)
     if method in ("knn", "grid"):
         check_int("n_neighs", n_neighs)

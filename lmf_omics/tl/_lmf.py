@@ -9,12 +9,20 @@ from dataclasses import replace
 import numpy as np
 from anndata import AnnData
 
-from .._checks import check_adata, target
+from .._checks import resolve_data, target
 from .._core import LinearMixedForms, grid_search
 from .._core.log import logger
 from .._core.options import Options, numpydoc_parameters, signature_parameters
 from .._keys import Keys, check_key_added
-from .._modalities import Modality, masks_for, read_modality, resolve_observed
+from .._modalities import (
+    Modality,
+    is_mudata,
+    masks_for,
+    modality_names,
+    read_modality,
+    resolve_observed,
+    var_holder,
+)
 from .._settings import n_jobs as n_jobs_setting
 
 
@@ -29,6 +37,7 @@ def lmf(
     mask_var: str | np.ndarray | Mapping[str, str | np.ndarray] | None = None,
     observed: Mapping[str, str | np.ndarray] | None = None,
     key_added: str = "lmf",
+    table_key: str | None = None,
     copy: bool = False,
     **options,
 ) -> AnnData | None:
@@ -42,12 +51,16 @@ def lmf(
     Parameters
     ----------
     adata
-        Annotated data matrix (cells × genes).
+        Annotated data matrix (cells × genes), a MuData, or a SpatialData whose table
+        ``table_key`` is fitted (the results are written into that table).
     response, fixed, random
         Modality specs: ``"X"``, ``"raw"``, ``"layer:<name>"``, ``"obsm:<key>"`` (array, sparse
         or DataFrame) or ``"obs:<col>[,<col>...]"`` (numeric columns as they are; categorical,
         string and boolean columns one-hot encoded, sparse). ``random=None`` fits
-        ``Y ≈ K αᵀ``, ``X ≈ K βᵀ``.
+        ``Y ≈ K αᵀ``, ``X ≈ K βᵀ``. For a MuData, a spec names a modality first: ``"prot"``
+        (its X), ``"rna:layer:counts"``, ``"rna:obsm:X_pca"``, ``"rna:obs:batch"``; ``"obs:donor"``
+        and ``"obsm:<key>"`` are the MuData's own. Every MuData cell gets codes; a cell a
+        modality lacks is unobserved in it (the union of cells, aligned by obs names).
     n_factors
         Number of factors ``k``, or several candidates (e.g. ``(5, 10, 20)``): the one whose fits
         predict the response of held-out cells best in ``cv_folds``-fold cross-validation is used
@@ -66,6 +79,8 @@ def lmf(
         codes.
     key_added
         Stem of every key written (see below).
+    table_key
+        The table of a SpatialData to fit (``None`` for an AnnData or MuData).
     copy
         Return a modified copy instead of writing to ``adata``.
     {options}
@@ -78,7 +93,8 @@ def lmf(
         ``K + H``, ``K`` and ``H`` (cells × k); use ``sc.pp.neighbors(adata, use_rep="X_lmf")``.
     ``varm["<key>_loadings_<role>"]``, ``varm["<key>_encoder_<role>"]``
         Loadings (and, for encoded codes, encoders) of var-aligned modalities (zero rows for
-        masked-out features).
+        masked-out features); for a MuData in the modality's ``varm``, the codes and ``uns`` in
+        the MuData's own ``obsm`` and ``uns``.
     ``uns["<key>"]``
         ``params``, per-modality ``modalities`` (spec, features, centring, weight, and loadings of
         modalities not aligned with ``var``), ``variance_explained`` (R² per factor),
@@ -96,13 +112,13 @@ def lmf(
     settings = replace(settings, n_jobs=n_jobs_setting(settings.n_jobs))  # None follows sc.settings.n_jobs
     model = LinearMixedForms(**{**settings.as_dict(), "n_factors": max(candidates)})
     model.check_options()
-    check_adata(adata, copy=copy)
+    adata = resolve_data(adata, table_key=table_key, copy=copy)
     check_key_added(key_added)
     keys = Keys(key_added)
     modalities = read_modalities(adata, {"response": response, "fixed": fixed, "random": random}, mask_var)
     labels = {role: f"{role}={m.spec!r}" for role, m in modalities.items()}
     matrices = {role: m.matrix for role, m in modalities.items()}
-    masks = observed_masks(adata, observed, labels)
+    masks = with_absent_cells(observed_masks(adata, observed, labels), modalities)
     arrays = (matrices["response"], matrices["fixed"], matrices.get("random"))
     scores = None
     if len(candidates) > 1:
@@ -124,8 +140,8 @@ def lmf(
 
 
 def read_modalities(adata: AnnData, specs: Mapping[str, str | None], mask_var) -> dict[str, Modality]:
-    """Read every named modality (errors before any fitting)."""
-    masks = masks_for(specs, mask_var)
+    """Read every named modality of an AnnData or MuData (errors before any fitting)."""
+    masks = masks_for(specs, mask_var, modality_names(adata))
     return {
         role: read_modality(adata, spec, role=role, mask_var=masks.get(role))
         for role, spec in specs.items()
@@ -158,6 +174,15 @@ def observed_masks(adata: AnnData, observed, labels: Mapping[str, str]) -> dict[
     return {role: resolve_observed(adata, value, labels[role]) for role, value in observed.items()}
 
 
+def with_absent_cells(masks: dict[str, np.ndarray], modalities: Mapping[str, Modality]) -> dict[str, np.ndarray]:
+    """The cells a MuData modality lacks are unobserved in it, whatever ``observed`` says of them."""
+    masks = dict(masks)
+    for role, modality in modalities.items():
+        if modality.observed is not None:
+            masks[role] = modality.observed & masks[role] if role in masks else modality.observed
+    return masks
+
+
 def store(
     adata: AnnData,
     model: LinearMixedForms,
@@ -171,17 +196,18 @@ def store(
     obsm = {keys.combined: model.codes_, keys.fixed: model.fixed_codes_}
     if model.random_codes_ is not None:
         obsm[keys.random] = model.random_codes_
-    varm = {}
+    varm = {}  # {holder: {key: array}}: a MuData's loadings go to each modality's varm
     state = model.get_state()
     for role, modality in modalities.items():
         entry = state["modalities"][role]
         entry.update(spec=modality.spec, features=modality.features, var_aligned=modality.var_aligned)
         if modality.var_aligned:
+            holder = var_holder(adata, modality.spec, role)
             for field, key in (("loadings", keys.loadings(role)), ("encoder", keys.encoder(role))):
                 if field in entry:
-                    full = np.zeros((adata.n_vars, model.n_factors))
+                    full = np.zeros((holder.n_vars, model.n_factors))
                     full[modality.var_mask] = entry.pop(field)
-                    varm[key] = full
+                    varm.setdefault(modality.holder, (holder, {}))[1][key] = full
     params = dict(state["params"])
     params.update({role: modality.spec for role, modality in modalities.items()})
     if isinstance(mask_var, str):
@@ -201,16 +227,19 @@ def store(
         uns["cross_validation"] = {name: np.array([row[name] for row in scores]) for name in scores[0]}
     drop_stale(adata, keys)
     adata.obsm.update(obsm)
-    adata.varm.update(varm)
+    for holder, arrays in varm.values():
+        holder.varm.update(arrays)
     adata.uns[keys.uns] = uns
 
 
 def drop_stale(adata: AnnData, keys: Keys) -> None:
-    """Remove what an earlier fit under the same key wrote, so old and new never mix."""
+    """Remove what an earlier fit under the same key wrote (in a MuData's modalities too), so old and new never mix."""
     for key in keys.obsm_keys:
         adata.obsm.pop(key, None)
-    for key in keys.varm_keys:
-        adata.varm.pop(key, None)
+    holders = [adata, *adata.mod.values()] if is_mudata(adata) else [adata]
+    for holder in holders:
+        for key in keys.varm_keys:
+            holder.varm.pop(key, None)
 
 
 lmf.__doc__ = lmf.__doc__.replace("    {options}", numpydoc_parameters(skip=("n_factors",)))

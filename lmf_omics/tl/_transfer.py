@@ -13,11 +13,11 @@ import pandas as pd
 from anndata import AnnData
 
 from .. import get
-from .._checks import check_adata, target
+from .._checks import resolve_data, target
 from .._core import Codes, LinearMixedForms
 from .._core.log import logger
 from .._keys import ROLES, Keys, check_key_added, is_fit
-from .._modalities import column_positions, level_groups, read_aligned
+from .._modalities import column_positions, is_mudata, level_groups, read_aligned
 from ._lmf import drop_stale
 
 
@@ -42,9 +42,9 @@ def transform(
     Parameters
     ----------
     adata
-        The query: cells to encode (another sample, section or batch).
+        The query: cells to encode (another sample, section or batch); a MuData for a fit on a MuData.
     reference
-        The AnnData a fit was stored in by :func:`lmf_omics.tl.lmf`.
+        The AnnData or MuData a fit was stored in by :func:`lmf_omics.tl.lmf`.
     key
         ``key_added`` of that fit.
     key_added
@@ -251,8 +251,14 @@ def _predict_keys(query, reference, key: str, key_added: str | None, layer: str 
 
 
 def _check_pair(query, reference, copy: bool) -> None:
-    check_adata(query, copy=copy)
-    check_adata(reference, "reference")
+    """Both are AnnData or both MuData (whose specs name modalities)."""
+    resolve_data(query, copy=copy)
+    resolve_data(reference, "reference")
+    if is_mudata(query) != is_mudata(reference):
+        raise TypeError(
+            f"the query is a {type(query).__name__} but the reference a {type(reference).__name__}; a fit's specs "
+            "name MuData modalities ('rna:layer:counts') or AnnData slots ('layer:counts'): pass two of a kind"
+        )
 
 
 def _fits_in_the_way(adata: AnnData, *, uns: str, obsm) -> list[str]:
@@ -335,6 +341,8 @@ def _layer_columns(query: AnnData, response, layer: str | None) -> np.ndarray | 
     """Positions in ``query.var_names`` of the response's features, for ``layer=`` (``None`` without it)."""
     if layer is None:
         return None
+    if is_mudata(query):
+        raise ValueError(f"layer={layer!r} is for an AnnData query; with a MuData leave layer=None (obsm)")
     spec = str(response["spec"])
     if not bool(response.get("var_aligned", False)):
         raise ValueError(

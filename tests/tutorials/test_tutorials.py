@@ -81,6 +81,17 @@ def test_cite_seq_fixed_code_ignores_the_hashtag_and_predicts_held_out_proteins(
     assert results["held_out_correlation"]["CD8"] > 0.6
 
 
+def test_cite_seq_mudata_fit_is_the_anndata_fit(outdir):
+    path = outdir / "cite_seq_pbmc" / "results.json"
+    if not path.exists():
+        pytest.skip("runs after the tutorial itself")
+    mudata = json.loads(path.read_text())["mudata"]
+    assert mudata["max_code_difference"] < 1e-10  # the same matrices reach the same core
+    lmf_row = mudata["side_by_side"]["LMF (tl.lmf)"]
+    assert 0.3 < lmf_row["R² prot"] < 1 and 0 < lmf_row["R² rna"] < 1
+    assert (mudata["mofa"] == "ran") == ("MOFA+ (mu.tl.mofa)" in mudata["side_by_side"])
+
+
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
 def test_tutorial_is_a_percent_format_notebook(script):
     notebook = jupytext.read(script)
