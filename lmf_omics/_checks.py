@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from anndata import AnnData
 
+from ._core.log import logger
 from ._modalities import MissingKeyError
 
 
@@ -27,5 +28,14 @@ def check_key(container, key: str, where: str, name: str) -> None:
 
 
 def target(adata: AnnData, copy: bool) -> AnnData:
-    """The AnnData to write into: ``adata`` itself or a copy."""
-    return adata.copy() if copy else adata
+    """The AnnData to write into: ``adata`` itself or a copy.
+
+    A view is first made an AnnData of its own (as scanpy does), so that writing into it never
+    writes into its parent (anndata writes ``X`` of a view into the parent's ``X``).
+    """
+    if copy:
+        return adata.copy()
+    if adata.is_view:
+        logger.info("the view becomes an AnnData of its own, its parent unchanged, to hold the results")
+        adata._init_as_actual(adata.copy())  # scanpy's view_to_actual
+    return adata

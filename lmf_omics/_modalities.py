@@ -17,6 +17,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from ._core.backends import StreamedMatrix, is_on_disk
+from ._core.validation import canonical_sparse
 
 SPEC_HELP = "use 'X', 'raw', 'layer:<name>', 'obsm:<key>' or 'obs:<col>[,<col>...]'"
 
@@ -70,6 +71,7 @@ def read_modality(adata: AnnData, spec: str, *, role: str, mask_var=None) -> Mod
         aligned = False
     else:
         raise ValueError(f"{role}={spec!r} is not a modality spec; {SPEC_HELP}")
+    matrix = sound_structure(matrix, label)
     features = np.asarray(features, dtype=str)
     if mask_var is None:
         return Modality(spec, matrix, features, np.ones(adata.n_vars, bool) if aligned else None)
@@ -77,6 +79,11 @@ def read_modality(adata: AnnData, spec: str, *, role: str, mask_var=None) -> Mod
         raise ValueError(f"{label}: mask_var applies to var-aligned modalities ('X', 'layer:<name>') only")
     mask = resolve_mask(adata, mask_var, label)
     return Modality(spec, select_columns(matrix, mask), features[mask], mask)
+
+
+def sound_structure(matrix, label: str):
+    """A sparse matrix checked (corrupt: an error) and canonical (a copy if not) before it is sliced or used."""
+    return canonical_sparse(matrix, label) if sparse.issparse(matrix) else matrix
 
 
 def select_columns(matrix, columns):
@@ -245,6 +252,7 @@ def read_aligned(adata: AnnData, spec: str, features, *, role: str) -> tuple[obj
 
 def _columns(matrix, names: pd.Index, features: list[str], label: str):
     """The columns named ``features``, in order; an error lists the missing ones (or repeated ones)."""
+    matrix = sound_structure(matrix, label)
     index = column_positions(names, features, label)
     missing = [f for f, i in zip(features, index) if i < 0]
     if missing:

@@ -8,6 +8,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._core.log import logger
+from .._modalities import sound_structure
 from ._checks import (
     check_adata,
     check_choice,
@@ -111,6 +112,7 @@ def _check(adata, layer, target_sum, n_top_genes, flavor, batch_key, key_added):
     else:
         check_key(adata.layers, layer, "adata.layers", "layer")
         counts, label = adata.layers[layer], f"layers[{layer!r}]"
+    counts = sound_structure(counts, label)
     check_non_negative(counts, label, "normalize_rna", cells=adata.obs_names)
     if not (counts.nnz if sparse.issparse(counts) else np.count_nonzero(counts)):
         raise ValueError(f"{label} holds no counts (every value is 0); normalize_rna needs raw counts")
