@@ -153,7 +153,7 @@ def _read_obsm(adata: AnnData, key: str, label: str):
 
 def _frame_values(frame: pd.DataFrame, label: str) -> np.ndarray:
     """A numeric DataFrame as a float array: float32 if every column is, else float64; ``pd.NA`` as NaN."""
-    numeric = frame.select_dtypes(include=["number", "bool"])
+    numeric = frame.select_dtypes(include=["number", "bool"], exclude=["complex"])
     bad = [str(c) for c in frame.columns if c not in numeric.columns]
     if bad:
         raise ValueError(f"{label} has non-numeric columns {bad}; drop or encode them")
@@ -162,9 +162,11 @@ def _frame_values(frame: pd.DataFrame, label: str) -> np.ndarray:
 
 
 def _read_obs(adata: AnnData, columns: list[str], label: str):
+    check_distinct(columns, label)
     blocks, names = [], []
     for column in columns:
         values = _lookup(adata.obs, column, "adata.obs", label)
+        check_obs_dtype(values, column, label)
         if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
             blocks.append(_numeric_column(values, column, label, alone=len(columns) == 1)[:, None])
             names.append(column)
@@ -175,6 +177,45 @@ def _read_obs(adata: AnnData, columns: list[str], label: str):
     if any(sparse.issparse(b) for b in blocks):
         return sparse.hstack([sparse.csr_matrix(b) for b in blocks], format="csr"), names
     return np.hstack(blocks), names
+
+
+def check_distinct(columns: list[str], label: str) -> None:
+    """An obs spec names each column once (a repeated column is a repeated feature name)."""
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise ValueError(f"{label} names the obs column(s) {repeated} more than once; name each column once")
+
+
+def check_obs_dtype(values: pd.Series, column: str, label: str) -> None:
+    """An obs column is numbers (real) or levels (strings, booleans, categories): nothing that reads as both.
+
+    Complex numbers would lose their imaginary part; dates and durations, and numbers stored as
+    ``object``, have no single string for a level (training and query cells would not match).
+    """
+    dtype = values.dtype
+    categories = getattr(dtype, "categories", None)
+    kind = (categories.dtype if categories is not None else dtype).kind
+    fix = None
+    if kind == "c":
+        fix = "complex numbers; store the real part (or the real and imaginary parts as two columns)"
+    elif kind in "mM" or isinstance(getattr(dtype, "subtype", None), np.dtype) or str(dtype).startswith("period"):
+        fix = f"{dtype} values; convert them to numbers (e.g. days) or to strings (levels) first"
+    elif kind == "O":
+        kinds = {type(v).__name__ for v in values.dropna().unique() if not isinstance(v, str)}
+        if kinds:
+            fix = (
+                f"object values that are not strings ({sorted(kinds)}); convert the column with "
+                ".astype(float) for numbers or .astype(str).astype('category') for levels"
+            )
+    if fix is not None:
+        raise ValueError(f"{label}: obs column {column!r} holds {fix}")
+
+
+def level_name(level) -> str:
+    """A level as a string, one rule for fit and query: integral numbers without ``.0`` (``3`` and ``3.0`` match)."""
+    if isinstance(level, (bool, np.bool_)) or not isinstance(level, (int, float, np.integer, np.floating)):
+        return str(level)
+    return str(int(level)) if float(level).is_integer() else repr(float(level))
 
 
 def _numeric_column(values: pd.Series, column: str, label: str, *, alone: bool) -> np.ndarray:
@@ -210,7 +251,7 @@ def _one_hot(values: pd.Series, column: str, label: str):
     categorical = pd.Categorical(values).remove_unused_categories()
     n = len(values)
     matrix = sparse.csr_matrix((np.ones(n), (np.arange(n), categorical.codes)), shape=(n, len(categorical.categories)))
-    return matrix, [str(level) for level in categorical.categories]
+    return matrix, [level_name(level) for level in categorical.categories]
 
 
 def _lookup(container, key: str, where: str, label: str):
@@ -246,6 +287,8 @@ def read_aligned(adata: AnnData, spec: str, features, *, role: str) -> tuple[obj
         columns = [c.strip() for c in name.split(",")]
         if not all(c in adata.obs for c in columns):
             return None
+        for column in columns:
+            check_obs_dtype(adata.obs[column], column, label)
         return _encode_levels(adata, columns, features, label)
     raise ValueError(f"{label} is not a modality spec; {SPEC_HELP}")
 
@@ -343,5 +386,6 @@ def _level_codes(values: pd.Series, levels: list[str]) -> np.ndarray:
     -1 for another or a missing value; only the column's distinct values are turned into strings.
     """
     categorical = pd.Categorical(values)
-    lookup = np.append(pd.Index(levels).get_indexer(categorical.categories.astype(str)), -1)
+    names = [level_name(level) for level in categorical.categories]
+    lookup = np.append(pd.Index(levels).get_indexer(names), -1)
     return lookup[categorical.codes]  # code -1 (missing) picks the appended -1

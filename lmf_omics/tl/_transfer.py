@@ -276,8 +276,16 @@ def _arguments(inputs) -> dict:
 
 
 def _log_unseen(random, n_obs: int) -> None:
+    """Cells whose random-effect level the fit never saw; a warning when that is every cell (a type mismatch?)."""
     if random is not None and random[1] is not None:
         unseen = int((~random[1]).sum())
+        if unseen == n_obs:
+            logger.warning(
+                "none of the %d query cells has a random-effect level seen in training (random code 0 for all): "
+                "are the levels spelt or typed differently (e.g. 'b1' vs 'B1', or dates vs strings)?",
+                n_obs,
+            )
+            return
         logger.info(
             "%d of %d query cells have a random-effect level not seen in training: random code 0", unseen, n_obs
         )
