@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
+from numbers import Integral
 
 import numpy as np
 from scipy import sparse
@@ -36,8 +37,9 @@ def cross_validate(
     if not grid or any(len(values) == 0 for values in grid.values()):
         raise ValueError(f"grid must name at least one option with at least one value, got {dict(grid)!r}")
     n = Y.shape[0]
-    if not 2 <= folds <= n:
-        raise ValueError(f"folds must be between 2 and the number of cells ({n}), got {folds}")
+    check_folds(folds, n)
+    if "n_factors" in grid:
+        _check_fold_rank(template, grid["n_factors"], n, folds)
     assignment = np.random.default_rng(template.random_state).permutation(n) % folds
     observed = dict(observed or {})
     has_response = _response_rows(Y, observed.get("response"))
@@ -51,6 +53,26 @@ def cross_validate(
         table.append({**options, "mse": error / (int(has_response.sum()) * Y.shape[1])})
     best = min(table, key=lambda row: row["mse"])
     return {name: best[name] for name in grid}, table
+
+
+def check_folds(folds, n: int | None = None) -> None:
+    """``folds`` is an integer from 2 to the number of cells ``n``."""
+    if not isinstance(folds, Integral) or isinstance(folds, bool) or folds < 2 or (n is not None and folds > n):
+        upper = f"the number of cells ({n})" if n is not None else "the number of cells"
+        raise ValueError(f"cv_folds must be an integer between 2 and {upper}, got {folds!r}")
+
+
+def _check_fold_rank(template, candidates, n: int, folds: int) -> None:
+    """Every ``n_factors`` candidate fits the smallest training fold (checked before any fold runs)."""
+    smallest = n - -(-n // folds)  # the largest held-out part has ceil(n / folds) cells
+    limit = smallest - int(bool(template.center))
+    too_large = [k for k in candidates if k > limit]
+    if too_large:
+        raise ValueError(
+            f"n_factors candidates {too_large} are larger than a training fold of {folds}-fold cross-validation "
+            f"allows ({smallest} cells{' minus one (centring)' if template.center else ''}: at most {limit}); "
+            "choose smaller candidates or fewer folds"
+        )
 
 
 def _held_out_error(template, options, Y, X, Z, observed, has_response, held_out) -> float:

@@ -10,7 +10,8 @@ from anndata import AnnData
 from .._checks import check_adata, target
 from .._core import LinearMixedForms, cross_validate
 from .._core.log import logger
-from .._keys import Keys, check_key_added
+from .._core.selection import check_folds
+from .._keys import Keys, check_key_added, is_fit, is_transfer, refuse_foreign
 from .._modalities import Modality, masks_for, read_modality, resolve_observed
 
 
@@ -118,7 +119,17 @@ def lmf(
     model.check_options()
     check_adata(adata, copy=copy)
     check_key_added(key_added)
+    check_folds(cv_folds)
     keys = Keys(key_added)
+    refuse_foreign(
+        adata,
+        key_added,
+        "key_added",
+        ours=is_fit(adata.uns.get(keys.uns)) or is_transfer(adata.uns.get(keys.transformed)),
+        uns=(keys.uns,),
+        obsm=keys.obsm_keys,
+        varm=keys.varm_keys,
+    )
     modalities = read_modalities(adata, {"response": response, "fixed": fixed, "random": random}, mask_var)
     labels = {role: f"{role}={m.spec!r}" for role, m in modalities.items()}
     matrices = {role: m.matrix for role, m in modalities.items()}
