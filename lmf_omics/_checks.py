@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from anndata import AnnData
 
 from ._core.log import logger
@@ -25,6 +26,20 @@ def check_key(container, key: str, where: str, name: str) -> None:
     if key not in container:
         available = sorted(map(str, container.keys()))
         raise MissingKeyError(f"{name}={key!r} not found in {where}; available: {available}")
+
+
+def spatial_coordinates(adata: AnnData, spatial_key: str) -> np.ndarray:
+    """``obsm[spatial_key]`` as finite numeric (x, y) coordinates, cells × 2 (further columns ignored)."""
+    check_key(adata.obsm, spatial_key, "adata.obsm", "spatial_key")
+    coords = np.asarray(adata.obsm[spatial_key])
+    if coords.ndim != 2 or coords.shape[1] < 2 or coords.dtype.kind not in "iuf":
+        raise ValueError(
+            f"obsm[{spatial_key!r}] must hold numeric coordinates (cells × 2), got dtype {coords.dtype} "
+            f"and shape {coords.shape}"
+        )
+    if not np.all(np.isfinite(coords)):
+        raise ValueError(f"obsm[{spatial_key!r}] has NaN or infinite coordinates")
+    return coords[:, :2].astype(np.float64)
 
 
 def target(adata: AnnData, copy: bool) -> AnnData:

@@ -81,6 +81,18 @@ def read_modality(adata: AnnData, spec: str, *, role: str, mask_var=None) -> Mod
     return Modality(spec, select_columns(matrix, mask), features[mask], mask)
 
 
+def check_unique_features(modality: Modality, label: str) -> None:
+    """A fitted modality names each feature once: new cells are matched to the fit by these names."""
+    names = pd.Index(modality.features)
+    if not names.is_unique:
+        repeated = sorted(set(names[names.duplicated()]))
+        hint = "adata.var_names_make_unique()" if modality.var_aligned else "rename the columns"
+        raise ValueError(
+            f"{label} names {len(repeated)} feature(s) more than once, e.g. {repeated[:10]}; new cells are matched to "
+            f"the fit by name, so make them unique first ({hint}) or leave the copies out with mask_var"
+        )
+
+
 def sound_structure(matrix, label: str):
     """A sparse matrix checked (corrupt: an error) and canonical (a copy if not) before it is sliced or used."""
     return canonical_sparse(matrix, label) if sparse.issparse(matrix) else matrix

@@ -12,7 +12,7 @@ from .._core import LinearMixedForms, cross_validate
 from .._core.log import logger
 from .._core.selection import check_folds
 from .._keys import Keys, check_key_added, is_fit, is_transfer, refuse_foreign
-from .._modalities import Modality, masks_for, read_modality, resolve_observed
+from .._modalities import Modality, check_unique_features, masks_for, read_modality, resolve_observed
 
 
 def lmf(
@@ -157,11 +157,14 @@ def lmf(
 def read_modalities(adata: AnnData, specs: Mapping[str, str | None], mask_var) -> dict[str, Modality]:
     """Read every named modality (errors before any fitting)."""
     masks = masks_for(specs, mask_var)
-    return {
+    modalities = {
         role: read_modality(adata, spec, role=role, mask_var=masks.get(role))
         for role, spec in specs.items()
         if spec is not None
     }
+    for role, modality in modalities.items():
+        check_unique_features(modality, f"{role}={modality.spec!r}")
+    return modalities
 
 
 def _candidates(n_factors) -> list:
