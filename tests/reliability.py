@@ -49,6 +49,9 @@ CATEGORIES = (
     "DataFrame",
     "options",
     "files",
+    "view",
+    "stored fit",
+    "keys",
 )
 CLEAN, HANDLED = "clean error", "documented handling"
 RECORDS: list[dict] = []  # one per case run in this session

@@ -39,7 +39,8 @@ def cross_validate(
     n = Y.shape[0]
     check_folds(folds, n)
     if "n_factors" in grid:
-        _check_fold_rank(template, grid["n_factors"], n, folds)
+        widths = {role: m.shape[1] for role, m in zip(ROLES, (Y, X, Z)) if m is not None}
+        _check_fold_rank(template, grid["n_factors"], n, folds, widths)
     assignment = np.random.default_rng(template.random_state).permutation(n) % folds
     observed = dict(observed or {})
     has_response = _response_rows(Y, observed.get("response"))
@@ -62,17 +63,17 @@ def check_folds(folds, n: int | None = None) -> None:
         raise ValueError(f"cv_folds must be an integer between 2 and {upper}, got {folds!r}")
 
 
-def _check_fold_rank(template, candidates, n: int, folds: int) -> None:
-    """Every ``n_factors`` candidate fits the smallest training fold (checked before any fold runs)."""
+def _check_fold_rank(template, candidates, n: int, folds: int, widths: Mapping[str, int]) -> None:
+    """Every ``n_factors`` candidate fits the smallest training fold and the features (before any fold runs)."""
     smallest = n - -(-n // folds)  # the largest held-out part has ceil(n / folds) cells
-    limit = smallest - int(bool(template.center))
-    too_large = [k for k in candidates if k > limit]
-    if too_large:
-        raise ValueError(
-            f"n_factors candidates {too_large} are larger than a training fold of {folds}-fold cross-validation "
-            f"allows ({smallest} cells{' minus one (centring)' if template.center else ''}: at most {limit}); "
-            "choose smaller candidates or fewer folds"
-        )
+    for k in candidates:
+        try:
+            validation.check_rank(k, smallest, widths, bool(template.center))
+        except ValueError as error:
+            raise ValueError(
+                f"n_factors candidate {k} does not fit a training fold of {folds}-fold cross-validation "
+                f"({smallest} cells): {error}; choose smaller candidates or fewer folds"
+            ) from None
 
 
 def _held_out_error(template, options, Y, X, Z, observed, has_response, held_out) -> float:
