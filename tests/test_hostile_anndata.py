@@ -24,8 +24,7 @@ from scipy import sparse
 
 from lmf_omics import pp, tl
 
-from .core.bad_inputs import _split_entries
-from .reliability import _changes, counts_adata, fingerprint, work_spy
+from .reliability import _changes, counts_adata, fingerprint, split_entries, work_spy
 
 FEW = settings(
     max_examples=int(os.environ.get("LMF_HYPOTHESIS_EXAMPLES", "10")),
@@ -47,7 +46,7 @@ def _x_form(dense: np.ndarray, form: str):
     if form in ("csr", "csc"):
         return getattr(sparse, f"{form}_matrix")(dense)
     if form in ("split", "unsorted"):
-        return _split_entries(dense, fraction=0.5, shuffle=form == "unsorted")
+        return split_entries(dense, fraction=0.5, shuffle=form == "unsorted")
     corrupt = sparse.csr_matrix(dense)
     if form == "out of range" and corrupt.nnz:
         corrupt.indices[corrupt.nnz // 2] = dense.shape[1] + 3

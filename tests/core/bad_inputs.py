@@ -8,7 +8,7 @@ from scipy import sparse
 
 from lmf_omics import LinearMixedForms
 
-from ..reliability import Case
+from ..reliability import Case, split_entries
 
 ENTRY = "LinearMixedForms"
 N = 40
@@ -442,21 +442,6 @@ CASES += [
 
 
 # non-canonical and corrupt sparse structure: canonicalised on a copy, or refused before any work
-def _split_entries(matrix, fraction=1.0, shuffle=False, fmt="csr"):
-    """``matrix`` as CSR (or CSC) with a ``fraction`` of its entries stored twice as halves (same sum)."""
-    coo = sparse.coo_matrix(np.asarray(matrix, dtype=np.float64))
-    rng = np.random.default_rng(0)
-    split = rng.random(coo.nnz) < fraction
-    rows = np.concatenate([coo.row, coo.row[split]])
-    cols = np.concatenate([coo.col, coo.col[split]])
-    values = np.concatenate([np.where(split, coo.data / 2, coo.data), coo.data[split] / 2])
-    major, minor = (rows, cols) if fmt == "csr" else (cols, rows)
-    order = np.lexsort((rng.random(len(rows)) if shuffle else minor, major))
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(major, minlength=coo.shape[0 if fmt == "csr" else 1]))])
-    build = sparse.csr_matrix if fmt == "csr" else sparse.csc_matrix
-    return build((values[order], minor[order], indptr), shape=coo.shape)
-
-
 def _corrupt(edit, fmt=sparse.csr_matrix):
     def change(matrix):
         corrupt = fmt(np.asarray(matrix, dtype=np.float64))
@@ -512,18 +497,18 @@ def _edit_h5(name, position, value):
 
 SPARSE = "sparse format"
 CASES += [
-    _case(SPARSE, "CSR with every entry stored twice (halves)", X=_split_entries, check=_same_fit_as_float64),
+    _case(SPARSE, "CSR with every entry stored twice (halves)", X=split_entries, check=_same_fit_as_float64),
     _case(
         SPARSE,
         "CSR with a few split entries, unsorted",
-        X=partial(_split_entries, fraction=0.05, shuffle=True),
+        X=partial(split_entries, fraction=0.05, shuffle=True),
         check=_same_fit_as_float64,
     ),
-    _case(SPARSE, "CSC with split entries", X=partial(_split_entries, fmt="csc"), check=_same_fit_as_float64),
+    _case(SPARSE, "CSC with split entries", X=partial(split_entries, fmt="csc"), check=_same_fit_as_float64),
     _case(
         SPARSE,
         "COO with repeated coordinates",
-        X=lambda m: sparse.coo_matrix(_split_entries(m).tocoo(copy=True)),
+        X=lambda m: sparse.coo_matrix(split_entries(m).tocoo(copy=True)),
         check=_same_fit_as_float64,
     ),
     _case(
@@ -597,7 +582,7 @@ CASES += [
         ENTRY,
         SPARSE,
         "streamed CSR group with split entries",
-        partial(_h5_csr, matrix_of=_split_entries),
+        partial(_h5_csr, matrix_of=split_entries),
         _fit_h5,
         check=_same_fit_as_float64,
     ),

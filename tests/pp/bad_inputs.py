@@ -9,7 +9,7 @@ from scipy import sparse
 from lmf_omics import pp
 from lmf_omics._modalities import MissingKeyError
 
-from ..reliability import Case, at, counts_adata, duplicate_names, protein, set_obs
+from ..reliability import Case, at, counts_adata, duplicate_names, edit_x, protein, set_obs, split_x
 
 NAN = "NaN/inf in a modality"
 
@@ -373,19 +373,7 @@ CASES += [
 
 
 # second round: corrupt sparse counts, views, dtypes that lie, choices, degenerate geometry
-def _edit_x(edit):
-    def change(adata):
-        X = adata.X.copy()
-        edit(X)
-        adata.X = X
-
-    return change
-
-
-def _split_x(adata):
-    from ..core.bad_inputs import _split_entries
-
-    adata.X = _split_entries(adata.X.toarray(), fraction=0.5, shuffle=True).astype(np.float32)
+_split_x = split_x(0.5)
 
 
 def _lognorm_as_clean(inputs, result):
@@ -437,14 +425,14 @@ CASES += [
     normalize(
         "sparse format",
         "a column index beyond the shape",
-        _edit_x(lambda X: X.indices.__setitem__(4, 10**6)),
+        edit_x(lambda X: X.indices.__setitem__(4, 10**6)),
         error=ValueError,
         match=r"adata.X is a corrupt CSR matrix: column index 1000000 of row 0 is outside 0\.\.29",
     ),
     normalize(
         "sparse format",
         "a decreasing indptr",
-        _edit_x(lambda X: X.indptr.__setitem__(2, X.indptr[6])),
+        edit_x(lambda X: X.indptr.__setitem__(2, X.indptr[6])),
         error=ValueError,
         match=r"adata.X is a corrupt CSR matrix: indptr decreases after row 2",
     ),
@@ -529,7 +517,7 @@ CASES += [
     spatial(
         "sparse format",
         "a sparse source with an index beyond the shape",
-        _edit_x(lambda X: X.indices.__setitem__(1, 500)),
+        edit_x(lambda X: X.indices.__setitem__(1, 500)),
         source="X",
         error=ValueError,
         match=r"source='X' is a corrupt CSR matrix: column index 500",

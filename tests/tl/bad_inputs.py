@@ -15,10 +15,12 @@ from ..reliability import (
     at,
     counts_adata,
     duplicate_names,
+    edit_x,
     finite_codes,
     protein,
     set_obs,
     set_obsm,
+    split_x,
 )
 
 FIT = {
@@ -666,19 +668,7 @@ TRANSFER_CASES = [
 
 
 # second round: corrupt sparse data, views, dtypes that lie, keys, options, edited fits
-def _edit_x(edit):
-    def change(adata):
-        X = adata.X.copy()
-        edit(X)
-        adata.X = X
-
-    return change
-
-
-def _split_x(adata):
-    from ..core.bad_inputs import _split_entries
-
-    adata.X = _split_entries(adata.X.toarray(), fraction=0.3, shuffle=True).astype(np.float32)
+_split_x = split_x(0.3)
 
 
 @cache
@@ -742,14 +732,14 @@ LMF_CASES += [
     _fit(
         "sparse format",
         "X with a column index beyond the shape (segfaulted)",
-        _edit_x(lambda X: X.indices.__setitem__(7, 10**6)),
+        edit_x(lambda X: X.indices.__setitem__(7, 10**6)),
         ValueError,
         r"fixed='X' is a corrupt CSR matrix: column index 1000000 of row 0 is outside 0\.\.29",
     ),
     _fit(
         "sparse format",
         "X with a column index beyond the shape, masked (sliced before the core's check)",
-        _edit_x(lambda X: X.indices.__setitem__(7, 10**6)),
+        edit_x(lambda X: X.indices.__setitem__(7, 10**6)),
         ValueError,
         r"fixed='X' is a corrupt CSR matrix: column index 1000000",
         mask_var="highly_variable",
@@ -757,7 +747,7 @@ LMF_CASES += [
     _fit(
         "sparse format",
         "X with a decreasing indptr",
-        _edit_x(lambda X: X.indptr.__setitem__(3, X.indptr[5])),
+        edit_x(lambda X: X.indptr.__setitem__(3, X.indptr[5])),
         ValueError,
         r"fixed='X' is a corrupt CSR matrix: indptr decreases after row 3",
     ),
@@ -949,7 +939,7 @@ TRANSFER_CASES += [
         tl.transform,
         "sparse format",
         "a query X with a column index beyond the shape",
-        edit=_edit_x(lambda X: X.indices.__setitem__(2, 999)),
+        edit=edit_x(lambda X: X.indices.__setitem__(2, 999)),
         error=ValueError,
         match=r"fixed='X' is a corrupt CSR matrix: column index 999 of row 0",
     ),
