@@ -67,7 +67,7 @@ def read_modality(adata: AnnData, spec: str, *, role: str, mask_var=None) -> Mod
         matrix, features = _read_obsm(adata, name, label)
         aligned = False
     elif source == "obs" and name:
-        matrix, features = _read_obs(adata, [c.strip() for c in name.split(",")], label)
+        matrix, features = _read_obs(adata, obs_columns(name, adata.obs), label)
         aligned = False
     else:
         raise ValueError(f"{role}={spec!r} is not a modality spec; {SPEC_HELP}")
@@ -191,6 +191,15 @@ def _read_obs(adata: AnnData, columns: list[str], label: str):
     return np.hstack(blocks), names
 
 
+def obs_columns(names: str, obs: pd.DataFrame) -> list[str]:
+    """The columns of ``"obs:<col>[,<col>...]"``.
+
+    Each name as written if ``obs`` has it, else without surrounding spaces (``"obs:batch, depth"``),
+    so a column really named ``" batch"`` is found as itself.
+    """
+    return [part if part in obs.columns else part.strip() for part in names.split(",")]
+
+
 def check_distinct(columns: list[str], label: str) -> None:
     """An obs spec names each column once (a repeated column is a repeated feature name)."""
     repeated = sorted({c for c in columns if columns.count(c) > 1})
@@ -296,7 +305,7 @@ def read_aligned(adata: AnnData, spec: str, features, *, role: str) -> tuple[obj
         matrix, names = _read_obsm(adata, name, label)
         return _columns(matrix, pd.Index(names), features, label), None
     if source == "obs":
-        columns = [c.strip() for c in name.split(",")]
+        columns = obs_columns(name, adata.obs)
         if not all(c in adata.obs for c in columns):
             return None
         for column in columns:

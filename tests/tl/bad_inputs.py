@@ -1034,3 +1034,20 @@ def _clean_prediction():
     query = counts_adata(seed=2)
     tl.predict(query, _reference_state().copy())
     return query.obsm["lmf_predicted"].to_numpy()
+
+
+def _spaced_column(adata):
+    adata.obs[" batch"] = pd.Categorical(np.where(np.arange(adata.n_obs) % 2, "odd", "even"))
+
+
+LMF_CASES += [
+    _fit(
+        "obs column",
+        "a column named ' batch' beside 'batch' is itself, not 'batch'",
+        _spaced_column,
+        random="obs: batch",
+        check=lambda i, r: np.testing.assert_array_equal(
+            i["adata"].uns["lmf"]["modalities"]["random"]["features"], [" batch=even", " batch=odd"]
+        ),
+    ),
+]
