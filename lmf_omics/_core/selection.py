@@ -56,11 +56,11 @@ def cross_validate(
     return {name: best[name] for name in grid}, table
 
 
-def check_folds(folds, n: int | None = None) -> None:
+def check_folds(folds, n: int | None = None, name: str = "folds") -> None:
     """``folds`` is an integer from 2 to the number of cells ``n``."""
     if not isinstance(folds, Integral) or isinstance(folds, bool) or folds < 2 or (n is not None and folds > n):
         upper = f"the number of cells ({n})" if n is not None else "the number of cells"
-        raise ValueError(f"cv_folds must be an integer between 2 and {upper}, got {folds!r}")
+        raise ValueError(f"{name} must be an integer between 2 and {upper}, got {folds!r}")
 
 
 def _check_fold_rank(template, candidates, n: int, folds: int, widths: Mapping[str, int]) -> None:

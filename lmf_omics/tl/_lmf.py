@@ -119,7 +119,7 @@ def lmf(
     model.check_options()
     check_adata(adata, copy=copy)
     check_key_added(key_added)
-    check_folds(cv_folds)
+    check_folds(cv_folds, adata.n_obs if len(candidates) > 1 else None, "cv_folds")
     keys = Keys(key_added)
     refuse_foreign(
         adata,

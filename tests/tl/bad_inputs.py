@@ -851,8 +851,8 @@ LMF_CASES += [
     *[
         _fit("options", f"cv_folds={folds!r}", error=ValueError, match=message, n_factors=(2, 3), cv_folds=folds)
         for folds, message in (
-            ("3", r"cv_folds must be an integer between 2 and the number of cells, got '3'"),
-            (2.5, r"cv_folds must be an integer between 2 and the number of cells, got 2\.5"),
+            ("3", r"cv_folds must be an integer between 2 and the number of cells \(40\), got .3."),
+            (2.5, r"cv_folds must be an integer between 2 and the number of cells \(40\), got 2\.5"),
             (True, r"cv_folds must be an integer .* got True"),
             (1, r"cv_folds must be an integer .* got 1"),
             (41, r"cv_folds must be an integer between 2 and the number of cells \(40\), got 41"),
