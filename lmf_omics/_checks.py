@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 from anndata import AnnData
 
+from ._core.log import logger
 from ._modalities import MissingKeyError, is_mudata
 
 
@@ -79,6 +81,30 @@ def check_key(container, key: str, where: str, name: str) -> None:
         raise MissingKeyError(f"{name}={key!r} not found in {where}; available: {available}")
 
 
+def spatial_coordinates(adata: AnnData, spatial_key: str, centroids=None) -> np.ndarray:
+    """``obsm[spatial_key]`` (or a SpatialData's ``centroids``) as finite (x, y) coordinates, cells × 2."""
+    if centroids is None:
+        check_key(adata.obsm, spatial_key, "adata.obsm", "spatial_key")
+    coords = np.asarray(adata.obsm[spatial_key] if centroids is None else centroids)
+    where = f"obsm[{spatial_key!r}]" if centroids is None else "the SpatialData's centroids"
+    if coords.ndim != 2 or coords.shape[1] < 2 or coords.dtype.kind not in "iuf":
+        raise ValueError(
+            f"{where} must hold numeric coordinates (cells × 2), got dtype {coords.dtype} and shape {coords.shape}"
+        )
+    if not np.all(np.isfinite(coords)):
+        raise ValueError(f"{where} has NaN or infinite coordinates")
+    return coords[:, :2].astype(np.float64)
+
+
 def target(adata: AnnData, copy: bool) -> AnnData:
-    """The AnnData to write into: ``adata`` itself or a copy."""
-    return adata.copy() if copy else adata
+    """The AnnData to write into: ``adata`` itself or a copy.
+
+    A view is first made an AnnData of its own (as scanpy does), so that writing into it never
+    writes into its parent (anndata writes ``X`` of a view into the parent's ``X``).
+    """
+    if copy:
+        return adata.copy()
+    if adata.is_view:
+        logger.info("the view becomes an AnnData of its own, its parent unchanged, to hold the results")
+        adata._init_as_actual(adata.copy())  # scanpy's view_to_actual
+    return adata

@@ -9,12 +9,49 @@ from ._core.validation import ROLES
 
 
 def check_key_added(key_added, name: str = "key_added") -> None:
-    """A key to write must be a non-empty string that an h5ad file can hold (no ``'/'``)."""
+    """A key to write must be a non-empty string an h5ad file stores as it is.
+
+    Refused: ``'/'`` (a path in HDF5), ``'.'`` and ``'..'`` (HDF5's own group: the fields would go
+    to the root of ``uns``), control characters such as NUL (HDF5 cuts the name there, so several
+    keys would become one) and surrounding spaces.
+    """
     if not isinstance(key_added, str) or not key_added:
         raise ValueError(f"{name}={key_added!r} must be a non-empty string")
     if "/" in key_added:
         raise ValueError(
             f"{name}={key_added!r} contains '/', which an h5ad file cannot store in a key; choose a name without it"
+        )
+    if key_added in (".", ".."):
+        raise ValueError(f"{name}={key_added!r} names the group itself in an h5ad file; choose a name, e.g. 'lmf'")
+    if any(ord(c) < 32 or ord(c) == 127 for c in key_added) or key_added != key_added.strip():
+        raise ValueError(
+            f"{name}={key_added!r} holds control characters or surrounding spaces, which an h5ad file does not keep "
+            "as they are; choose a plain name"
+        )
+
+
+def is_transfer(value) -> bool:
+    """Whether an ``uns`` entry is what :func:`lmf_omics.tl.transform` or ``predict`` wrote beside their results."""
+    params = value.get("params") if isinstance(value, Mapping) else None
+    return isinstance(params, Mapping) and "reference_key" in params
+
+
+def refuse_foreign(adata, key_added: str, name: str, *, ours, uns=(), obsm=(), varm=(), layers=()) -> None:
+    """Refuse to write over entries LMF did not write (``ours``: whether the existing entries are LMF's).
+
+    E.g. ``key_added="spatial"`` would replace ``uns["spatial"]`` (images, scale factors) and
+    ``tl.predict(key_added="protein")`` a measured ``obsm["protein"]``. The user removes them first to
+    replace them on purpose.
+    """
+    if ours:
+        return
+    slots = {"uns": uns, "obsm": obsm, "varm": varm, "layers": layers}
+    found = [f"{slot}[{key!r}]" for slot, keys in slots.items() for key in keys if key in getattr(adata, slot)]
+    if found:
+        slot, _, rest = found[0].partition("[")
+        raise ValueError(
+            f"{name}={key_added!r} would overwrite {', '.join(found)}, which LMF did not write; pass another "
+            f"{name}, or delete it first (del adata.{slot}[{rest[:-1]}]) to replace it"
         )
 
 

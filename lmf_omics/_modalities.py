@@ -22,6 +22,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from ._core.backends import StreamedMatrix, is_on_disk
+from ._core.validation import canonical_sparse
 
 SPEC_HELP = "use 'X', 'raw', 'layer:<name>', 'obsm:<key>' or 'obs:<col>[,<col>...]'"
 MUDATA_SPEC_HELP = (
@@ -146,7 +147,8 @@ def _read_local(adata, parsed: Spec, role: str, mask_var) -> Modality:
     elif parsed.slot == "obsm":
         matrix, features = _read_obsm(adata, parsed.name, label)
     else:
-        matrix, features = _read_obs(adata, parsed.columns, label)
+        matrix, features = _read_obs(adata, obs_columns(parsed.name, adata.obs), label)
+    matrix = sound_structure(matrix, label)
     features = np.asarray(features, dtype=str)
     if mask_var is None:
         return Modality(spec, matrix, features, np.ones(adata.n_vars, bool) if parsed.var_aligned else None)
@@ -154,6 +156,23 @@ def _read_local(adata, parsed: Spec, role: str, mask_var) -> Modality:
         raise ValueError(f"{label}: mask_var applies to var-aligned modalities ('X', 'layer:<name>') only")
     mask = resolve_mask(adata, mask_var, label)
     return Modality(spec, select_columns(matrix, mask), features[mask], mask)
+
+
+def check_unique_features(modality: Modality, label: str) -> None:
+    """A fitted modality names each feature once: new cells are matched to the fit by these names."""
+    names = pd.Index(modality.features)
+    if not names.is_unique:
+        repeated = sorted(set(names[names.duplicated()]))
+        hint = "adata.var_names_make_unique()" if modality.var_aligned else "rename the columns"
+        raise ValueError(
+            f"{label} names {len(repeated)} feature(s) more than once, e.g. {repeated[:10]}; new cells are matched to "
+            f"the fit by name, so make them unique first ({hint}) or leave the copies out with mask_var"
+        )
+
+
+def sound_structure(matrix, label: str):
+    """A sparse matrix checked (corrupt: an error) and canonical (a copy if not) before it is sliced or used."""
+    return canonical_sparse(matrix, label) if sparse.issparse(matrix) else matrix
 
 
 def select_columns(matrix, columns):
@@ -226,7 +245,7 @@ def _read_obsm(adata: AnnData, key: str, label: str):
 
 def _frame_values(frame: pd.DataFrame, label: str) -> np.ndarray:
     """A numeric DataFrame as a float array: float32 if every column is, else float64; ``pd.NA`` as NaN."""
-    numeric = frame.select_dtypes(include=["number", "bool"])
+    numeric = frame.select_dtypes(include=["number", "bool"], exclude=["complex"])
     bad = [str(c) for c in frame.columns if c not in numeric.columns]
     if bad:
         raise ValueError(f"{label} has non-numeric columns {bad}; drop or encode them")
@@ -235,9 +254,11 @@ def _frame_values(frame: pd.DataFrame, label: str) -> np.ndarray:
 
 
 def _read_obs(adata: AnnData, columns: list[str], label: str):
+    check_distinct(columns, label)
     blocks, names = [], []
     for column in columns:
         values = _lookup(adata.obs, column, "adata.obs", label)
+        check_obs_dtype(values, column, label)
         if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
             blocks.append(_numeric_column(values, column, label, alone=len(columns) == 1)[:, None])
             names.append(column)
@@ -248,6 +269,54 @@ def _read_obs(adata: AnnData, columns: list[str], label: str):
     if any(sparse.issparse(b) for b in blocks):
         return sparse.hstack([sparse.csr_matrix(b) for b in blocks], format="csr"), names
     return np.hstack(blocks), names
+
+
+def obs_columns(names: str, obs: pd.DataFrame) -> list[str]:
+    """The columns of ``"obs:<col>[,<col>...]"``.
+
+    Each name as written if ``obs`` has it, else without surrounding spaces (``"obs:batch, depth"``),
+    so a column really named ``" batch"`` is found as itself.
+    """
+    return [part if part in obs.columns else part.strip() for part in names.split(",")]
+
+
+def check_distinct(columns: list[str], label: str) -> None:
+    """An obs spec names each column once (a repeated column is a repeated feature name)."""
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise ValueError(f"{label} names the obs column(s) {repeated} more than once; name each column once")
+
+
+def check_obs_dtype(values: pd.Series, column: str, label: str) -> None:
+    """An obs column is numbers (real) or levels (strings, booleans, categories): nothing that reads as both.
+
+    Complex numbers would lose their imaginary part; dates and durations, and numbers stored as
+    ``object``, have no single string for a level (training and query cells would not match).
+    """
+    dtype = values.dtype
+    categories = getattr(dtype, "categories", None)
+    kind = (categories.dtype if categories is not None else dtype).kind
+    fix = None
+    if kind == "c":
+        fix = "complex numbers; store the real part (or the real and imaginary parts as two columns)"
+    elif kind in "mM" or isinstance(getattr(dtype, "subtype", None), np.dtype) or str(dtype).startswith("period"):
+        fix = f"{dtype} values; convert them to numbers (e.g. days) or to strings (levels) first"
+    elif kind == "O":
+        kinds = {type(v).__name__ for v in values.dropna().unique() if not isinstance(v, str)}
+        if kinds:
+            fix = (
+                f"object values that are not strings ({sorted(kinds)}); convert the column with "
+                ".astype(float) for numbers or .astype(str).astype('category') for levels"
+            )
+    if fix is not None:
+        raise ValueError(f"{label}: obs column {column!r} holds {fix}")
+
+
+def level_name(level) -> str:
+    """A level as a string, one rule for fit and query: integral numbers without ``.0`` (``3`` and ``3.0`` match)."""
+    if isinstance(level, (bool, np.bool_)) or not isinstance(level, (int, float, np.integer, np.floating)):
+        return str(level)
+    return str(int(level)) if float(level).is_integer() else repr(float(level))
 
 
 def _numeric_column(values: pd.Series, column: str, label: str, *, alone: bool) -> np.ndarray:
@@ -283,7 +352,7 @@ def _one_hot(values: pd.Series, column: str, label: str):
     categorical = pd.Categorical(values).remove_unused_categories()
     n = len(values)
     matrix = sparse.csr_matrix((np.ones(n), (np.arange(n), categorical.codes)), shape=(n, len(categorical.categories)))
-    return matrix, [str(level) for level in categorical.categories]
+    return matrix, [level_name(level) for level in categorical.categories]
 
 
 def _lookup(container, key: str, where: str, label: str):
@@ -335,9 +404,12 @@ def _read_local_aligned(adata, parsed: Spec, features: list[str], role: str):
             return None
         matrix, names = _read_obsm(adata, name, label)
         return _columns(matrix, pd.Index(names), features, label), None
-    if not all(c in adata.obs for c in parsed.columns):
+    columns = obs_columns(parsed.name, adata.obs)
+    if not all(c in adata.obs for c in columns):
         return None
-    return _encode_levels(adata, parsed.columns, features, label)
+    for column in columns:
+        check_obs_dtype(adata.obs[column], column, label)
+    return _encode_levels(adata, columns, features, label)
 
 
 def modality_names(data) -> tuple[str, ...] | None:
@@ -389,6 +461,7 @@ def take_rows(matrix, rows: np.ndarray, label: str):
 
 def _columns(matrix, names: pd.Index, features: list[str], label: str):
     """The columns named ``features``, in order; an error lists the missing ones (or repeated ones)."""
+    matrix = sound_structure(matrix, label)
     index = column_positions(names, features, label)
     missing = [f for f, i in zip(features, index) if i < 0]
     if missing:
@@ -479,7 +552,8 @@ def _level_codes(values: pd.Series, levels: list[str]) -> np.ndarray:
     -1 for another or a missing value; only the column's distinct values are turned into strings.
     """
     categorical = pd.Categorical(values)
-    lookup = np.append(pd.Index(levels).get_indexer(categorical.categories.astype(str)), -1)
+    names = [level_name(level) for level in categorical.categories]
+    lookup = np.append(pd.Index(levels).get_indexer(names), -1)
     return lookup[categorical.codes]  # code -1 (missing) picks the appended -1
 
 

@@ -15,7 +15,7 @@ from typing import get_args, get_type_hints
 from ._core.log import logger
 from ._core.options import NAMES, Options
 from ._core.validation import ROLES
-from ._io import Terminated, signals_stop_writes
+from ._io import Terminated, check_writable_target, signals_stop_writes
 from ._keys import check_key_added
 
 PROG = "lmf-omics"
@@ -126,10 +126,7 @@ def _check_paths(source: Path, target: Path, *, in_place: bool) -> None:
     """The output path is checked before the input is read (which checks that the input exists)."""
     if not target.parent.is_dir():
         raise FileNotFoundError(f"output directory {str(target.parent)!r} does not exist")
-    if target.is_dir():
-        raise IsADirectoryError(
-            f"output {str(target)!r} is a directory; give a file name, e.g. {str(target / 'out.h5ad')!r}"
-        )
+    check_writable_target(target)  # a directory, device or FIFO is never replaced
     if not os.access(target.parent, os.W_OK):
         raise PermissionError(f"output directory {str(target.parent)!r} is not writable")
     if target.resolve() == source.resolve() and not in_place:

@@ -61,8 +61,60 @@ def model(adata: AnnData, key: str = "lmf") -> LinearMixedForms:
                 f"the fit under uns[{key!r}] is incomplete: the modality of role {role!r} has no {absent} "
                 "(was it edited or subset?); run lmf_omics.tl.lmf again"
             )
+    _check_state(stored["params"], modalities, key)
     state = {"params": stored["params"], "modalities": modalities, "random_effect": stored.get("random_effect")}
     return LinearMixedForms.from_state(state)
+
+
+def _inconsistent(key: str, problem: str) -> ValueError:
+    return ValueError(
+        f"the fit under uns[{key!r}] is inconsistent: {problem} (was it edited?); run lmf_omics.tl.lmf again"
+    )
+
+
+def _check_state(params, modalities: dict, key: str) -> None:
+    """The stored fit is one a fit could have written: valid options, arrays of matching shapes, finite numbers."""
+    options = {name: _scalar(params[name]) for name in LinearMixedForms.STORED if name in params}
+    try:
+        weights = {role: _scalar(w) for role, w in dict(params.get("weights", {})).items()}
+        LinearMixedForms(**options, weights=weights).check_options()
+    except (TypeError, ValueError) as error:
+        raise _inconsistent(key, f"its params are not valid options ({error})") from None
+    k = options.get("n_factors")
+    for role in ("response", "fixed"):
+        if role not in modalities:
+            raise _inconsistent(key, f"it has no {role!r} modality")
+    encoded = options.get("codes") == "encoded"
+    for role, entry in modalities.items():
+        p = len(np.asarray(entry["features"]))
+        shapes = {"mean": (p,), "scale": (p,), "loadings": (p, k)}
+        if encoded and role != "response":
+            if "encoder" not in entry:
+                raise _inconsistent(key, f"the encoder of modality {role!r} is missing (varm or uns)")
+            shapes["encoder"] = (p, k)
+        for field, shape in shapes.items():
+            array = _numeric(entry[field], key, f"{role} {field}")
+            if array.shape != shape:
+                raise _inconsistent(key, f"the {field} of modality {role!r} has shape {array.shape}, expected {shape}")
+        scale = _numeric(entry["scale"], key, f"{role} scale")
+        if not (scale > 0).all():
+            raise _inconsistent(key, f"the scale of modality {role!r} has values <= 0")
+        weight = _numeric(entry["weight"], key, f"{role} weight")
+        if weight.shape != () or not weight > 0:
+            raise _inconsistent(key, f"the weight of modality {role!r} must be one number > 0, got {entry['weight']!r}")
+
+
+def _numeric(value, key: str, what: str) -> np.ndarray:
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise _inconsistent(key, f"the {what} is not numeric (dtype {array.dtype})")
+    if not np.isfinite(array).all():
+        raise _inconsistent(key, f"the {what} has NaN or infinite values")
+    return array
+
+
+def _scalar(value):
+    return value.item() if isinstance(value, np.generic) else value
 
 
 @fill(fit=FIT, no_fit=NO_FIT)
@@ -121,6 +173,11 @@ def _stored_array(adata: AnnData, key: str, role: str, entry, field: str = "load
     holder = var_holder(adata, str(entry["spec"]), role)  # the AnnData itself, or a MuData's modality
     if varm_key not in holder.varm:
         return None
+    if not holder.var_names.is_unique:
+        raise ValueError(
+            f"the fit under uns[{key!r}] reads {varm_key!r} by var name, but the var names repeat names; "
+            "make them unique as they were at fitting (adata.var_names_make_unique())"
+        )
     rows = holder.var_names.get_indexer(stored_names(entry["features"]))
     if (rows < 0).any():
         raise ValueError(f"uns[{key!r}] names features missing from adata.var_names; was var subset?")

@@ -6,6 +6,9 @@ existing output and the folder as they were (no temporary file left behind).
 
 import contextlib
 import io
+import os
+import socket
+import stat
 from functools import partial
 
 import anndata as ad
@@ -287,5 +290,93 @@ CASES = [
         _predict_command,
         writes=("file/output",),
         check=lambda i, r: np.testing.assert_equal(ad.read_h5ad(i["output"]).obsm["lmf_predicted"].shape, (40, 6)),
+    ),
+]
+
+
+# second round: corrupt files, outputs that are not regular files, keys
+def _edited_on_disk(name, position, value):
+    def write(path, adata):
+        adata.write_h5ad(path)
+        with h5py.File(path, "r+") as handle:
+            handle[name][position] = value
+
+    return write
+
+
+def _special(kind):
+    """An output path that exists and is not a regular file (made in the case's folder)."""
+
+    def output(inputs):
+        path = inputs["output"].with_name(f"special.{kind}")
+        if not path.exists():
+            if kind == "fifo":
+                os.mkfifo(path)
+            elif kind == "socket":
+                server = socket.socket(socket.AF_UNIX)
+                server.bind(str(path))
+                server.close()
+            else:
+                os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # a copy of /dev/null
+        return path
+
+    return output
+
+
+def _fifo_input(tmp):
+    inputs = _files(tmp)
+    inputs["input"].unlink()
+    os.mkfifo(inputs["input"])
+    return inputs
+
+
+def _spatial_scalefactors(adata):
+    adata.uns["spatial"] = {"section": {"scalefactors": {"spot_diameter_fullres": 9.0}}}
+
+
+CASES += [
+    _fit_case(
+        "sparse format",
+        "an h5ad whose X/indices were edited (segfaulted)",
+        write=_edited_on_disk("X/indices", 3, 10**6),
+        match=ERROR + r"fixed='X' is a corrupt CSR matrix: column index 1000000 of row 0 is outside 0\.\.29",
+    ),
+    _fit_case(
+        "sparse format",
+        "an h5ad whose X/indptr decreases (exited 0)",
+        write=_edited_on_disk("X/indptr", 3, 0),
+        match=ERROR + r"fixed='X' is a corrupt CSR matrix: indptr decreases after row 2",
+    ),
+    *[
+        _fit_case(
+            "files",
+            f"-o naming an existing {what}",
+            output=_special(kind),
+            match=ERROR + rf"output '.*special\.{kind}' exists and is not a regular file \({what}\); name a file",
+        )
+        for kind, what in (("fifo", "a FIFO"), ("socket", "a socket"))
+        + ((("chardev", "a character device"),) if os.geteuid() == 0 else ())
+    ],
+    Case(
+        "lmf-omics fit",
+        "files",
+        "a FIFO as the input",
+        _fifo_input,
+        lambda i: _fit_command(i),
+        error=CliError,
+        match=ERROR + r"input file '.*cells.h5ad' is a FIFO, not an .h5ad file",
+    ),
+    _fit_case(
+        "keys",
+        "--key-added spatial over uns['spatial']",
+        options=[*FIT, "--key-added", "spatial"],
+        edit=_spatial_scalefactors,
+        match=ERROR + r"key_added='spatial' would overwrite uns\['spatial'\], which LMF did not write",
+    ),
+    _fit_case(
+        "keys",
+        "--key-added '.'",
+        options=[*FIT, "--key-added", "."],
+        match=ERROR + r"key_added='\.' names the group itself in an h5ad file",
     ),
 ]

@@ -49,6 +49,9 @@ CATEGORIES = (
     "DataFrame",
     "options",
     "files",
+    "view",
+    "stored fit",
+    "keys",
 )
 CLEAN, HANDLED = "clean error", "documented handling"
 RECORDS: list[dict] = []  # one per case run in this session
@@ -430,3 +433,39 @@ def finite_codes(key: str = "X_lmf", adata_name: str = "adata"):
         assert codes.shape[0] == adata.n_obs and np.all(np.isfinite(codes)), f"obsm[{key!r}] not finite"
 
     return check
+
+
+# sparse matrices as a user's might be: entries stored twice, out of order, or a corrupt structure
+def split_entries(matrix, fraction=1.0, shuffle=False, fmt="csr"):
+    """``matrix`` as CSR (or CSC) with a ``fraction`` of its entries stored twice as halves (same sum)."""
+    coo = sparse.coo_matrix(np.asarray(matrix, dtype=np.float64))
+    rng = np.random.default_rng(0)
+    split = rng.random(coo.nnz) < fraction
+    rows = np.concatenate([coo.row, coo.row[split]])
+    cols = np.concatenate([coo.col, coo.col[split]])
+    values = np.concatenate([np.where(split, coo.data / 2, coo.data), coo.data[split] / 2])
+    major, minor = (rows, cols) if fmt == "csr" else (cols, rows)
+    order = np.lexsort((rng.random(len(rows)) if shuffle else minor, major))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(major, minlength=coo.shape[0 if fmt == "csr" else 1]))])
+    build = sparse.csr_matrix if fmt == "csr" else sparse.csc_matrix
+    return build((values[order], minor[order], indptr), shape=coo.shape)
+
+
+def edit_x(edit):
+    """Change a copy of ``adata.X`` in place with ``edit`` (e.g. corrupt one index) and put it back."""
+
+    def change(adata):
+        X = adata.X.copy()
+        edit(X)
+        adata.X = X
+
+    return change
+
+
+def split_x(fraction):
+    """``adata.X`` with a ``fraction`` of its entries stored twice as halves, unsorted (float32)."""
+
+    def change(adata):
+        adata.X = split_entries(adata.X.toarray(), fraction=fraction, shuffle=True).astype(np.float32)
+
+    return change

@@ -106,14 +106,13 @@ def test_a_failure_inside_the_write_leaves_the_old_file_and_no_temporary(tmp_pat
     counts_adata().write_h5ad(source)
     counts_adata(n=5).write_h5ad(target)
     before = target.read_bytes()
-    write = ad.AnnData.write_h5ad
+    write = _io._write_bytes
 
-    def fails_halfway(self, path, *args, **kwargs):
-        write(self, path, *args, **kwargs)
-        Path(path).write_bytes(Path(path).read_bytes()[:1000])  # a partial file, then the disk is full
+    def fails_halfway(path, data):
+        write(path, data[:1000])  # a partial file, then the disk is full
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(ad.AnnData, "write_h5ad", fails_halfway)
+    monkeypatch.setattr(_io, "_write_bytes", fails_halfway)
     assert main(["--quiet", "fit", str(source), "-o", str(target), *FIT]) == 1
     assert "No space left on device" in capsys.readouterr().err
     assert target.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["cells.h5ad", "out.h5ad"]
@@ -131,3 +130,83 @@ def test_the_rename_is_the_last_step(tmp_path, monkeypatch):
     with pytest.raises(PermissionError):
         _io.write_h5ad_atomic(counts_adata(n=5), target)
     assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["out.h5ad"]
+
+
+def _small_tmpfs(folder: Path, size: str):
+    """Mount a tmpfs of ``size`` on ``folder`` (root only); ``False`` where that is not allowed."""
+    folder.mkdir()
+    try:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True)
+    except OSError:
+        return False
+    return done.returncode == 0
+
+
+def _limited_file_size(limit: int):
+    import resource
+
+    def apply():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def _run_real(source, target, preexec_fn=None):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run(
+        [sys.executable, "-m", "lmf_omics.cli", "--quiet", "fit", str(source), "-o", str(target), *FIT],
+        env=env,
+        capture_output=True,
+        text=True,
+        preexec_fn=preexec_fn,
+        timeout=600,
+    )
+
+
+def _assert_one_line_and_old_output(done, target, before, folder):
+    assert done.returncode == 1, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("lmf-omics: error: ")]
+    assert len(errors) == 1 and "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in folder.iterdir()) == [target.name], "a temporary file was left"
+
+
+@pytest.mark.parametrize("fault", ["full disk", "file-size limit"])
+def test_a_full_disk_or_a_file_size_limit_is_one_line_exit_1_and_the_old_output(big_input, tmp_path, fault):
+    """HDF5 crashed the interpreter (exit 139, hundreds of lines) when its own writes failed."""
+    folder = tmp_path / "out"
+    limit = None
+    if fault == "full disk":
+        if not _small_tmpfs(folder, "2m"):
+            pytest.skip("cannot mount a tmpfs here (not root)")
+    else:
+        folder.mkdir()
+        limit = _limited_file_size(2_000_000)
+    target = folder / "out.h5ad"
+    target.write_bytes(b"old output")
+    try:
+        done = _run_real(big_input, target, preexec_fn=limit)
+        _assert_one_line_and_old_output(done, target, b"old output", folder)
+        expected = "not enough space" if fault == "full disk" else "File too large"
+        assert expected in done.stderr
+    finally:
+        if fault == "full disk":
+            subprocess.run(["umount", str(folder)], check=False)
+
+
+def test_a_disk_that_fills_during_the_write(tmp_path, monkeypatch, capsys):
+    """The free-space check passed, then the disk filled (another process): the write itself fails cleanly."""
+    folder = tmp_path / "out"
+    if not _small_tmpfs(folder, "200k"):
+        pytest.skip("cannot mount a tmpfs here (not root)")
+    try:
+        source, target = tmp_path / "cells.h5ad", folder / "out.h5ad"
+        counts_adata(n=2000, n_genes=200).write_h5ad(source)
+        target.write_bytes(b"old output")
+        monkeypatch.setattr(_io, "_check_room", lambda folder, size: None)
+        assert main(["--quiet", "fit", str(source), "-o", str(target), *FIT]) == 1
+        error = capsys.readouterr().err
+        assert "No space left on device" in error and error.count("lmf-omics: error:") == 1
+        assert target.read_bytes() == b"old output" and [p.name for p in folder.iterdir()] == ["out.h5ad"]
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)

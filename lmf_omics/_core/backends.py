@@ -23,6 +23,7 @@ import numpy as np
 from scipy import sparse
 
 from . import parallel
+from .validation import canonical_sparse, check_indptr
 
 CHUNK_NNZ = 1 << 23  # stored entries per chunk read from a file
 
@@ -123,7 +124,7 @@ class StreamedMatrix(ChunkedMatrix):
                 )
             self.shape = tuple(int(s) for s in _attr(group, "shape"))
             self.dtype = np.dtype(group["data"].dtype)
-            self._indptr = np.asarray(group["indptr"][:], dtype=np.int64)
+            self._indptr = _checked_indptr(group, self.shape, self._name)
         else:
             self.shape = tuple(int(s) for s in source.shape)
             self.dtype = np.dtype(source.dtype)
@@ -132,6 +133,13 @@ class StreamedMatrix(ChunkedMatrix):
         self.columns = None if columns is None else np.arange(self.shape[1])[columns]
         if self.columns is not None:
             self.shape = (self.shape[0], len(self.columns))
+
+    @property
+    def _name(self) -> str:
+        """How errors name the matrix: its file and path inside it."""
+        where = getattr(self._group, "name", None) or "?"
+        file = getattr(getattr(self._group, "file", None), "filename", None)
+        return f"the matrix {where!r}" + (f" in the file {str(file)!r}" if file else " in a file")
 
     def __repr__(self) -> str:
         kind = "CSR" if self.is_sparse else "dense"
@@ -159,9 +167,19 @@ class StreamedMatrix(ChunkedMatrix):
         low, high = int(self._indptr[start]), int(self._indptr[stop])
         data = _float(np.asarray(self._group["data"][low:high]))
         indices = np.asarray(self._group["indices"][low:high])
-        return sparse.csr_matrix(
-            (data, indices, self._indptr[start : stop + 1] - low), shape=(stop - start, self._width)
-        )
+        rows = sparse.csr_matrix((stop - start, self._width), dtype=data.dtype)
+        rows.data, rows.indices, rows.indptr = data, indices, self._indptr[start : stop + 1] - low  # unchecked yet
+        return canonical_sparse(rows, self._name, first_row=start)  # checked before scipy reads its indices
+
+
+def _checked_indptr(group, shape: tuple[int, int], name: str) -> np.ndarray:
+    """A CSR group's ``indptr`` (read whole, it is one entry per row), checked against its other arrays."""
+    indptr = np.asarray(group["indptr"][:])
+    n_data, n_indices = len(group["data"]), len(group["indices"])
+    if n_indices != n_data:
+        raise ValueError(f"{name} is corrupt: {n_indices} indices for {n_data} stored values; re-write the file")
+    check_indptr(indptr, n_data, shape[0], name)  # the indices are checked chunk by chunk, as they are read
+    return indptr.astype(np.int64)
 
 
 def _is_sparse_group(obj) -> bool:
@@ -276,9 +294,9 @@ def _non_finite_as_zero(block):
 
 # ---------------------------------------------------------------------- shared pieces
 def _in_memory(block):
-    """A chunk as float64/float32 numpy or CSR."""
+    """A chunk as float64/float32 numpy or CSR (sparse: checked, and canonical)."""
     if sparse.issparse(block):
-        block = sparse.csr_matrix(block)
+        block = sparse.csr_matrix(canonical_sparse(block, "a sparse chunk of the dask array"))
         return block if block.dtype in (np.float32, np.float64) else block.astype(np.float64)
     return _float(np.asarray(block))
 
@@ -338,6 +356,12 @@ def as_backend(data) -> ChunkedMatrix | None:
 
 
 def is_on_disk(data) -> bool:
-    """An HDF5/zarr dataset or AnnData backed matrix (read in chunks, never whole)."""
+    """An HDF5/zarr dataset or AnnData backed matrix (read in chunks, never whole).
+
+    anndata's in-memory views (``ArrayView``, ``SparseCSRView``: subclasses of numpy arrays and
+    scipy matrices) are not on disk.
+    """
+    if isinstance(data, np.ndarray) or sparse.issparse(data):
+        return False
     module = type(data).__module__.split(".")[0]
     return module in ("h5py", "zarr", "anndata") and hasattr(data, "shape")

@@ -15,6 +15,7 @@ processes for cores (measured in ``benchmarks/README.md``, ``scale.py``, "Thread
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
@@ -56,12 +57,44 @@ def workers(n_jobs: int | None):
             _POOL.reset(token)
 
 
+_BLAS_LOCK = threading.Lock()
+_blas_limit: list = []  # [limiter, fits running]: while any fit of the process runs, BLAS has one thread
+_BLAS_CONTROL: list[ThreadPoolExecutor] = []  # the one thread that sets and restores the limit
+
+
+@contextmanager
 def _single_threaded_blas():
+    """BLAS held to one thread while any fit of the process runs, whichever Python thread runs it.
+
+    The limit is process-wide, and threadpoolctl lets only one thread set it (others are silently
+    ignored): so one dedicated thread sets it when the first fit starts and restores it when the
+    last one ends. A fit in a thread then runs its algebra on as many BLAS threads as the same fit
+    in the main thread (sums on more threads round differently), and no fit ending lifts the limit
+    under another that is still running.
+    """
     try:
         from threadpoolctl import threadpool_limits  # a dependency of scikit-learn (so of scanpy)
     except ImportError:  # pragma: no cover - the limit is an optimisation only
-        return nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+        yield
+        return
+    with _BLAS_LOCK:
+        if not _blas_limit:
+            _blas_limit[:] = [_on_control_thread(lambda: threadpool_limits(limits=1, user_api="blas")), 0]
+        _blas_limit[1] += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _blas_limit[1] -= 1
+            if not _blas_limit[1]:
+                _on_control_thread(_blas_limit.pop(0).restore_original_limits)
+                _blas_limit.clear()
+
+
+def _on_control_thread(function: Callable):
+    if not _BLAS_CONTROL:
+        _BLAS_CONTROL.append(ThreadPoolExecutor(1, thread_name_prefix="lmf_omics_blas_limit"))
+    return _BLAS_CONTROL[0].submit(function).result()
 
 
 def ordered_map(function: Callable, items: Sequence) -> Iterator:

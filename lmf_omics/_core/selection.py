@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import warnings
 from collections.abc import Mapping, Sequence
+from numbers import Integral
 
 import numpy as np
 from scipy import sparse
@@ -71,8 +72,10 @@ def grid_search(
     if not grid or any(len(values) == 0 for values in grid.values()):
         raise ValueError(f"grid must name at least one option with at least one value, got {dict(grid)!r}")
     n = Y.shape[0]
-    if not 2 <= folds <= n:
-        raise ValueError(f"folds must be between 2 and the number of cells ({n}), got {folds}")
+    check_folds(folds, n)
+    if "n_factors" in grid:
+        widths = {role: m.shape[1] for role, m in zip(ROLES, (Y, X, Z)) if m is not None}
+        _check_fold_rank(template, grid["n_factors"], n, folds, widths)
     assignment = np.random.default_rng(template.random_state).permutation(n) % folds
     observed = dict(observed or {})
     has_response = _response_rows(Y, observed.get("response"))
@@ -109,6 +112,26 @@ def cross_validate(*args, **kwargs) -> tuple[dict, list[dict]]:
         stacklevel=2,
     )
     return grid_search(*args, **kwargs)
+
+
+def check_folds(folds, n: int | None = None, name: str = "folds") -> None:
+    """``folds`` is an integer from 2 to the number of cells ``n``."""
+    if not isinstance(folds, Integral) or isinstance(folds, bool) or folds < 2 or (n is not None and folds > n):
+        upper = f"the number of cells ({n})" if n is not None else "the number of cells"
+        raise ValueError(f"{name} must be an integer between 2 and {upper}, got {folds!r}")
+
+
+def _check_fold_rank(template, candidates, n: int, folds: int, widths: Mapping[str, int]) -> None:
+    """Every ``n_factors`` candidate fits the smallest training fold and the features (before any fold runs)."""
+    smallest = n - -(-n // folds)  # the largest held-out part has ceil(n / folds) cells
+    for k in candidates:
+        try:
+            validation.check_rank(k, smallest, widths, bool(template.center))
+        except ValueError as error:
+            raise ValueError(
+                f"n_factors candidate {k} does not fit a training fold of {folds}-fold cross-validation "
+                f"({smallest} cells): {error}; choose smaller candidates or fewer folds"
+            ) from None
 
 
 def _held_out_error(template, options, Y, X, Z, observed, has_response, held_out) -> float:

@@ -37,6 +37,8 @@ def checked_matrix(
     label = (labels or DEFAULT_LABELS).get(role, role)
     data = _as_array_or_sparse(data, label)
     check_shape(getattr(data, "shape", None), type(data).__name__, label)
+    if sparse.issparse(data):
+        data = canonical_sparse(data, label)
     values = data.data if sparse.issparse(data) else data
     check_dtype(values.dtype, label)
     mask = observed_rows(data, role, observed, labels, minimum_observed)
@@ -78,6 +80,8 @@ def _check_magnitude(values: np.ndarray, label: str, rows: np.ndarray | None = N
 def _as_array_or_sparse(data, label: str):
     """A numpy array, a CSR/CSC/COO matrix or array, or ``data`` itself when it is neither (checked later)."""
     if sparse.issparse(data):
+        if data.format == "bsr":
+            data = canonical_sparse(data, label)  # its block structure is checked before scipy reads it
         return data if data.format in ("csr", "csc", "coo") else data.tocsr()
     if (
         hasattr(data, "columns") and hasattr(data, "dtypes") and hasattr(data, "to_numpy")
@@ -90,6 +94,114 @@ def _as_array_or_sparse(data, label: str):
     if isinstance(data, (list, tuple)) or getattr(data, "__array__", None) is None:
         return data
     return np.asarray(data)
+
+
+SCAN_ENTRIES = 1 << 24  # stored entries checked at a time (bounds the temporaries of a structure check)
+
+
+def canonical_sparse(matrix, label: str, *, first_row: int = 0):
+    """A CSR/CSC/BSR/COO matrix whose structure is sound and canonical: each stored entry once, sorted.
+
+    A corrupt structure (an index beyond the shape, a negative one, a decreasing ``indptr``,
+    arrays of mismatched lengths) is a ``ValueError`` naming where: scipy would read past its
+    arrays (a crash) or fit something else. Repeated or unsorted entries, which scipy adds up in
+    products but which would be squared one by one in column moments, are summed in a copy:
+    the caller's matrix is never changed. Other formats are returned as they are. ``first_row``:
+    the position of the matrix's first row in the whole (for a chunk read from a file).
+    """
+    if matrix.format == "coo":
+        _check_coo(matrix, label)
+        return matrix
+    if matrix.format not in ("csr", "csc", "bsr"):
+        return matrix
+    kind = matrix.format.upper()
+    if matrix.format == "bsr":
+        rows, cols = matrix.blocksize
+        major, minor = matrix.shape[0] // rows, matrix.shape[1] // cols
+        what = "block column", "block row"
+    else:
+        major, minor = matrix.shape if matrix.format == "csr" else matrix.shape[::-1]
+        what = ("column", "row") if matrix.format == "csr" else ("row", "column")
+    indptr, indices = np.asarray(matrix.indptr), np.asarray(matrix.indices)
+    offset = first_row if matrix.format == "csr" else 0
+    if indices.ndim != 1 or indices.dtype.kind not in "iu" or len(indices) != len(matrix.data):
+        raise _corrupt(
+            label,
+            kind,
+            f"indices of dtype {indices.dtype} and length {len(indices)} for {len(matrix.data)} stored values",
+        )
+    _check_pointers(indptr, len(indices), major, kind, what[1], label, offset)
+    if _sorted_without_repeats(indptr, indices, minor, kind, what, label, offset):
+        return matrix
+    canonical = matrix.copy()
+    canonical.sum_duplicates()  # also sorts the indices
+    return canonical
+
+
+def check_indptr(indptr, n_stored: int, n_rows: int, label: str) -> None:
+    """A CSR ``indptr`` (e.g. of a file, whose indices are read later) fits ``n_rows`` and ``n_stored`` entries."""
+    _check_pointers(np.asarray(indptr), n_stored, n_rows, "CSR", "row", label, 0)
+
+
+def _corrupt(label: str, kind: str, problem: str) -> ValueError:
+    return ValueError(
+        f"{label} is a corrupt {kind} matrix: {problem}; rebuild it from its values "
+        f"(e.g. scipy.sparse.coo_matrix((data, (row, col)), shape=shape).to{kind.lower()}()) or re-read the file"
+    )
+
+
+def _check_pointers(indptr, n_stored: int, major: int, kind: str, axis: str, label: str, offset: int) -> None:
+    """``indptr`` is an integer vector of ``major + 1`` offsets rising from 0 to at most ``n_stored``."""
+    if indptr.ndim != 1 or indptr.dtype.kind not in "iu":
+        raise _corrupt(label, kind, f"indptr must be an integer vector, got dtype {indptr.dtype}")
+    if len(indptr) != major + 1:
+        raise _corrupt(label, kind, f"indptr has {len(indptr)} entries for {major} {axis}s (needs {major + 1})")
+    if indptr[0] != 0 or indptr[-1] > n_stored:
+        raise _corrupt(label, kind, f"indptr runs from {indptr[0]} to {indptr[-1]}, not from 0 to at most {n_stored}")
+    steps = np.diff(indptr)
+    if (steps < 0).any():
+        first = int(np.flatnonzero(steps < 0)[0])
+        raise _corrupt(
+            label, kind, f"indptr decreases after {axis} {offset + first} ({indptr[first]} then {indptr[first + 1]})"
+        )
+
+
+def _sorted_without_repeats(indptr, indices, minor: int, kind: str, what, label: str, offset: int) -> bool:
+    """Check every stored index is in ``[0, minor)``; whether each run of indptr is strictly increasing."""
+    nnz = int(indptr[-1])
+    canonical = True
+    for start in range(0, nnz, SCAN_ENTRIES):
+        stop = min(start + SCAN_ENTRIES, nnz)
+        part = indices[start:stop]
+        outside = (part < 0) | (part >= minor)
+        if outside.any():
+            at = start + int(np.flatnonzero(outside)[0])
+            owner = int(np.searchsorted(indptr, at, side="right") - 1)
+            raise _corrupt(
+                label,
+                kind,
+                f"{what[0]} index {int(indices[at])} of {what[1]} {offset + owner} is outside 0..{minor - 1}",
+            )
+        low = max(start, 1)
+        if canonical and low < stop:
+            rising = indices[low:stop] > indices[low - 1 : stop - 1]
+            heads = indptr[np.searchsorted(indptr, low) : np.searchsorted(indptr, stop)]  # first entries of rows
+            rising[heads - low] = True
+            canonical = bool(rising.all())
+    return canonical
+
+
+def _check_coo(matrix, label: str) -> None:
+    row, col = np.asarray(matrix.row), np.asarray(matrix.col)
+    if row.shape != col.shape or len(row) != len(matrix.data):
+        raise _corrupt(label, "COO", f"{len(row)} rows, {len(col)} columns and {len(matrix.data)} values stored")
+    for name, index, size in (("row", row, matrix.shape[0]), ("column", col, matrix.shape[1])):
+        outside = (index < 0) | (index >= size)
+        if outside.any():
+            first = int(np.flatnonzero(outside)[0])
+            raise _corrupt(
+                label, "COO", f"{name} index {int(index[first])} of stored entry {first} is outside 0..{size - 1}"
+            )
 
 
 def check_shape(shape, kind: str, label: str) -> None:

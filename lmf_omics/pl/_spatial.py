@@ -13,7 +13,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 
 from .. import get
-from .._checks import check_key
+from .._checks import check_key, spatial_coordinates
 from .._keys import Keys
 from .._modalities import MissingKeyError
 from .._spatialdata import spatial_input
@@ -155,9 +155,7 @@ def _codes(adata: AnnData, key: str, code: str) -> np.ndarray:
 
 def _layout(adata: AnnData, spatial_key: str, library_key: str | None, centroids=None):
     """The coordinates (x, y) and each spot's section as a categorical (``None`` without ``library_key``)."""
-    if centroids is None:
-        check_key(adata.obsm, spatial_key, "adata.obsm", "spatial_key")
-    coords = np.asarray(adata.obsm[spatial_key] if centroids is None else centroids, dtype=np.float64)[:, :2]
+    coords = spatial_coordinates(adata, spatial_key, centroids)
     if library_key is None:
         return coords, None
     check_key(adata.obs, library_key, "adata.obs", "library_key")

@@ -14,7 +14,8 @@ from .._keys import check_key_added  # noqa: F401  (the helpers' key check is th
 
 def check_choice(name: str, value, choices: Iterable) -> None:
     choices = tuple(choices)
-    if value not in choices:
+    is_flag = isinstance(value, (bool, np.bool_)) and not any(isinstance(c, (bool, np.bool_)) for c in choices)
+    if is_flag or value not in choices:  # True == 1, but True is not the choice 1
         raise ValueError(f"{name}={value!r} is not one of {list(choices)}")
 
 

@@ -10,7 +10,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._core.log import logger
-from .._modalities import _read_obs  # the one-hot encoding tl.lmf uses for "obs:<col>,..." specs
+from .._modalities import _read_obs, check_obs_dtype  # the encoding tl.lmf uses for "obs:<col>,..." specs
 from ._checks import check_adata, check_int, check_key, check_key_added, target
 
 
@@ -79,6 +79,7 @@ def covariates(
     for key in keys:
         check_key(adata.obs, key, "adata.obs", "keys")
         column = adata.obs[key]
+        check_obs_dtype(column, key, f"keys={keys!r}")
         if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
             _check_finite(column, key)
             numeric.append(key)

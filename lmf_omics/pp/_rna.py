@@ -8,6 +8,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._core.log import logger
+from .._modalities import sound_structure
 from ._checks import (
     check_adata,
     check_choice,
@@ -85,7 +86,8 @@ def normalize_rna(
     import scanpy as sc
 
     counts = _check(adata, layer, target_sum, n_top_genes, flavor, batch_key, key_added)
-    dtype = counts.dtype if np.issubdtype(counts.dtype, np.floating) else np.float32
+    # float32 at least: float16 totals overflow (65504) and would turn every cell into zeros
+    dtype = counts.dtype if np.issubdtype(counts.dtype, np.floating) and counts.dtype.itemsize >= 4 else np.float32
     obs = adata.obs[[batch_key]].copy() if batch_key else pd.DataFrame(index=adata.obs_names)
     work = AnnData(counts.astype(dtype, copy=True), obs=obs, var=pd.DataFrame(index=adata.var_names))
     sc.pp.normalize_total(work, target_sum=target_sum)
@@ -127,6 +129,7 @@ def _check(adata, layer, target_sum, n_top_genes, flavor, batch_key, key_added):
     else:
         check_key(adata.layers, layer, "adata.layers", "layer")
         counts, label = adata.layers[layer], f"layers[{layer!r}]"
+    counts = sound_structure(counts, label)
     check_non_negative(counts, label, "normalize_rna", cells=adata.obs_names)
     if not (counts.nnz if sparse.issparse(counts) else np.count_nonzero(counts)):
         raise ValueError(f"{label} holds no counts (every value is 0); normalize_rna needs raw counts")
@@ -154,7 +157,7 @@ def _check(adata, layer, target_sum, n_top_genes, flavor, batch_key, key_added):
 
 def _some_gene_varies(counts) -> bool:
     """Whether any gene's share of a cell's counts differs between cells (O(nnz), nothing densified)."""
-    totals = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
+    totals = np.asarray(counts.sum(axis=1, dtype=np.float64)).ravel()  # float16 sums would overflow
     counted = totals > 0
     shares = (sparse.diags(1.0 / np.where(counted, totals, 1.0)) @ counts)[counted]
     if sparse.issparse(shares):

@@ -9,6 +9,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
+from .._checks import spatial_coordinates
 from .._core.log import logger
 from .._modalities import read_modality
 from .._spatialdata import spatial_input
@@ -186,14 +187,7 @@ def _check_finite(matrix, label: str, cells) -> None:
 
 
 def _check(adata, source, library_key, spatial_key, method, n_neighs, radius, n_comps, key_added, centroids=None):
-    if centroids is None:
-        check_key(adata.obsm, spatial_key, "adata.obsm", "spatial_key")
-    coords = np.asarray(adata.obsm[spatial_key] if centroids is None else centroids)
-    where = f"obsm[{spatial_key!r}]" if centroids is None else "the SpatialData's centroids"
-    if coords.ndim != 2 or coords.shape[1] < 2 or not np.issubdtype(coords.dtype, np.number):
-        raise ValueError(f"{where} must hold numeric coordinates (cells × 2), got shape {coords.shape}")
-    if not np.all(np.isfinite(coords)):
-        raise ValueError(f"{where} has NaN or infinite coordinates")
+    coords = spatial_coordinates(adata, spatial_key, centroids)
     check_choice("method", method, GRAPH_METHODS)
     if method in ("knn", "grid"):
         check_int("n_neighs", n_neighs)
@@ -213,9 +207,25 @@ def _check(adata, source, library_key, spatial_key, method, n_neighs, radius, n_
             raise ValueError(f"obs column {library_key!r} has missing values; every spot needs a section")
         index[library_key] = pd.Categorical(column.astype(str))
         sizes = index[library_key].value_counts()
+    if method == "delaunay":
+        _check_triangulable(coords, None if library_key is None else index[library_key])
     if method == "knn" and sizes.min() <= n_neighs:
         raise ValueError(
             f"section {sizes.idxmin()!r} has {sizes.min()} spots; n_neighs={n_neighs} needs more than "
             f"{n_neighs} in every section"
         )
-    return coords[:, :2], index
+    return coords, index
+
+
+def _check_triangulable(coords: np.ndarray, sections) -> None:
+    """A Delaunay graph needs, in every section, three spots not all on one line (qhull fails otherwise)."""
+    groups = (
+        {"all spots": np.arange(len(coords))} if sections is None else sections.groupby(sections, observed=True).indices
+    )
+    for name, rows in groups.items():
+        centred = coords[rows] - coords[rows].mean(axis=0)
+        if len(rows) < 3 or np.linalg.matrix_rank(centred) < 2:
+            raise ValueError(
+                f"method='delaunay' needs spots that are not all on one line, but section {name!r} has "
+                f"{len(rows)} spot(s) on a line or a point; use method='knn' or 'radius' for it"
+            )

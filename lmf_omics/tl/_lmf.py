@@ -13,9 +13,11 @@ from .._checks import resolve_data, target
 from .._core import LinearMixedForms, grid_search
 from .._core.log import logger
 from .._core.options import Options, numpydoc_parameters, signature_parameters
-from .._keys import Keys, check_key_added
+from .._core.selection import check_folds
+from .._keys import Keys, check_key_added, is_fit, is_transfer, refuse_foreign
 from .._modalities import (
     Modality,
+    check_unique_features,
     is_mudata,
     masks_for,
     modality_names,
@@ -114,7 +116,17 @@ def lmf(
     model.check_options()
     adata = resolve_data(adata, table_key=table_key, copy=copy)
     check_key_added(key_added)
+    check_folds(cv_folds, adata.n_obs if len(candidates) > 1 else None, "cv_folds")
     keys = Keys(key_added)
+    refuse_foreign(
+        adata,
+        key_added,
+        "key_added",
+        ours=is_fit(adata.uns.get(keys.uns)) or is_transfer(adata.uns.get(keys.transformed)),
+        uns=(keys.uns,),
+        obsm=keys.obsm_keys,
+        varm=keys.varm_keys,
+    )
     modalities = read_modalities(adata, {"response": response, "fixed": fixed, "random": random}, mask_var)
     labels = {role: f"{role}={m.spec!r}" for role, m in modalities.items()}
     matrices = {role: m.matrix for role, m in modalities.items()}
@@ -142,11 +154,14 @@ def lmf(
 def read_modalities(adata: AnnData, specs: Mapping[str, str | None], mask_var) -> dict[str, Modality]:
     """Read every named modality of an AnnData or MuData (errors before any fitting)."""
     masks = masks_for(specs, mask_var, modality_names(adata))
-    return {
+    modalities = {
         role: read_modality(adata, spec, role=role, mask_var=masks.get(role))
         for role, spec in specs.items()
         if spec is not None
     }
+    for role, modality in modalities.items():
+        check_unique_features(modality, f"{role}={modality.spec!r}")
+    return modalities
 
 
 def _candidates(n_factors) -> list:

@@ -16,7 +16,7 @@ from .. import get
 from .._checks import resolve_data, target
 from .._core import Codes, LinearMixedForms
 from .._core.log import logger
-from .._keys import ROLES, Keys, check_key_added, is_fit
+from .._keys import ROLES, Keys, check_key_added, is_fit, is_transfer, refuse_foreign
 from .._modalities import column_positions, is_mudata, level_groups, read_aligned
 from ._lmf import drop_stale
 
@@ -144,7 +144,7 @@ def predict(
     fit.require_predictors(inputs)
     predicted = fit.model.predict(**_arguments(inputs), labels=fit.labels, new_levels=fit.new_levels(adata, inputs))
     out = target(adata, copy)
-    _write_predictions(out, name, layer, columns, predicted, fit.response_features, _params(key, inputs))
+    _write_predictions(out, name, layer, columns, predicted, fit.response_features, _params(key, inputs, layer))
     return out if copy else None
 
 
@@ -171,7 +171,7 @@ def transform_and_predict(adata: AnnData, reference: AnnData, *, key: str = "lmf
     )
     predicted = fit.model.response_of(codes_for_prediction)
     _write_codes(adata, keys, codes, _params(key, inputs))
-    _write_predictions(adata, name, layer, columns, predicted, fit.response_features, _params(key, predictors))
+    _write_predictions(adata, name, layer, columns, predicted, fit.response_features, _params(key, predictors, layer))
 
 
 @dataclass(frozen=True)
@@ -236,6 +236,10 @@ def _transform_keys(query, reference, key: str, key_added: str | None, copy: boo
     keys = Keys(key_added or key)
     check_key_added(keys.key_added, "key_added")
     _check_no_fit_overwritten(query, reference, keys.key_added, uns=keys.transformed, obsm=keys.obsm_keys)
+    ours = is_transfer(query.uns.get(keys.transformed)) or bool(
+        _fits_in_the_way(query, uns=keys.transformed, obsm=keys.obsm_keys)
+    )
+    refuse_foreign(query, keys.key_added, "key_added", ours=ours, uns=(keys.transformed,), obsm=keys.obsm_keys)
     return keys
 
 
@@ -246,7 +250,14 @@ def _predict_keys(query, reference, key: str, key_added: str | None, layer: str 
     check_key_added(name, "key_added")
     if layer is not None:
         check_key_added(layer, "layer")
-    _check_no_fit_overwritten(query, reference, name, uns=name, obsm=(name,) if layer is None else ())
+    obsm = (name,) if layer is None else ()
+    _check_no_fit_overwritten(query, reference, name, uns=name, obsm=obsm)
+    earlier = query.uns.get(name)
+    ours = is_transfer(earlier) or bool(_fits_in_the_way(query, uns=name, obsm=obsm))
+    refuse_foreign(query, name, "key_added", ours=ours, uns=(name,), obsm=obsm)
+    if layer is not None:  # a layer is LMF's only if an earlier prediction under this key wrote it
+        written = is_transfer(earlier) and earlier["params"].get("layer") == layer
+        refuse_foreign(query, layer, "layer", ours=written, layers=(layer,))
     return name
 
 
@@ -323,8 +334,16 @@ def _arguments(inputs) -> dict:
 
 
 def _log_unseen(random, n_obs: int) -> None:
+    """Cells whose random-effect level the fit never saw; a warning when that is every cell (a type mismatch?)."""
     if random is not None and random[1] is not None:
         unseen = int((~random[1]).sum())
+        if unseen == n_obs:
+            logger.warning(
+                "none of the %d query cells has a random-effect level seen in training (random code 0 for all): "
+                "are the levels spelt or typed differently (e.g. 'b1' vs 'B1', or dates vs strings)?",
+                n_obs,
+            )
+            return
         logger.info(
             "%d of %d query cells have a random-effect level not seen in training: random code 0, and their level's "
             "effect on the fixed code estimated from them",
@@ -333,8 +352,9 @@ def _log_unseen(random, n_obs: int) -> None:
         )
 
 
-def _params(key: str, inputs) -> dict:
-    return {"reference_key": key, "modalities": sorted(inputs)}
+def _params(key: str, inputs, layer: str | None = None) -> dict:
+    params = {"reference_key": key, "modalities": sorted(inputs)}
+    return params if layer is None else {**params, "layer": layer}
 
 
 def _layer_columns(query: AnnData, response, layer: str | None) -> np.ndarray | None:

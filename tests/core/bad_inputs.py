@@ -8,7 +8,7 @@ from scipy import sparse
 
 from lmf_omics import LinearMixedForms
 
-from ..reliability import Case
+from ..reliability import Case, split_entries
 
 ENTRY = "LinearMixedForms"
 N = 40
@@ -437,5 +437,160 @@ CASES += [
         call=lambda i: i["model"].fit(i["Y"], i["X"], i["Z"]),
         error=ValueError,
         match=r"response Y contains 1 NaN or infinite",
+    ),
+]
+
+
+# non-canonical and corrupt sparse structure: canonicalised on a copy, or refused before any work
+def _corrupt(edit, fmt=sparse.csr_matrix):
+    def change(matrix):
+        corrupt = fmt(np.asarray(matrix, dtype=np.float64))
+        edit(corrupt)
+        return corrupt
+
+    return change
+
+
+def _set_item(name, position, value):
+    def edit(matrix):
+        getattr(matrix, name)[position] = value
+
+    return edit
+
+
+def _swap_indptr(matrix):
+    matrix.indptr[3], matrix.indptr[4] = matrix.indptr[4], matrix.indptr[3] + 1
+
+
+def _h5_csr(tmp, edit=None, matrix_of=lambda X: sparse.csr_matrix(X)):
+    """X stored as a CSR group in an HDF5 file (anndata's layout), optionally edited on disk."""
+    import h5py
+
+    inputs = _inputs()
+    X = matrix_of(inputs["X"])
+    path = tmp / "x.h5"
+    with h5py.File(path, "w") as handle:
+        group = handle.create_group("X")
+        group.attrs["encoding-type"], group.attrs["shape"] = "csr_matrix", X.shape
+        for name in ("data", "indices", "indptr"):
+            group[name] = getattr(X, name)
+        if edit is not None:
+            edit(group)
+    return {**inputs, "file": path}
+
+
+def _fit_h5(inputs):
+    import h5py
+
+    from lmf_omics._core.backends import StreamedMatrix
+
+    with h5py.File(inputs["file"], "r") as handle:
+        return _fit({**inputs, "X": StreamedMatrix(handle["X"], chunk_nnz=64)})
+
+
+def _edit_h5(name, position, value):
+    def edit(group):
+        group[name][position] = value
+
+    return edit
+
+
+SPARSE = "sparse format"
+CASES += [
+    _case(SPARSE, "CSR with every entry stored twice (halves)", X=split_entries, check=_same_fit_as_float64),
+    _case(
+        SPARSE,
+        "CSR with a few split entries, unsorted",
+        X=partial(split_entries, fraction=0.05, shuffle=True),
+        check=_same_fit_as_float64,
+    ),
+    _case(SPARSE, "CSC with split entries", X=partial(split_entries, fmt="csc"), check=_same_fit_as_float64),
+    _case(
+        SPARSE,
+        "COO with repeated coordinates",
+        X=lambda m: sparse.coo_matrix(split_entries(m).tocoo(copy=True)),
+        check=_same_fit_as_float64,
+    ),
+    _case(
+        SPARSE,
+        "CSR column index beyond the shape (segfaulted)",
+        X=_corrupt(_set_item("indices", 3, 10**6)),
+        error=ValueError,
+        match=r"fixed-effect data X is a corrupt CSR matrix: column index 1000000 of row 0 is outside 0\.\.11",
+    ),
+    _case(
+        SPARSE,
+        "CSR negative column index",
+        X=_corrupt(_set_item("indices", 0, -3)),
+        error=ValueError,
+        match=r"corrupt CSR matrix: column index -3 of row 0 is outside",
+    ),
+    _case(
+        SPARSE,
+        "CSR with a decreasing indptr",
+        X=_corrupt(_swap_indptr),
+        error=ValueError,
+        match=r"fixed-effect data X is a corrupt CSR matrix: indptr decreases after row 3",
+    ),
+    _case(
+        SPARSE,
+        "CSR indptr beyond the stored values",
+        X=_corrupt(_set_item("indptr", -1, 10**6)),
+        error=ValueError,
+        match=r"corrupt CSR matrix: indptr runs from 0 to 1000000, not from 0 to at most",
+    ),
+    _case(
+        SPARSE,
+        "CSC row index beyond the shape",
+        X=_corrupt(_set_item("indices", 1, 40), fmt=sparse.csc_matrix),
+        error=ValueError,
+        match=r"corrupt CSC matrix: row index 40 of column 0 is outside 0\.\.39",
+    ),
+    _case(
+        SPARSE,
+        "COO row beyond the shape",
+        Y=_corrupt(_set_item("row", 2, 99), fmt=sparse.coo_matrix),
+        error=ValueError,
+        match=r"response Y is a corrupt COO matrix: row index 99 of stored entry 2 is outside 0\.\.39",
+    ),
+    _case(
+        SPARSE,
+        "BSR block index beyond the shape",
+        X=_corrupt(_set_item("indices", 0, 50), fmt=lambda m: sparse.bsr_matrix(m, blocksize=(2, 2))),
+        error=ValueError,
+        match=r"corrupt BSR matrix: block column index 50 of block row 0 is outside 0\.\.5",
+    ),
+    Case(
+        ENTRY,
+        SPARSE,
+        "streamed CSR group whose indices were edited on disk",
+        partial(_h5_csr, edit=_edit_h5("indices", 5, 10**6)),
+        _fit_h5,
+        error=ValueError,
+        match=r"the matrix '/X' in the file '.*x.h5' is a corrupt CSR matrix: column index 1000000 of row \d+",
+    ),
+    Case(
+        ENTRY,
+        SPARSE,
+        "streamed CSR group with a decreasing indptr",
+        partial(_h5_csr, edit=_edit_h5("indptr", 3, 10**5)),
+        _fit_h5,
+        error=ValueError,
+        match=r"the matrix '/X' in the file '.*x.h5' is a corrupt CSR matrix: indptr (decreases|runs)",
+    ),
+    Case(
+        ENTRY,
+        SPARSE,
+        "streamed CSR group with split entries",
+        partial(_h5_csr, matrix_of=split_entries),
+        _fit_h5,
+        check=_same_fit_as_float64,
+    ),
+    _case(
+        "dtype",
+        "Y as a DataFrame with a complex column",
+        Y=lambda m: pd.DataFrame(m).assign(extra=m[:, 0] + 1j),
+        error=ValueError,
+        match=r"response Y has non-numeric columns \['extra'\]",
     ),
 ]

@@ -1,5 +1,7 @@
 """Row-block products on threads: equal to plain products, and independent of the thread count."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 
 import numpy as np
@@ -84,6 +86,58 @@ def test_workers_hold_blas_to_one_thread_and_restore_it():
         assert threads == 2
         assert all(n == 1 for n in blas_threads())
     assert blas_threads() == before
+
+
+def test_blas_stays_at_one_thread_until_the_last_concurrent_fit_ends():
+    """The BLAS limit is process-wide and threadpoolctl lets one thread set it: a fit in a thread is limited
+    too, and one ending does not lift the limit under another still running."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    libraries = [lib for lib in threadpoolctl.ThreadpoolController().lib_controllers if lib.user_api == "blas"]
+
+    def blas_threads():
+        return {lib.num_threads for lib in libraries}  # read live from each library
+
+    before = blas_threads()
+    if not libraries or before == {1}:
+        pytest.skip("no BLAS library with more than one thread to limit")
+    first_in, second_in, first_out, seen = threading.Event(), threading.Event(), threading.Event(), {}
+
+    def first():
+        with parallel.workers(1):
+            seen["in a thread"] = blas_threads()
+            first_in.set()
+            second_in.wait(30)
+        first_out.set()
+
+    def second():
+        first_in.wait(30)
+        with parallel.workers(1):
+            second_in.set()
+            first_out.wait(30)
+            seen["after the first fit ended"] = blas_threads()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert seen == {"in a thread": {1}, "after the first fit ended": {1}}
+    assert blas_threads() == before  # restored once both ended
+
+
+def test_two_fits_in_two_threads_equal_the_same_fits_one_after_the_other():
+    sim = simulate(n=400, p_x=80, seed=5)
+    data = [(sim["Y"], sim["X"], sim["Z"]), (sim["Y"][::-1].copy(), sim["X"][::-1].copy(), sim["Z"][::-1].copy())]
+
+    def fit(arguments):
+        return LinearMixedForms(3, max_iter=40, progress=False).fit(*arguments)
+
+    one_after_the_other = [fit(arguments) for arguments in data]
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(fit, data))
+    for alone, concurrent in zip(one_after_the_other, together):
+        assert np.array_equal(alone.codes_, concurrent.codes_)
+        assert np.array_equal(alone.objective_history_, concurrent.objective_history_)
 
 
 @pytest.mark.parametrize("n_jobs", [0, -2, 1.5, "2"])

@@ -59,7 +59,10 @@ def test_a_grid_of_several_options_and_cells_without_response(planted):
     [
         ({}, 5, "grid must name at least one option"),
         ({"n_factors": []}, 5, "grid must name at least one option"),
-        ({"n_factors": [2]}, 1, r"folds must be between 2 and the number of cells \(200\), got 1"),
+        ({"n_factors": [2]}, 1, r"folds must be an integer between 2 and the number of cells \(200\), got 1"),
+        ({"n_factors": [2]}, "3", r"folds must be an integer between 2 and the number of cells \(200\), got '3'"),
+        ({"n_factors": [2]}, 2.5, r"folds must be an integer .*got 2\.5"),
+        ({"n_factors": [2, 150]}, 2, r"n_factors candidate 150 does not fit a training fold of 2-fold"),
     ],
 )
 def test_bad_grids(planted, grid, folds, message):

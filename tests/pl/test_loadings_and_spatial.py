@@ -111,3 +111,19 @@ def test_factors_on_an_image(spatial_fit, tmp_path):
 def test_factors_spatial_bad_options(spatial_fit, kwargs, message):
     with pytest.raises((ValueError, KeyError), match=message):
         lmf.pl.factors_spatial(spatial_fit, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("coordinates", "message"),
+    [
+        (lambda c: c[:, :1], r"must hold numeric coordinates \(cells × 2\), got dtype float64 and shape \(\d+, 1\)"),
+        (lambda c: c.astype(str), r"must hold numeric coordinates .*got dtype <U"),
+        (lambda c: np.where(np.arange(len(c))[:, None] == 0, np.nan, c), r"has NaN or infinite coordinates"),
+    ],
+)
+def test_factors_spatial_bad_coordinates(spatial_fit, coordinates, message):
+    """The coordinates are checked as pp.spatial_context checks them ((n, 1) raised IndexError)."""
+    adata = spatial_fit.copy()
+    adata.obsm["odd"] = coordinates(np.asarray(adata.obsm["spatial"], dtype=np.float64))
+    with pytest.raises(ValueError, match=message):
+        lmf.pl.factors_spatial(adata, spatial_key="odd")

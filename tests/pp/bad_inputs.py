@@ -3,12 +3,13 @@
 from functools import partial
 
 import numpy as np
+import pandas as pd
 from scipy import sparse
 
 from lmf_omics import pp
 from lmf_omics._modalities import MissingKeyError
 
-from ..reliability import Case, at, counts_adata, duplicate_names, protein, set_obs
+from ..reliability import Case, at, counts_adata, duplicate_names, edit_x, protein, set_obs, split_x
 
 NAN = "NaN/inf in a modality"
 
@@ -367,5 +368,158 @@ CASES += [
         partial(_image, spatial_key="far"),
         error=ValueError,
         match=r"12 spot\(s\) lie outside the 100 × 100 image .*set scale=",
+    ),
+]
+
+
+# second round: corrupt sparse counts, views, dtypes that lie, choices, degenerate geometry
+_split_x = split_x(0.5)
+
+
+def _lognorm_as_clean(inputs, result):
+    clean = counts_adata()
+    pp.normalize_rna(clean, n_top_genes=10, key_added="lognorm")
+    got = inputs["adata"].layers["lognorm"]
+    np.testing.assert_allclose(got.toarray(), clean.layers["lognorm"].toarray(), rtol=1e-6)
+
+
+def _parent(_tmp=None):
+    return {"parent": counts_adata()}
+
+
+def _on_view(function, **options):
+    def call(inputs):
+        view = inputs["parent"][:30]
+        function(view, **options)
+        assert not view.is_view
+
+    return call
+
+
+def _sparse_protein(edit):
+    def change(adata):
+        matrix = sparse.csr_matrix(adata.obsm["protein"].to_numpy(dtype=np.float64))
+        edit(matrix)
+        adata.obsm["protein"] = matrix
+
+    return change
+
+
+def _dense_float16(adata):
+    """Dense float16 counts (scipy has no float16 sparse) whose cell totals exceed float16's 65504."""
+    dense = adata.X.toarray()
+    adata.X = (dense * (60000 / dense.max())).astype(np.float16)
+
+
+def _on_a_line(adata):
+    adata.obsm["spatial"][:, 1] = 3 * adata.obsm["spatial"][:, 0] + 1
+
+
+def _one_section_on_a_line(adata):
+    adata.obs["section"] = pd.Categorical(np.where(np.arange(adata.n_obs) < 20, "s1", "s2"))
+    adata.obsm["spatial"][:20, 1] = 5.0
+
+
+CASES += [
+    normalize("sparse format", "split and unsorted entries (a log of each half)", _split_x, check=_lognorm_as_clean),
+    normalize(
+        "sparse format",
+        "a column index beyond the shape",
+        edit_x(lambda X: X.indices.__setitem__(4, 10**6)),
+        error=ValueError,
+        match=r"adata.X is a corrupt CSR matrix: column index 1000000 of row 0 is outside 0\.\.29",
+    ),
+    normalize(
+        "sparse format",
+        "a decreasing indptr",
+        edit_x(lambda X: X.indptr.__setitem__(2, X.indptr[6])),
+        error=ValueError,
+        match=r"adata.X is a corrupt CSR matrix: indptr decreases after row 2",
+    ),
+    normalize(
+        "dtype",
+        "float16 counts whose totals overflow float16",
+        _dense_float16,
+        check=lambda i, r: np.testing.assert_array_equal(i["adata"].layers["lognorm"].sum(axis=1) > 0, True),
+    ),
+    Case(
+        "pp.normalize_rna",
+        "view",
+        "a view: log values never written into the parent",
+        _parent,
+        _on_view(pp.normalize_rna, n_top_genes=10),
+    ),
+    Case("pp.clr", "view", "a view; the parent untouched", _parent, _on_view(pp.clr, source="obsm:protein")),
+    Case("pp.covariates", "view", "a view; the parent untouched", _parent, _on_view(pp.covariates, keys="batch")),
+    Case(
+        "pp.spatial_context",
+        "view",
+        "a view; the parent untouched",
+        _parent,
+        _on_view(pp.spatial_context, source="obsm:protein", n_neighs=4),
+    ),
+    clr("options", "axis=True (True == 1)", axis=True, error=ValueError, match=r"axis=True is not one of \[0, 1\]"),
+    clr(
+        "sparse format",
+        "sparse counts with a row index beyond the shape",
+        _sparse_protein(lambda m: m.indices.__setitem__(0, 77)),
+        error=ValueError,
+        match=r"source='obsm:protein' is a corrupt CSR matrix: column index 77 of row 0 is outside 0\.\.5",
+    ),
+    covariates(
+        "dtype",
+        "numbers stored as object dtype",
+        set_obs("dose", lambda a: pd.array(np.arange(a.n_obs) % 4, dtype=object)),
+        keys=["dose"],
+        error=ValueError,
+        match=r"keys=\['dose'\]: obs column 'dose' holds object values that are not strings",
+    ),
+    covariates(
+        "dtype",
+        "complex numbers",
+        set_obs("phase", lambda a: np.arange(a.n_obs) + 1j),
+        keys=["phase"],
+        error=ValueError,
+        match=r"obs column 'phase' holds complex numbers",
+    ),
+    covariates(
+        "dtype",
+        "durations",
+        set_obs("lag", lambda a: pd.to_timedelta(np.arange(a.n_obs), unit="s")),
+        keys=["lag"],
+        error=ValueError,
+        match=r"obs column 'lag' holds timedelta64\[ns\] values",
+    ),
+    spatial(
+        "options",
+        "Delaunay on collinear spots",
+        _on_a_line,
+        method="delaunay",
+        error=ValueError,
+        match=r"method='delaunay' needs spots that are not all on one line, but section 'all spots' has 40 spot",
+    ),
+    spatial(
+        "options",
+        "Delaunay with one section on a line",
+        _one_section_on_a_line,
+        method="delaunay",
+        library_key="section",
+        error=ValueError,
+        match=r"section 's1' has 20 spot\(s\) on a line",
+    ),
+    spatial(
+        "options",
+        "coordinates of one column",
+        lambda a: a.obsm.__setitem__("spatial", a.obsm["spatial"][:, :1]),
+        error=ValueError,
+        match=r"obsm\['spatial'\] must hold numeric coordinates \(cells × 2\), got dtype float64 and shape \(40, 1\)",
+    ),
+    spatial(
+        "sparse format",
+        "a sparse source with an index beyond the shape",
+        edit_x(lambda X: X.indices.__setitem__(1, 500)),
+        source="X",
+        error=ValueError,
+        match=r"source='X' is a corrupt CSR matrix: column index 500",
     ),
 ]

@@ -15,10 +15,12 @@ from ..reliability import (
     at,
     counts_adata,
     duplicate_names,
+    edit_x,
     finite_codes,
     protein,
     set_obs,
     set_obsm,
+    split_x,
 )
 
 FIT = {
@@ -153,11 +155,19 @@ LMF_CASES = [
         match=r"observed names roles without a modality: \['random'\]; use \['fixed', 'response'\]",
     ),
     _fit("duplicated names", "duplicated obs names (rows are used by position)", duplicate_names("obs")),
-    _fit("duplicated names", "duplicated var names", duplicate_names("var")),
     _fit(
         "duplicated names",
-        "duplicated protein names",
+        "duplicated var names (new cells could not be matched by name)",
+        duplicate_names("var"),
+        ValueError,
+        r"fixed='X' names 1 feature\(s\) more than once, e.g. \['gene0'\].*adata.var_names_make_unique\(\)",
+    ),
+    _fit(
+        "duplicated names",
+        "duplicated protein names (new cells could not be matched by name)",
         protein(lambda f: f.set_axis(["A", "A", *f.columns[2:]], axis=1)),
+        ValueError,
+        r"response='obsm:protein' names 1 feature\(s\) more than once, e.g. \['A'\]; .*rename the columns",
     ),
     _fit(
         "missing key",
@@ -661,5 +671,391 @@ TRANSFER_CASES = [
         lambda i: tl.transform(i["adata"], i["reference"]),
         error=ValueError,
         match=r"the fit under uns\['lmf'\] is incomplete: the modality of role 'fixed' has no \['mean'\]",
+    ),
+]
+
+
+# second round: corrupt sparse data, views, dtypes that lie, keys, options, edited fits
+_split_x = split_x(0.3)
+
+
+@cache
+def _clean_codes(**options):
+    adata = counts_adata()
+    tl.lmf(adata, **{**FIT, **options})
+    return adata.obsm["X_lmf"]
+
+
+def _same_codes_as_clean(inputs, result):
+    np.testing.assert_allclose(inputs["adata"].obsm["X_lmf"], _clean_codes(), atol=1e-6)
+
+
+def _backed_edited(tmp, name="indices", position=5, value=10**6):
+    import h5py
+
+    counts_adata().write_h5ad(tmp / "cells.h5ad")
+    with h5py.File(tmp / "cells.h5ad", "r+") as handle:
+        handle[f"X/{name}"][position] = value
+    return {"file": tmp / "cells.h5ad"}
+
+
+def _fit_backed(inputs, **options):
+    backed = ad.read_h5ad(inputs["file"], backed="r")
+    try:
+        return tl.lmf(backed, **{**FIT, **options})
+    finally:
+        backed.file.close()
+
+
+def _parent(_tmp=None, edit=None):
+    adata = counts_adata()
+    if edit is not None:
+        edit(adata)
+    return {"parent": adata}
+
+
+def _view_fit(inputs, **options):
+    parent = inputs["parent"]
+    view = parent[parent.obs["batch"] != "b3"]
+    tl.lmf(view, **{**FIT, **options})
+    assert not view.is_view and view.obsm["X_lmf"].shape[0] == view.n_obs
+    return view
+
+
+def _set_column(column, values):
+    return set_obs(column, lambda a: values(a.n_obs))
+
+
+def _uns_spatial(adata):
+    adata.uns["spatial"] = {"section": {"scalefactors": {"spot_diameter_fullres": 9.0}}}
+
+
+LMF_CASES += [
+    _fit(
+        "sparse format",
+        "X with split and unsorted entries (a fit as of the canonical X)",
+        _split_x,
+        check=_same_codes_as_clean,
+    ),
+    _fit(
+        "sparse format",
+        "X with a column index beyond the shape (segfaulted)",
+        edit_x(lambda X: X.indices.__setitem__(7, 10**6)),
+        ValueError,
+        r"fixed='X' is a corrupt CSR matrix: column index 1000000 of row 0 is outside 0\.\.29",
+    ),
+    _fit(
+        "sparse format",
+        "X with a column index beyond the shape, masked (sliced before the core's check)",
+        edit_x(lambda X: X.indices.__setitem__(7, 10**6)),
+        ValueError,
+        r"fixed='X' is a corrupt CSR matrix: column index 1000000",
+        mask_var="highly_variable",
+    ),
+    _fit(
+        "sparse format",
+        "X with a decreasing indptr",
+        edit_x(lambda X: X.indptr.__setitem__(3, X.indptr[5])),
+        ValueError,
+        r"fixed='X' is a corrupt CSR matrix: indptr decreases after row 3",
+    ),
+    Case(
+        "tl.lmf",
+        "sparse format",
+        "backed X whose indices were edited on disk",
+        _backed_edited,
+        _fit_backed,
+        error=ValueError,
+        match=r"the matrix '/X' in the file '.*cells.h5ad' is a corrupt CSR matrix: column index 1000000",
+    ),
+    Case(
+        "tl.lmf",
+        "sparse format",
+        "backed X whose indptr was edited on disk",
+        partial(_backed_edited, name="indptr", position=4, value=0),
+        _fit_backed,
+        error=ValueError,
+        match=r"the matrix '/X' in the file '.*cells.h5ad' is a corrupt CSR matrix: indptr decreases after row 3",
+    ),
+    Case(
+        "tl.lmf",
+        "view",
+        "a view, mask_var (taken for on-disk data); the parent untouched",
+        _parent,
+        partial(_view_fit, mask_var="highly_variable"),
+    ),
+    Case("tl.lmf", "view", "a view, random from obs; the parent untouched", _parent, _view_fit),
+    _fit(
+        "dtype",
+        "numbers stored as object dtype in an obs column",
+        _set_column("dose", lambda n: pd.array(np.arange(n) % 4, dtype=object)),
+        ValueError,
+        r"random='obs:dose': obs column 'dose' holds object values that are not strings \(\['int'\]\); convert",
+        random="obs:dose",
+    ),
+    _fit(
+        "dtype",
+        "complex numbers in an obs column",
+        _set_column("phase", lambda n: np.arange(n) + 1j),
+        ValueError,
+        r"obs column 'phase' holds complex numbers",
+        random="obs:phase",
+    ),
+    _fit(
+        "dtype",
+        "complex column in an obsm DataFrame",
+        protein(lambda f: f.assign(ADT0=f["ADT0"] + 1j)),
+        ValueError,
+        r"response='obsm:protein': obsm DataFrame has non-numeric columns \['ADT0'\]",
+    ),
+    _fit(
+        "dtype",
+        "dates as levels",
+        _set_column("day", lambda n: pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(n) % 3, unit="D")),
+        ValueError,
+        r"obs column 'day' holds datetime64\[ns\] values; convert them to numbers .* or to strings",
+        random="obs:day",
+    ),
+    _fit(
+        "dtype",
+        "durations as levels (categorical)",
+        _set_column("lag", lambda n: pd.Categorical(pd.to_timedelta(np.arange(n) % 3, unit="h"))),
+        ValueError,
+        r"obs column 'lag' holds category values",
+        random="obs:lag",
+    ),
+    _fit(
+        "duplicated names",
+        "an obs column named twice in a spec",
+        error=ValueError,
+        match=r"random='obs:batch,batch' names the obs column\(s\) \['batch'\] more than once",
+        random="obs:batch,batch",
+    ),
+    *[
+        _fit("keys", f"key_added={key!r}", error=ValueError, match=message, key_added=key)
+        for key, message in (
+            (".", r"key_added='\.' names the group itself in an h5ad file"),
+            ("..", r"key_added='\.\.' names the group itself"),
+            ("lmf\0x", r"key_added='lmf\\x00x' holds control characters"),
+            (" lmf", r"key_added=' lmf' holds control characters or surrounding spaces"),
+        )
+    ],
+    _fit(
+        "keys",
+        "key_added='spatial' over uns['spatial'] (images, scale factors)",
+        _uns_spatial,
+        ValueError,
+        r"key_added='spatial' would overwrite uns\['spatial'\], which LMF did not write; .*del adata.uns\['spatial'\]",
+        key_added="spatial",
+    ),
+    _fit(
+        "keys",
+        "key_added whose code key is a measured obsm entry",
+        set_obsm("X_pca", lambda a: np.ones((a.n_obs, 2))),
+        ValueError,
+        r"key_added='pca' would overwrite obsm\['X_pca'\], which LMF did not write",
+        key_added="pca",
+    ),
+    *[
+        _fit("options", f"cv_folds={folds!r}", error=ValueError, match=message, n_factors=(2, 3), cv_folds=folds)
+        for folds, message in (
+            ("3", r"cv_folds must be an integer between 2 and the number of cells \(40\), got .3."),
+            (2.5, r"cv_folds must be an integer between 2 and the number of cells \(40\), got 2\.5"),
+            (True, r"cv_folds must be an integer .* got True"),
+            (1, r"cv_folds must be an integer .* got 1"),
+            (41, r"cv_folds must be an integer between 2 and the number of cells \(40\), got 41"),
+        )
+    ],
+    _fit(
+        "n_factors",
+        "a candidate too large for a training fold, checked before any fold runs",
+        error=ValueError,
+        match=r"n_factors candidate 20 does not fit a training fold of 2-fold cross-validation \(20 cells\): "
+        r"n_factors=20 is larger than the cells minus one",
+        n_factors=(2, 20),
+        cv_folds=2,
+        response="layer:dense",
+    ),
+]
+
+
+def _view_query(function, **options):
+    def call(inputs):
+        parent = inputs["parent"]
+        view = parent[:25]
+        function(view, inputs["reference"], **options)
+        assert not view.is_view
+
+    return call
+
+
+def _query_parent(_tmp=None):
+    return {"parent": counts_adata(seed=2), "reference": _reference_state().copy()}
+
+
+def _typed_levels(reference_levels, query_levels):
+    """Reference and query fitted/encoded on the same groups, typed differently."""
+
+    def build(_tmp=None):
+        reference, query = counts_adata(seed=1), counts_adata(seed=2)
+        reference.obs["group"] = pd.Categorical(reference_levels(np.arange(40) % 3))
+        query.obs["group"] = pd.Categorical(query_levels(np.arange(40) % 3))
+        tl.lmf(reference, **{**FIT, "random": "obs:group"})
+        return {"adata": query, "reference": reference}
+
+    return build
+
+
+def _random_codes_everywhere(inputs, result):
+    assert (np.abs(inputs["adata"].obsm["X_lmf_random"]).sum(axis=1) > 0).all(), "some cells got a zero random code"
+
+
+def _edited_reference(edit):
+    return partial(_query, edit_reference=edit)
+
+
+def _stored(role, field, value):
+    def edit(reference):
+        reference.uns["lmf"]["modalities"][role][field] = value
+
+    return edit
+
+
+INCONSISTENT = r"the fit under uns\['lmf'\] is inconsistent: "
+TRANSFER_CASES += [
+    Case("tl.transform", "view", "a view of the query; its parent untouched", _query_parent, _view_query(tl.transform)),
+    Case("tl.predict", "view", "a view of the query; its parent untouched", _query_parent, _view_query(tl.predict)),
+    Case(
+        "tl.transform",
+        "dtype",
+        "integer levels in the reference, the same as float in the query",
+        _typed_levels(lambda v: v, lambda v: v.astype(float)),
+        lambda i: tl.transform(i["adata"], i["reference"]),
+        writes=TRANSFORM,
+        check=_random_codes_everywhere,
+    ),
+    Case(
+        "tl.transform",
+        "dtype",
+        "dates in the query where the reference had strings",
+        _typed_levels(lambda v: v.astype(str), lambda v: pd.Timestamp("2024-01-01") + pd.to_timedelta(v, unit="D")),
+        lambda i: tl.transform(i["adata"], i["reference"]),
+        error=ValueError,
+        match=r"random='obs:group': obs column 'group' holds category values",
+    ),
+    _transfer(
+        tl.transform,
+        "sparse format",
+        "a query X with a column index beyond the shape",
+        edit=edit_x(lambda X: X.indices.__setitem__(2, 999)),
+        error=ValueError,
+        match=r"fixed='X' is a corrupt CSR matrix: column index 999 of row 0",
+    ),
+    _transfer(
+        tl.predict,
+        "sparse format",
+        "a query X with split entries",
+        edit=_split_x,
+        writes=PREDICT,
+        check=lambda i, r: np.testing.assert_allclose(
+            i["adata"].obsm["lmf_predicted"].to_numpy(), _clean_prediction(), atol=1e-8
+        ),
+    ),
+    _transfer(
+        tl.predict,
+        "keys",
+        "key_added naming a measured obsm entry",
+        error=ValueError,
+        match=r"key_added='protein' would overwrite obsm\['protein'\], which LMF did not write",
+        key_added="protein",
+    ),
+    _transfer(
+        tl.predict,
+        "keys",
+        "layer naming a measured layer",
+        error=ValueError,
+        match=r"layer='dense' would overwrite layers\['dense'\], which LMF did not write",
+        layer="dense",
+    ),
+    _transfer(
+        tl.transform,
+        "keys",
+        "key_added='.'",
+        error=ValueError,
+        match=r"key_added='\.' names the group itself",
+        key_added=".",
+    ),
+    *[
+        Case(
+            "tl.transform",
+            "stored fit",
+            name,
+            _edited_reference(edit),
+            lambda i: tl.transform(i["adata"], i["reference"]),
+            error=ValueError,
+            match=INCONSISTENT + message,
+        )
+        for name, edit, message in (
+            (
+                "the reference's encoder deleted from varm",
+                lambda r: r.varm.pop("lmf_encoder_fixed"),
+                r"the encoder of modality 'fixed' is missing",
+            ),
+            ("a stored scale of zeros", _stored("fixed", "scale", np.zeros(30)), r"the scale of modality 'fixed' has"),
+            (
+                "a truncated stored mean",
+                _stored("fixed", "mean", np.zeros(12)),
+                r"the mean of modality 'fixed' has shape \(12,\), expected \(30,\)",
+            ),
+            ("a stored weight as text", _stored("random", "weight", "heavy"), r"the random weight is not numeric"),
+            (
+                "stored loadings of the wrong shape",
+                _stored("response", "loadings", np.zeros((6, 5))),
+                r"the loadings of modality 'response' has shape \(6, 5\), expected \(6, 3\)",
+            ),
+            (
+                "stored NaN loadings",
+                _stored("response", "loadings", np.full((6, 3), np.nan)),
+                r"the response loadings has NaN or infinite values",
+            ),
+            (
+                "stored params edited",
+                lambda r: r.uns["lmf"]["params"].__setitem__("n_factors", -3),
+                r"its params are not valid options \(n_factors must be a positive integer, got -3\)",
+            ),
+        )
+    ],
+    Case(
+        "tl.predict",
+        "stored fit",
+        "a reference whose var names were made to repeat after fitting",
+        partial(_query, edit_reference=duplicate_names("var")),
+        lambda i: tl.predict(i["adata"], i["reference"]),
+        error=ValueError,
+        match=r"reads 'lmf_(loadings|encoder)_fixed' by var name, but adata.var_names repeat names",
+    ),
+]
+
+
+@cache
+def _clean_prediction():
+    query = counts_adata(seed=2)
+    tl.predict(query, _reference_state().copy())
+    return query.obsm["lmf_predicted"].to_numpy()
+
+
+def _spaced_column(adata):
+    adata.obs[" batch"] = pd.Categorical(np.where(np.arange(adata.n_obs) % 2, "odd", "even"))
+
+
+LMF_CASES += [
+    _fit(
+        "obs column",
+        "a column named ' batch' beside 'batch' is itself, not 'batch'",
+        _spaced_column,
+        random="obs: batch",
+        check=lambda i, r: np.testing.assert_array_equal(
+            i["adata"].uns["lmf"]["modalities"]["random"]["features"], [" batch=even", " batch=odd"]
+        ),
     ),
 ]
