@@ -26,7 +26,7 @@ zero by ``λ_new``), and a cell of a new level alone is left uncorrected.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -166,7 +166,7 @@ class Shift:
         states = np.ones((1, scores.shape[0])) * design.observed
         coefficients = _fit_coefficients(scores, design, states, settings.shrinkage)
         corrected = _remove(scores, design, states, coefficients)
-        return _correction(self.name, coefficients, corrected, states, design, settings)
+        return _correction(self.name, coefficients, scores, corrected, states, design, settings)
 
 
 @dataclass(frozen=True)
@@ -189,17 +189,22 @@ class States:
             coefficients = _fit_coefficients(scores, design, R * design.observed, settings.shrinkage)
             corrected = _remove(scores, design, R, coefficients)
             unit = cosine_rows(corrected)
-        return _correction(self.name, coefficients, corrected, R, design, settings)
+        return _correction(self.name, coefficients, scores, corrected, R, design, settings)
 
 
 RANDOM_EFFECTS: dict[str, RandomEffect] = {form.name: form for form in (ResponseOnly(), Shift(), States())}
 
 
-def _correction(form, coefficients, corrected, states, design, settings) -> Correction:
+def _correction(form, coefficients, scores, corrected, states, design, settings) -> Correction:
+    """The fitted correction; the training cells' corrected scores are then those new cells would get.
+
+    (Their states are found again from the fitted centroids, without the diversity penalty, as a new
+    cell's are, so a training cell encoded again gets exactly its code.)
+    """
     centroids = states @ cosine_rows(corrected)
     centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-300)
     means = (states @ corrected) / np.maximum(states.sum(axis=1, keepdims=True), 1e-300)
-    return Correction(
+    fitted = Correction(
         form,
         coefficients,
         centroids,
@@ -210,6 +215,7 @@ def _correction(form, coefficients, corrected, states, design, settings) -> Corr
         design.scale,
         corrected=corrected,
     )
+    return replace(fitted, corrected=fitted.apply(scores, design))
 
 
 def _fit_coefficients(scores: np.ndarray, design: Design, states: np.ndarray, shrinkage: float) -> np.ndarray:

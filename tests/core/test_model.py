@@ -20,7 +20,8 @@ def planted():
 
 @pytest.fixture(scope="module", params=["encoded", "free"])
 def fitted(planted, request):
-    return LinearMixedForms(3, codes=request.param, tol=1e-9, max_iter=2000).fit(
+    # the paper's random effect: the planted K is recovered as generated (random_effect forms: test_random_effects)
+    return LinearMixedForms(3, codes=request.param, random_effect="response", tol=1e-9, max_iter=2000).fit(
         planted["Y"], planted["X"], planted["Z"]
     )
 
@@ -37,7 +38,9 @@ def test_recovers_planted_codes(planted, fitted):
 @pytest.mark.parametrize("codes", ["encoded", "free"])
 def test_recovers_group_random_effect_from_low_rank_z(codes):
     sim = simulate(k=4, z_levels=3, seed=4)  # Z: 3 one-hot groups, centred rank 2 < k
-    model = LinearMixedForms(4, codes=codes, tol=1e-9, max_iter=3000).fit(sim["Y"], sim["X"], sim["Z"])
+    model = LinearMixedForms(4, codes=codes, random_effect="response", tol=1e-9, max_iter=3000).fit(
+        sim["Y"], sim["X"], sim["Z"]
+    )
     assert np.all(np.isfinite(model.codes_))
     assert canonical_correlations(model.fixed_codes_, sim["K"]).min() > 0.99
     # H lies in the span of the (centred) group indicators and matches the planted group effect

@@ -29,6 +29,7 @@ EXPECTED = {
     },
     "histology_visium": {"factors_on_he.png", "loadings_genes_image.png", "variance_explained.png"},
     "pbmc68k_covariates": {"ari_nmi.png", "umap_pca_vs_fixed.png", "variance_explained.png", "covariate_loadings.png"},
+    "pbmc_chemistries_integration": {"umap_by_batch_and_type.png", "batch_and_biology.png"},
 }
 
 
@@ -90,6 +91,20 @@ def test_cite_seq_mudata_fit_is_the_anndata_fit(outdir):
     lmf_row = mudata["side_by_side"]["LMF (tl.lmf)"]
     assert 0.3 < lmf_row["R² prot"] < 1 and 0 < lmf_row["R² rna"] < 1
     assert (mudata["mofa"] == "ran") == ("MOFA+ (mu.tl.mofa)" in mudata["side_by_side"])
+
+
+def test_pbmc_chemistries_default_fixed_code_drops_the_chemistry_and_keeps_the_cell_types(outdir):
+    path = outdir / "pbmc_chemistries_integration" / "results.json"
+    if not path.exists():
+        pytest.skip("runs after the tutorial itself")
+    metrics = json.loads(path.read_text())["metrics"]
+    default, response, pca = metrics["LMF default K"], metrics["LMF response-only K"], metrics["PCA"]
+    assert default["batch R2"] < 0.1 < response["batch R2"]  # about 0.01 against 0.91 at the time of writing
+    assert default["kNN batch mixing"] > 0.4 > pca["kNN batch mixing"]  # about 0.60 against 0.10
+    assert default["NMI"] >= pca["NMI"]  # about 0.76 against 0.62
+    assert metrics["LMF default K + H"]["batch R2"] > 0.5  # H puts the chemistry back (about 0.93)
+    mapping = json.loads(path.read_text())["mapping_accuracy"]
+    assert mapping["LMF default K"] > 0.7  # about 0.87 on the 290 held-out 3' v1 cells
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
