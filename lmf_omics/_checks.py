@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from anndata import AnnData
 
 from ._modalities import MissingKeyError
@@ -29,3 +30,12 @@ def check_key(container, key: str, where: str, name: str) -> None:
 def target(adata: AnnData, copy: bool) -> AnnData:
     """The AnnData to write into: ``adata`` itself or a copy."""
     return adata.copy() if copy else adata
+
+
+def factor_numbers(factors, n_factors: int, *, name: str = "factors") -> list[int]:
+    """1-based factor numbers (one or several), each between 1 and ``n_factors``."""
+    factors = [factors] if isinstance(factors, int | np.integer) else list(factors)
+    bad = [f for f in factors if isinstance(f, bool) or not isinstance(f, int | np.integer) or not 1 <= f <= n_factors]
+    if bad or not factors:
+        raise ValueError(f"{name}={factors!r} must be factor numbers between 1 and {n_factors} (1-based)")
+    return [int(f) for f in factors]

@@ -29,6 +29,23 @@ REGISTRY = {
 """File name → checksum of every downloadable dataset."""
 
 
+__all__ = [
+    "DATA_URL",
+    "REGISTRY",
+    "DatasetDownloadError",
+    "breast_st_3slices",
+    "cache_dir",
+    "eccite_pbmc_500",
+    "pbmc68k_reduced",
+    "pbmc_3chemistries_1200",
+    "read_shared",
+    "shared_data_dir",
+    "shared_path",
+    "visium_mouse_brain_49spots",
+    "visium_mouse_brain_49spots_image",
+]
+
+
 class DatasetDownloadError(OSError):
     """A dataset could not be downloaded (offline, unreachable, or a checksum mismatch)."""
 
@@ -38,8 +55,9 @@ def pbmc68k_reduced() -> AnnData:
 
     Returns
     -------
-    :func:`scanpy.datasets.pbmc68k_reduced`: ``.raw`` log-normalised, ``X`` scaled,
-    ``obs["bulk_labels"]`` cell types, QC and cell-cycle covariates.
+    AnnData
+        scanpy's ``pbmc68k_reduced``: ``.raw`` log-normalised, ``X`` scaled, ``obs["bulk_labels"]``
+        cell types, QC and cell-cycle covariates.
     """
     import scanpy as sc
 
@@ -51,7 +69,8 @@ def shared_data_dir() -> Path:
 
     Returns
     -------
-    The folder (the cache is created on first download, not here).
+    Path
+        The folder (the cache is created on first download, not here).
     """
     if os.environ.get(ENV_VAR):
         return Path(os.environ[ENV_VAR])
@@ -63,7 +82,8 @@ def cache_dir() -> Path:
 
     Returns
     -------
-    The folder (created on first download).
+    Path
+        The folder (created on first download).
     """
     import pooch
 
@@ -80,7 +100,8 @@ def read_shared(name: str) -> AnnData:
 
     Returns
     -------
-    The AnnData.
+    AnnData
+        The dataset.
     """
     from ._io import read_h5ad
 
@@ -97,7 +118,8 @@ def shared_path(name: str) -> Path:
 
     Returns
     -------
-    The path of the file, in ``$LMF_OMICS_DATA`` when set, else in :func:`cache_dir`.
+    Path
+        The file, in ``$LMF_OMICS_DATA`` when set, else in :func:`cache_dir`.
 
     Raises
     ------
@@ -145,7 +167,8 @@ def eccite_pbmc_500() -> AnnData:
 
     Returns
     -------
-    The AnnData (downloaded once, see :mod:`lmf_omics.datasets`).
+    AnnData
+        Downloaded once, see :mod:`lmf_omics.datasets`.
     """
     return read_shared("eccite_pbmc_500.h5ad")
 
@@ -159,7 +182,8 @@ def breast_st_3slices() -> AnnData:
 
     Returns
     -------
-    The AnnData (downloaded once, see :mod:`lmf_omics.datasets`).
+    AnnData
+        Downloaded once, see :mod:`lmf_omics.datasets`.
     """
     return read_shared("breast_st_3slices.h5ad")
 
@@ -174,7 +198,8 @@ def pbmc_3chemistries_1200() -> AnnData:
 
     Returns
     -------
-    The AnnData (downloaded once, see :mod:`lmf_omics.datasets`).
+    AnnData
+        Downloaded once, see :mod:`lmf_omics.datasets`.
     """
     return read_shared("pbmc_3chemistries_1200.h5ad")
 
@@ -187,7 +212,8 @@ def visium_mouse_brain_49spots() -> AnnData:
 
     Returns
     -------
-    The AnnData (downloaded once, see :mod:`lmf_omics.datasets`).
+    AnnData
+        Downloaded once, see :mod:`lmf_omics.datasets`.
     """
     return read_shared("visium_mouse_brain_49spots.h5ad")
 
@@ -199,6 +225,7 @@ def visium_mouse_brain_49spots_image() -> Path:
 
     Returns
     -------
-    The path of the JPEG file (downloaded once, see :mod:`lmf_omics.datasets`).
+    Path
+        The JPEG file, downloaded once (see :mod:`lmf_omics.datasets`).
     """
     return shared_path("visium_mouse_brain_49spots_hne.jpg")
