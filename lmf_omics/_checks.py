@@ -23,7 +23,7 @@ def check_adata(adata, name: str = "adata", *, copy: bool = False) -> None:
 def check_key(container, key: str, where: str, name: str) -> None:
     """``key`` is in ``container``; the error lists what is."""
     if key not in container:
-        available = sorted(map(str, container.keys()))
+        available = sorted(str(k) for k in container.keys() if k is not None)  # anndata 0.13: layers[None] is X
         raise MissingKeyError(f"{name}={key!r} not found in {where}; available: {available}")
 
 
