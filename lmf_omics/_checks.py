@@ -77,7 +77,7 @@ def _others(data) -> str:
 def check_key(container, key: str, where: str, name: str) -> None:
     """``key`` is in ``container``; the error lists what is."""
     if key not in container:
-        available = sorted(map(str, container.keys()))
+        available = sorted(str(k) for k in container.keys() if k is not None)  # anndata 0.13: layers[None] is X
         raise MissingKeyError(f"{name}={key!r} not found in {where}; available: {available}")
 
 
@@ -108,3 +108,12 @@ def target(adata: AnnData, copy: bool) -> AnnData:
         logger.info("the view becomes an AnnData of its own, its parent unchanged, to hold the results")
         adata._init_as_actual(adata.copy())  # scanpy's view_to_actual
     return adata
+
+
+def factor_numbers(factors, n_factors: int, *, name: str = "factors") -> list[int]:
+    """1-based factor numbers (one or several), each between 1 and ``n_factors``."""
+    factors = [factors] if isinstance(factors, int | np.integer) else list(factors)
+    bad = [f for f in factors if isinstance(f, bool) or not isinstance(f, int | np.integer) or not 1 <= f <= n_factors]
+    if bad or not factors:
+        raise ValueError(f"{name}={factors!r} must be factor numbers between 1 and {n_factors} (1-based)")
+    return [int(f) for f in factors]

@@ -67,7 +67,8 @@ class Keys:
     ``obsm[combined]`` holds K + H, ``obsm[fixed]`` K and ``obsm[random]`` H; ``varm[loadings(role)]``
     and ``varm[encoder(role)]`` the loadings and encoder of a var-aligned modality; ``uns[uns]``
     everything else; ``uns[transformed]`` what :func:`lmf_omics.tl.transform` used; ``obsm[predicted]``
-    the responses :func:`lmf_omics.tl.predict` writes.
+    the responses :func:`lmf_omics.tl.predict` writes; ``uns[enrichment(role)]`` the set scores of
+    :func:`lmf_omics.tl.enrich`.
     """
 
     key_added: str = "lmf"
@@ -104,6 +105,10 @@ class Keys:
     def predicted(self) -> str:
         """``obsm`` (or ``layers``) key of predicted responses."""
         return f"{self.key_added}_predicted"
+
+    def enrichment(self, role: str) -> str:
+        """``uns`` key of :func:`lmf_omics.tl.enrich`'s scores of ``role``'s loadings."""
+        return f"{self.key_added}_enrich_{role}"
 
     @property
     def varm_keys(self) -> tuple[str, ...]:

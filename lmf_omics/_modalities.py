@@ -357,7 +357,7 @@ def _one_hot(values: pd.Series, column: str, label: str):
 
 def _lookup(container, key: str, where: str, label: str):
     if key not in container:
-        available = sorted(map(str, container.keys()))
+        available = sorted(str(k) for k in container.keys() if k is not None)  # anndata 0.13: layers[None] is X
         raise MissingKeyError(f"{label}: {key!r} not found in {where}; available: {available}")
     return container[key]
 

@@ -6,12 +6,15 @@ var-aligned modality in that modality's ``varm``; every function here reads both
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from ._checks import is_spatialdata
+from ._checks import factor_numbers, is_spatialdata
 from ._core import LinearMixedForms
+from ._core.interpret import top_features as _rank_features
 from ._docs import FIT, NO_FIT, fill
 from ._keys import ROLES, Keys, is_fit
 from ._modalities import MissingKeyError, var_holder
@@ -157,6 +160,96 @@ def loadings(adata: AnnData, key: str = "lmf", *, role: str = "response") -> pd.
         )
     names = stored_names(entries[role]["features"])
     return pd.DataFrame(values, index=names, columns=[f"Factor{i + 1}" for i in range(values.shape[1])])
+
+
+def top_features(
+    adata: AnnData,
+    key: str = "lmf",
+    *,
+    role: str = "response",
+    factor: int | list[int] | None = None,
+    n: int = 10,
+    sign: str = "both",
+) -> pd.DataFrame:
+    """The largest loadings of each factor as a tidy table: which features rise and fall with it.
+
+    Parameters
+    ----------
+    adata
+        AnnData with a fit under ``key``.
+    key
+        ``key_added`` of the fit.
+    role
+        ``"response"`` (α), ``"fixed"`` (β) or ``"random"`` (u).
+    factor
+        1-based factor number(s); default all factors.
+    n
+        Features per factor and sign.
+    sign
+        ``"both"`` (default): the ``n`` most positive and the ``n`` most negative loadings;
+        ``"positive"``, ``"negative"``: one side; ``"abs"``: the ``n`` largest in magnitude (what
+        :func:`lmf_omics.pl.loadings` shows). Zero loadings count for ``"abs"`` only.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per feature and factor, columns ``feature``, ``factor`` (1-based), ``loading``,
+        ``rank`` (1 = largest within its factor and sign) and ``sign`` (``"positive"`` or
+        ``"negative"``), ordered by factor, sign and rank. Ties are broken by feature name.
+    """
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        raise ValueError(f"n={n!r} must be a positive integer")
+    table = loadings(adata, key, role=role)
+    factors = (
+        list(range(1, table.shape[1] + 1)) if factor is None else factor_numbers(factor, table.shape[1], name="factor")
+    )
+    values = table.to_numpy()[:, [f - 1 for f in factors]]
+    rows, columns, ranks, negative = _rank_features(values, table.index.to_numpy(), int(n), sign)
+    return pd.DataFrame(
+        {
+            "feature": table.index.to_numpy()[rows],
+            "factor": np.asarray(factors)[columns],
+            "loading": values[rows, columns],
+            "rank": ranks,
+            "sign": pd.Categorical(np.where(negative, "negative", "positive"), categories=["positive", "negative"]),
+        }
+    )
+
+
+def enrichment(adata: AnnData, key_added: str = "lmf_enrich_fixed") -> pd.DataFrame:
+    """The set scores :func:`lmf_omics.tl.enrich` stored, as a tidy table.
+
+    Parameters
+    ----------
+    adata
+        AnnData that :func:`lmf_omics.tl.enrich` wrote into.
+    key_added
+        Its ``key_added`` (default: the one for ``role="fixed"`` of the fit ``"lmf"``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per factor and set, columns ``factor`` (1-based), ``source`` (the set), ``score``
+        and, where the method gives them, ``pval``; ordered by factor, then score (largest first).
+    """
+    stored = adata.uns.get(key_added)
+    if not isinstance(stored, Mapping) or "scores" not in stored:
+        found = sorted(k for k, v in adata.uns.items() if isinstance(v, Mapping) and "scores" in v)
+        raise MissingKeyError(
+            f"no enrichment under uns[{key_added!r}]; enrichments present: {found}. Run lmf_omics.tl.enrich first"
+        )
+    scores = pd.DataFrame(stored["scores"])
+    long = _melt(scores, "score")
+    if "pvals" in stored:
+        long["pval"] = _melt(pd.DataFrame(stored["pvals"]).loc[scores.index, scores.columns], "pval")["pval"]
+    long["factor"] = long["factor"].str.removeprefix("Factor").astype(int)
+    return long.sort_values(["factor", "score"], ascending=[True, False], kind="stable").reset_index(drop=True)
+
+
+def _melt(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """A factors × sets table as (factor, source, name) rows."""
+    frame = frame.rename_axis(index="factor", columns="source").reset_index()
+    return frame.melt(id_vars="factor", var_name="source", value_name=name)
 
 
 def _stored_array(adata: AnnData, key: str, role: str, entry, field: str = "loadings") -> np.ndarray | None:

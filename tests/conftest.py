@@ -1,10 +1,16 @@
 """Shared fixtures: the real datasets in ../shared/data (or $LMF_OMICS_DATA)."""
 
 import os
+from pathlib import Path
 
 import pytest
 
 from lmf_omics.datasets import ENV_VAR, shared_data_dir
+
+# The tests read the shared datasets beside the checkout (CI has them there) instead of downloading them.
+CHECKOUT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+if not os.environ.get(ENV_VAR) and CHECKOUT_DATA.is_dir():
+    os.environ[ENV_VAR] = str(CHECKOUT_DATA)
 
 
 @pytest.fixture(scope="session")

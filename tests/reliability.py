@@ -97,6 +97,7 @@ WORK = (
     ("lmf_omics.pp._spatial", "neighbourhood_mean"),
     ("squidpy.im", "calculate_image_features"),
     ("lmf_omics._io", "write_h5ad_atomic"),
+    ("decoupler.mt", "ulm"),
 )
 
 

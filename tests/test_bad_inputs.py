@@ -12,7 +12,7 @@ from .core.bad_inputs import CASES as CORE
 from .pp.bad_inputs import CASES as PREPROCESSING
 from .r_bad_inputs import CASES as R_ENTRY
 from .reliability import CATEGORIES, assert_clean, run_case
-from .tl.bad_inputs import LMF_CASES, TRANSFER_CASES
+from .tl.bad_inputs import ENRICH_CASES, LMF_CASES, TRANSFER_CASES
 from .tl.bad_inputs_scverse import CASES as SCVERSE
 
 pytestmark = [  # what anndata says about the inputs some cases are built from
@@ -21,7 +21,7 @@ pytestmark = [  # what anndata says about the inputs some cases are built from
     pytest.mark.filterwarnings("ignore:Element .* was written without encoding metadata"),
 ]
 
-CASES = [*CORE, *LMF_CASES, *TRANSFER_CASES, *SCVERSE, *PREPROCESSING, *COMMAND_LINE, *R_ENTRY]
+CASES = [*CORE, *LMF_CASES, *TRANSFER_CASES, *ENRICH_CASES, *SCVERSE, *PREPROCESSING, *COMMAND_LINE, *R_ENTRY]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
@@ -34,6 +34,7 @@ ENTRY_POINTS = {
     "tl.lmf",
     "tl.transform",
     "tl.predict",
+    "tl.enrich",
     "pp.normalize_rna",
     "pp.clr",
     "pp.covariates",

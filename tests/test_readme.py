@@ -5,6 +5,8 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
+from lmf_omics import datasets
+
 README = Path(__file__).parents[1] / "README.md"
 RUNNABLE_SECTIONS = ("## Use it from Python", "## Predict one modality from another, in new cells")
 
@@ -18,9 +20,20 @@ def _examples() -> list[str]:
 
 
 def test_readme_python_examples_run(shared_data, tmp_path, monkeypatch):
+    """The first block runs with no data folder and no network (scanpy ships its data); the others read the data."""
     monkeypatch.chdir(tmp_path)  # the examples write figures to the working directory
-    namespace = {}
-    for block in _examples():
+    first, *others = _examples()
+    assert "pbmc68k_reduced()" in first
+    with monkeypatch.context() as offline:  # any attempt to fetch a dataset would fail
+        offline.delenv(datasets.ENV_VAR)
+        offline.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+        offline.setenv(datasets.URL_ENV_VAR, "http://127.0.0.1:9/")
+        namespace = {}
+        exec(compile(first, str(README), "exec"), namespace)  # noqa: S102 - our own documentation
+    assert namespace["adata"].obsm["X_umap"].shape == (700, 2)
+    assert len(namespace["lmf"].get.enrichment(namespace["adata"])) == 2 * 15
+    assert not (tmp_path / "cache").exists()
+    for block in others:
         exec(compile(block, str(README), "exec"), namespace)  # noqa: S102 - our own documentation
     plt.close("all")
     assert namespace["adata"].obsm["X_umap"].shape == (500, 2)

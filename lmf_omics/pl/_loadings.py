@@ -28,6 +28,8 @@ def loadings(
 ) -> np.ndarray:
     """Bar charts of the ``n_top`` largest loadings (by magnitude) per factor, one row per modality.
 
+    The bars are the rows of :func:`lmf_omics.get.top_features` with ``sign="abs"``.
+
     Bars are red for positive and blue for negative loadings; a feature with a large positive
     loading rises with the factor, a negative one falls. Read across a column to see which
     genes (fixed) go with which proteins (response) on the same factor.
@@ -66,23 +68,24 @@ def loadings(
         raise ValueError(f"roles={roles!r}: {unknown} not fitted under {key!r}; use some of {fitted}")
     if isinstance(n_top, bool) or not isinstance(n_top, int | np.integer) or n_top < 1:
         raise ValueError(f"n_top={n_top!r} must be a positive integer")
-    tables = {role: get.loadings(adata, key, role=role) for role in roles}
-    factors = pick_factors(factors, next(iter(tables.values())).shape[1], default=3)
-    height = 0.6 + 0.24 * min(n_top, max(len(t) for t in tables.values()))
+    factors = pick_factors(factors, get.loadings(adata, key, role=roles[0]).shape[1], default=3)
+    tables = {role: get.top_features(adata, key, role=role, factor=factors, n=n_top, sign="abs") for role in roles}
+    height = 0.6 + 0.24 * max(table.groupby("factor").size().max() for table in tables.values())
     fig, axes = plt.subplots(len(roles), len(factors), figsize=(3.9 * len(factors), height * len(roles)), squeeze=False)
     for row, role in enumerate(roles):
         for col, factor in enumerate(factors):
-            _bars(axes[row, col], tables[role][f"Factor{factor}"], n_top)
+            _bars(axes[row, col], tables[role][tables[role]["factor"] == factor])
             axes[row, col].set_title(f"Factor {factor} · {ROLE_TITLES.get(role, role)}", fontsize=10)
     finish(fig, show, save)
     return axes
 
 
-def _bars(ax, column, n_top: int) -> None:
-    top = column.iloc[np.argsort(-np.abs(column.to_numpy()), kind="stable")[:n_top]][::-1]
-    colours = np.where(top.to_numpy() >= 0, "#c0392b", "#2471a3")
-    ax.barh(np.arange(len(top)), top.to_numpy(), color=colours)
-    ax.set_yticks(np.arange(len(top)), [_short(name) for name in top.index], fontsize=8)
+def _bars(ax, top) -> None:
+    """One bar per row of a :func:`lmf_omics.get.top_features` table, the first at the top."""
+    top = top[::-1]
+    values = top["loading"].to_numpy()
+    ax.barh(np.arange(len(top)), values, color=np.where(values >= 0, "#c0392b", "#2471a3"))
+    ax.set_yticks(np.arange(len(top)), [_short(name) for name in top["feature"]], fontsize=8)
     ax.axvline(0, color="black", linewidth=0.6)
     ax.set_xlabel("loading", fontsize=9)
     ax.tick_params(axis="x", labelsize=8)

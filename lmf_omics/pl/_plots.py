@@ -9,6 +9,7 @@ import numpy as np
 from anndata import AnnData
 
 from .. import get
+from .._checks import factor_numbers
 from .._docs import FIT, NO_FIT, PLOT, fill
 
 ROLE_TITLES = {"response": "response (Y)", "fixed": "fixed (X)", "random": "random (Z)"}
@@ -103,8 +104,4 @@ def pick_factors(factors, n_factors: int, *, default: int) -> list[int]:
     """1-based factor numbers to plot: the given ones (checked) or the first ``default``."""
     if factors is None:
         return list(range(1, min(default, n_factors) + 1))
-    factors = [factors] if isinstance(factors, int | np.integer) else list(factors)
-    bad = [f for f in factors if isinstance(f, bool) or not isinstance(f, int | np.integer) or not 1 <= f <= n_factors]
-    if bad or not factors:
-        raise ValueError(f"factors={factors!r} must be factor numbers between 1 and {n_factors} (1-based)")
-    return [int(f) for f in factors]
+    return factor_numbers(factors, n_factors)

@@ -1,6 +1,7 @@
-"""Tools: fit Linear Mixed Forms on an AnnData, and apply a fit to new cells."""
+"""Tools: fit Linear Mixed Forms on an AnnData, apply a fit to new cells, score its loadings against gene sets."""
 
+from ._enrich import enrich
 from ._lmf import lmf
 from ._transfer import predict, transform
 
-__all__ = ["lmf", "predict", "transform"]
+__all__ = ["enrich", "lmf", "predict", "transform"]

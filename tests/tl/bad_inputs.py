@@ -1059,3 +1059,95 @@ LMF_CASES += [
         ),
     ),
 ]
+
+
+def gene_sets(n_sets: int = 3, size: int = 6) -> pd.DataFrame:
+    """A small net over counts_adata's genes: set S<i> holds genes i*size ... (i+1)*size - 1, weights ±1."""
+    rows = [
+        (f"S{i}", f"gene{g}", 1.0 if g % 2 else -1.0) for i in range(n_sets) for g in range(i * size, (i + 1) * size)
+    ]
+    return pd.DataFrame(rows, columns=["source", "target", "weight"])
+
+
+def _fitted(_tmp=None):
+    return {"adata": _reference_state().copy()}
+
+
+def _enrich(category, name, error=None, match=None, check=None, **options):
+    options = {"net": gene_sets(), **options}
+    return Case(
+        "tl.enrich",
+        category,
+        name,
+        _fitted,
+        lambda i: tl.enrich(i["adata"], **options),
+        error=error,
+        match=match,
+        writes=("uns/lmf_enrich_fixed*",) if error is None else (),
+        check=check,
+    )
+
+
+def _has_scores_of(sets):
+    def check(inputs, result):
+        assert list(inputs["adata"].uns["lmf_enrich_fixed"]["scores"].columns) == sets
+
+    return check
+
+
+ENRICH_CASES = [
+    _enrich(
+        "DataFrame", "net is a dict", net={"source": ["S0"]}, error=TypeError, match="net must be a pandas DataFrame"
+    ),
+    _enrich(
+        "DataFrame",
+        "net without a weight column",
+        net=gene_sets().drop(columns="weight"),
+        error=ValueError,
+        match=r"net has no column\(s\) \['weight'\]; its columns are \['source', 'target'\] \(name them with",
+    ),
+    _enrich(
+        "DataFrame",
+        "weight=None weighs every feature 1",
+        net=gene_sets().drop(columns="weight"),
+        weight=None,
+        check=_has_scores_of(["S0", "S1", "S2"]),
+    ),
+    _enrich(
+        "duplicated names",
+        "a feature twice in one set",
+        net=pd.concat([gene_sets(), gene_sets().iloc[:1]]),
+        error=ValueError,
+        match=r"net lists feature 'gene0' twice in set 'S0'",
+    ),
+    _enrich(
+        "missing key",
+        "gene IDs instead of symbols",
+        net=gene_sets().assign(target=lambda f: "ENSG" + f["target"]),
+        error=ValueError,
+        match=r"no target of net is a fitted feature \(e.g. net has 'ENSGgene0', the fit has 'gene0'\)",
+    ),
+    _enrich("missing key", "a role that was not fitted", role="protein", error=ValueError, match="role='protein'"),
+    _enrich(
+        "missing key",
+        "no fit under the key",
+        key="other",
+        error=MissingKeyError,
+        match=r"no LMF fit under uns\['other'\]",
+    ),
+    _enrich("options", "an unknown method", method="t-test", error=ValueError, match="method='t-test' is not one of"),
+    _enrich("options", "tmin=0", tmin=0, error=ValueError, match="tmin=0 must be a positive integer"),
+    _enrich(
+        "options",
+        "a set smaller than tmin is left out",
+        net=pd.concat([gene_sets(), gene_sets(1, 3).assign(source="tiny")]),
+        check=_has_scores_of(["S0", "S1", "S2"]),
+    ),
+    _enrich(
+        "options",
+        "every set smaller than tmin",
+        tmin=7,
+        error=ValueError,
+        match=r"no set of net has at least tmin=7 features among the fitted ones \(largest: 6\); lower tmin",
+    ),
+]
