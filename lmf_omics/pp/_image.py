@@ -10,6 +10,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._core.log import logger
+from .._optional import require
 from ._checks import check_adata, check_key, check_key_added, check_positive, target
 
 IMAGE_FEATURES = ("summary", "histogram", "texture")
@@ -76,7 +77,7 @@ def image_features(
     ``None``, or a copy of ``adata`` when ``copy=True``, with ``obsm[key_added]`` (spots ×
     features DataFrame, squidpy's column names) and ``uns[key_added]["params"]``.
     """
-    import squidpy as sq
+    sq = require("squidpy")
 
     check_adata(adata)
     features = [features] if isinstance(features, str) else list(features)
@@ -146,7 +147,7 @@ def _spot_diameter(adata, spatial_key, library_id, spot_diameter) -> tuple[str, 
 
 
 def _container(img, library_id: str, scale: float):
-    import squidpy as sq
+    sq = require("squidpy")
 
     if isinstance(img, sq.im.ImageContainer):
         if scale != 1.0:

@@ -9,6 +9,7 @@ from scipy import sparse
 
 from .._core.log import logger
 from .._modalities import read_modality
+from .._optional import require
 from ._checks import check_adata, check_choice, check_int, check_key, check_key_added, check_positive, target
 
 GRAPH_METHODS = ("knn", "grid", "radius", "delaunay")
@@ -73,7 +74,7 @@ def spatial_context(
     and they are unique, else an array; or the PCs), the graph in ``obsp``, and ``uns[key_added]``
     (``params``, the ``obsp`` keys, ``features`` or ``variance_ratio``).
     """
-    import squidpy as sq
+    sq = require("squidpy")
 
     check_adata(adata)
     coords, sections = _check(adata, source, library_key, spatial_key, method, n_neighs, radius, n_comps, key_added)
