@@ -28,6 +28,7 @@
 #' @param response.assay.type The assay of a SummarizedExperiment `response`.
 #' @param ... Options of the model (see Details), e.g. `max_iter = 200`, `weights = c(response = 1, fixed = 2)`.
 #' @param name For `runLMF()`: the stem of the reducedDims written.
+#' @param .labels Internal: how error messages name the modalities.
 #'
 #' @details The options in `...` are those of Python's `lmf_omics.tl.lmf`: `solver`, `codes`,
 #' `n_pcs`, `center`, `scale`, `weights` (a named vector or list by modality: `response`,
