@@ -119,15 +119,7 @@ def transform(
     stored, query, adata = _query(model, _given(response, fixed, random), labels, cells_in, cell_names, feature_names)
     with in_r_words(stored.r_words(query.labels)):
         tl.transform(adata, stored.reference, key=KEY)
-    keys = Keys(KEY)
-    codes = {
-        name: adata.obsm.get(obsm_key)
-        for name, obsm_key in (("codes", keys.combined), ("fixed_codes", keys.fixed), ("random_codes", keys.random))
-    }
-    return {
-        **{name: None if value is None else _dense(value) for name, value in codes.items()},
-        "cell_names": query.cells,
-    }
+    return {**_codes(adata, KEY), "cell_names": query.cells}
 
 
 def predict(
@@ -174,16 +166,11 @@ def result(adata: AnnData, key: str = KEY, *, features=None, labels=None) -> dic
     stored = get.results(adata, key)
     features = {**get.features(adata, key), **(features or {})}
     k = int(stored["params"]["n_factors"])
-    keys = Keys(key)
-    obsm = {
-        name: adata.obsm.get(obsm_key)
-        for name, obsm_key in (("codes", keys.combined), ("fixed_codes", keys.fixed), ("random_codes", keys.random))
-    }
     loadings = {role: get.loadings(adata, key, role=role).to_numpy() for role in stored["modalities"]}
     params = {name: _plain(value) for name, value in stored["params"].items()}
     params.update({role: label for role, label in (labels or {}).items()})
     return {
-        **{name: None if codes is None else _dense(codes) for name, codes in obsm.items()},
+        **_codes(adata, key),
         "cell_names": [str(name) for name in adata.obs_names],
         "factor_names": [f"Factor{i + 1}" for i in range(k)],
         "loadings": {role: _dense(values) for role, values in loadings.items()},
@@ -195,6 +182,13 @@ def result(adata: AnnData, key: str = KEY, *, features=None, labels=None) -> dic
         "converged": bool(stored["converged"]),
         "params": params,
     }
+
+
+def _codes(adata: AnnData, key: str) -> dict:
+    """``codes`` (K + H), ``fixed_codes`` (K) and ``random_codes`` (H or ``None``) stored under ``key``, dense."""
+    keys = Keys(key)
+    stored = (("codes", keys.combined), ("fixed_codes", keys.fixed), ("random_codes", keys.random))
+    return {name: None if obsm_key not in adata.obsm else _dense(adata.obsm[obsm_key]) for name, obsm_key in stored}
 
 
 def sparse_parts(matrix, *, transpose: bool = False) -> dict:
