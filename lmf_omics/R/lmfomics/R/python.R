@@ -17,6 +17,12 @@
 
 .lmf_envname <- function() getOption("lmfomics.envname", "lmf-omics")
 
+# Debian's Python first: its binary does not load libpython, so pip run from R (whose LD_LIBRARY_PATH holds
+# the system's libpython) cannot pick up a libpython of another build, as a python3 from pyenv would.
+.lmf_default_python <- function() {
+  if (file.exists("/usr/bin/python3")) "/usr/bin/python3" else unname(Sys.which("python3"))
+}
+
 #' Set up the Python side of lmfomics
 #'
 #' Creates a Python virtual environment (by default `lmf-omics` under
@@ -30,8 +36,8 @@
 #' @param package What pip installs: a checkout of lmf-omics (a folder), a wheel, or a pip
 #'   requirement.
 #' @param envname Name of (or path to) the virtual environment.
-#' @param python The Python that creates it (Debian: `/usr/bin/python3`, from the
-#'   `python3-venv` package); by default `python3` on the `PATH`.
+#' @param python The Python that creates it; by default Debian's `/usr/bin/python3` (with
+#'   the `python3-venv` and `libpython3.11` packages) where it exists, else `python3` on the `PATH`.
 #' @param constraints A pip constraints file pinning the dependencies; the default ships
 #'   with the package.
 #' @param force Delete and recreate an existing environment.
@@ -48,7 +54,7 @@ install_lmf_python <- function(package = "lmf-omics", envname = .lmf_envname(), 
                                force = FALSE) {
   .lmf_check_string(package, "package")
   .lmf_check_string(envname, "envname")
-  python <- if (is.null(python)) unname(Sys.which("python3")) else python
+  python <- if (is.null(python)) .lmf_default_python() else python
   if (!nzchar(python) || !file.exists(python)) {
     stop("install_lmf_python: no Python found (python = '", python, "'); on Debian: ",
          "apt-get install --no-install-recommends python3-venv", call. = FALSE)
@@ -81,11 +87,12 @@ lmf_python_available <- function() {
 
 .lmf_module <- function() .lmf$module
 
-# Run after lmf_omics.r is imported: NumPy 2 breaks Debian's reticulate 1.28 at the first matrix.
+# Run after lmf_omics.r is imported: NumPy 2 breaks Debian's reticulate 1.28 at the first matrix (reticulate
+# supports NumPy 2 from 1.36 on).
 .lmf_check_python <- function() {
   config <- reticulate::py_config()
   numpy <- config$numpy$version
-  if (utils::packageVersion("reticulate") < "1.29" && !is.null(numpy) && numeric_version(numpy) >= "2") {
+  if (utils::packageVersion("reticulate") < "1.36" && !is.null(numpy) && numeric_version(numpy) >= "2") {
     stop("lmfomics: the Python in use (", config$python, ") has NumPy ", numpy, ", but reticulate ",
          utils::packageVersion("reticulate"), " needs NumPy < 2. Run lmfomics::install_lmf_python() ",
          "and restart R (or point RETICULATE_PYTHON at a Python with numpy<2)", call. = FALSE)
