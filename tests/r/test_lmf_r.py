@@ -176,7 +176,8 @@ def expected(tmp_path_factory) -> Path:
 def test_eccite_fit_from_r_matches_python(r_env, expected, tmp_path):
     script = HERE / "test-eccite.R"
     runner = (
-        f"results <- as.data.frame(testthat::test_file({str(script)!r}, reporter = 'check'));"
+        "reporter <- testthat::ProgressReporter$new(show_praise = FALSE);"
+        f"results <- as.data.frame(testthat::test_file({str(script)!r}, reporter = reporter));"
         "quit(status = as.integer(any(results$failed > 0 | results$error)))"
     )
     done, seconds = run_r(r_env, ["-e", runner], tmp_path, LMF_R_EXPECTED=str(expected))

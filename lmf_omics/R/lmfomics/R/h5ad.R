@@ -49,7 +49,7 @@ lmf_h5ad <- function(path, response, fixed, random = NULL, n_factors = 10, ...) 
 #' @export
 lmf_read_h5ad <- function(path, assay = "counts", alt_exps = character(), reduced_dims = character()) {
   .lmf_check_file(path)
-  .lmf_module()  # the set-up check before anything crosses
+  .lmf_module()$ENTRY_POINTS  # starts Python through lmf_omics.r, with its set-up checks, before anything crosses
   anndata <- reticulate::import("anndata", convert = FALSE)
   adata <- tryCatch(anndata$read_h5ad(normalizePath(path)), error = function(e) {
     stop("cannot read '", path, "' as an .h5ad file: ", .lmf_python_message(e), call. = FALSE)

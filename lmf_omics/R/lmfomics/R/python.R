@@ -10,8 +10,11 @@
     on_load = .lmf_check_python,
     on_error = .lmf_import_failed
   ))
-  if (is.na(Sys.getenv("RETICULATE_PYTHON", NA)) && reticulate::virtualenv_exists(.lmf_envname())) {
-    reticulate::use_virtualenv(.lmf_envname(), required = FALSE)
+  # RETICULATE_PYTHON_ENV rather than use_virtualenv(): reticulate 1.28 looks for a Poetry project (a
+  # pyproject.toml in the working directory) before use_virtualenv()'s choice, and warns when it finds one
+  unset <- function(name) is.na(Sys.getenv(name, NA))
+  if (unset("RETICULATE_PYTHON") && unset("RETICULATE_PYTHON_ENV") && reticulate::virtualenv_exists(.lmf_envname())) {
+    Sys.setenv(RETICULATE_PYTHON_ENV = dirname(dirname(reticulate::virtualenv_python(.lmf_envname()))))
   }
 }
 
