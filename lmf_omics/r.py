@@ -1,376 +1,135 @@
 """Entry point for R through reticulate: plain arguments in, a dict of plain arrays and strings out.
 
-R users normally go through the shipped R file (``python -m lmf_omics.r --path`` prints where it
-is), which defines ``lmf_sce()`` for SingleCellExperiment objects and ``lmf_h5ad()`` for files.
-Both call :func:`fit` / :func:`fit_h5ad` here, which call :func:`lmf_omics.tl.lmf`, the function
-Python users call: this module only converts and orients, it does no arithmetic of its own.
+R users go through the R package ``lmfomics`` shipped inside this package
+(``python -m lmf_omics.r --path`` prints its folder; ``R CMD INSTALL`` that folder). Its
+``runLMF()``, ``calculateLMF()``, ``RunLMF()``, ``transformLMF()`` and ``predictLMF()`` call
+:func:`call` here, which runs :func:`fit`, :func:`transform` or :func:`predict` — the functions
+Python users call (:func:`lmf_omics.tl.lmf`, :func:`lmf_omics.tl.transform`,
+:func:`lmf_omics.tl.predict`) on an AnnData built from the R values: this module converts and
+orients, it does no arithmetic of its own (the conversions are in ``lmf_omics._rdoor``).
 
-Orientation
-    Matrices come as R stores them, **features × cells** (``cells_in="columns"``, the default),
-    like the assays of a SingleCellExperiment. A ``dgCMatrix`` arrives as a scipy CSC matrix and is
-    used through its transpose, a CSR view with cells as rows (no copy, never densified).
-    ``cells_in="rows"`` takes cells × features (reducedDims, data frames); it may be a dict by role.
+:func:`call` never raises: it returns ``{"ok", "value" | "type", "message", "warnings"}`` so that the
+R side raises every Python exception as an R error and every Python warning (``warnings.warn``
+and warnings logged by ``lmf_omics``) as an R warning.
 
-What reticulate 1.28 delivers (checked from R 4.2 with NumPy 1.26)
-    R ``NA`` is ``NaN`` in double vectors and matrices, ``-2147483648`` in integer ones (int32)
-    and data-frame columns; both are reported here as missing values, with the first cell and
-    feature named. In a *data frame*, a factor's ``NA`` arrives as a missing pandas category,
-    but a character ``NA`` arrives as the string ``"NA"`` and a logical ``NA`` as ``TRUE``: the
-    R file therefore turns character and logical columns into factors before sending them.
-    Dimnames do not cross: pass ``cell_names`` and ``feature_names``. A length-one character
-    vector arrives as a string, and R numbers as floats (``10`` for ``n_factors`` is accepted).
-    The way back: every array returned here is a dense float64 numpy array (an R matrix), every
-    name list a Python list of strings (a character vector); reticulate 1.28 cannot turn scipy ≥
-    1.11 sparse matrices into R ones, so :func:`sparse_parts` gives the slots of a ``dgCMatrix``.
+This module imports only the standard library, so ``python -m lmf_omics.r --path`` starts fast; the
+numeric stack is imported on the first use of an entry point.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import inspect
+import logging
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-from anndata import AnnData
-from scipy import sparse
-
-from . import get, tl
-from ._core.validation import _first_position
-from ._keys import Keys
-
-R_FILE = Path(__file__).resolve().parent / "R" / "lmf.R"
-R_INTEGER_NA = np.iinfo(np.int32).min
-ORIENTATIONS = ("columns", "rows")
-OPTIONS = ("n_factors", "solver", "center", "scale", "weights", "ridge", "max_iter", "tol", "random_state")
-INTEGER_OPTIONS = ("n_factors", "max_iter", "random_state")
-NA_HELP = "drop those cells (in R: sce[, keep]) or impute the values before fitting"
+R_PACKAGE = Path(__file__).resolve().parent / "R" / "lmfomics"
+ENTRY_POINTS = ("fit", "fit_h5ad", "transform", "predict", "sparse_parts", "result", "model_options")
+# tl.lmf's arguments that say where data are and where results go, not how the model is fitted
+NOT_MODEL_OPTIONS = ("response", "fixed", "random", "mask_var", "observed", "key_added", "copy", "progress")
+QUIET_CATEGORIES = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)  # other packages' API churn
 
 
-def fit(
-    response,
-    fixed,
-    random=None,
-    *,
-    cell_names: Sequence[str] | str | None = None,
-    feature_names: Mapping[str, Sequence[str] | str | None] | None = None,
-    labels: Mapping[str, str] | None = None,
-    cells_in: str | Mapping[str, str] = "columns",
-    **options,
-) -> dict:
-    """Fit Linear Mixed Forms on modalities passed from R; return the result as plain values.
+def __getattr__(name: str):
+    """The conversions live in ``lmf_omics._rdoor``, imported on first use (it imports the numeric stack)."""
+    if name in ENTRY_POINTS and name != "model_options":
+        return getattr(importlib.import_module("._rdoor", __package__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    Parameters
-    ----------
-    response, fixed, random
-        Each either a matrix — a numpy array (an R matrix, double, integer or logical) or a
-        scipy sparse matrix (a ``dgCMatrix``) — oriented as ``cells_in`` says, or a table of
-        per-cell covariates: a pandas DataFrame (an R ``data.frame``) or a dict of columns (a
-        named list), numeric columns used as they are, categorical, string and boolean columns
-        one-hot encoded. ``random=None`` fits without random effects.
-    cell_names
-        Names of the cells (R: ``colnames(sce)``); default ``"1"``, ``"2"``, ...
-    feature_names
-        Dict from role to the feature names of a matrix modality (R: ``rownames(assay)``);
-        default ``"<role>1"``, ... Tables name their features after their columns.
-    labels
-        Dict from role to a description used in error messages and ``params`` (e.g.
-        ``"altExp:ADT"``); default the role.
-    cells_in
-        ``"columns"`` (features × cells, Bioconductor) or ``"rows"`` (cells × features), or a
-        dict from role to either.
-    **options
-        ``n_factors``, ``solver``, ``center``, ``scale``, ``weights``, ``ridge``, ``max_iter``,
-        ``tol``, ``random_state`` as in :func:`lmf_omics.tl.lmf` (integer-valued floats are
-        accepted for the integer ones).
 
-    Returns
-    -------
-    dict
-        See :func:`result`.
+def model_options() -> dict[str, object]:
+    """The options of the model, by name, with their defaults: :func:`lmf_omics.tl.lmf`'s keyword arguments.
+
+    Everything but the modalities and where results go (``NOT_MODEL_OPTIONS``): the R package
+    checks option names against this list before any work.
     """
-    options = _options(options, OPTIONS)
-    given = {"response": response, "fixed": fixed, "random": random}
-    given = {role: value for role, value in given.items() if value is not None}
-    labels = {role: str((labels or {}).get(role) or role) for role in given}
-    orientation = _orientations(cells_in, given)
-    features = {role: _names((feature_names or {}).get(role)) for role in given}
-    matrices, tables = {}, {}
-    for role, value in given.items():
-        if _is_table(value):
-            tables[role] = _table(value, labels[role])
-        else:
-            matrices[role] = _matrix(value, labels[role], orientation[role])
-    n_cells = _n_cells(matrices, tables, labels)
-    cells = _cell_names(cell_names, n_cells)
-    for role, matrix in matrices.items():
-        features[role] = _feature_names(features[role], matrix.shape[1], role, labels[role])
-        _check_missing(matrix, labels[role], cells, features[role])
-    for role, table in tables.items():
-        _check_missing_columns(table, labels[role], cells)
-    keys = _obsm_keys(labels, matrices)
-    adata = _anndata(cells, {keys[role]: matrix for role, matrix in matrices.items()}, tables)
-    specs = {role: f"obsm:{keys[role]}" for role in matrices}
-    specs.update({role: f"obs:{','.join(table.columns)}" for role, table in tables.items()})
-    tl.lmf(adata, **specs, **options, progress=False)
-    return result(adata, features={role: features[role] for role in matrices}, labels=labels)  # tables: as fitted
+    from .tl import lmf
 
-
-def fit_h5ad(path: str, response: str, fixed: str, random: str | None = None, **options) -> dict:
-    """Read an ``.h5ad`` file, fit :func:`lmf_omics.tl.lmf` on it and return the result.
-
-    ``response``, ``fixed`` and ``random`` are AnnData modality specs (``"X"``,
-    ``"layer:<name>"``, ``"obsm:<key>"``, ``"obs:<col>"``, ...); ``options`` as in :func:`fit`,
-    plus ``mask_var``. The file is only read.
-    """
-    from ._io import read_h5ad
-
-    options = _options(options, (*OPTIONS, "mask_var"))
-    adata = read_h5ad(path, "file")
-    tl.lmf(adata, response=response, fixed=fixed, random=random, **options, progress=False)
-    return result(adata)
-
-
-def result(adata: AnnData, key: str = "lmf", *, features=None, labels=None) -> dict:
-    """A fit stored by :func:`lmf_omics.tl.lmf`, as values reticulate converts cleanly.
-
-    Keys: ``codes`` (K + H), ``fixed_codes`` (K), ``random_codes`` (H or ``None``), cells × k;
-    ``cell_names``; ``factor_names`` (``Factor1`` ...); ``loadings`` and ``feature_names`` by
-    role (features × k, in the order fitted); ``variance_explained`` (R² per factor, by role);
-    ``total_variance_explained``; ``objective_history``; ``n_iter``; ``converged``; ``params``.
-    """
-    stored = get.results(adata, key)
-    features = {**get.features(adata, key), **(features or {})}
-    k = int(stored["params"]["n_factors"])
-    keys = Keys(key)
-    obsm = {
-        name: adata.obsm.get(obsm_key)
-        for name, obsm_key in (("codes", keys.combined), ("fixed_codes", keys.fixed), ("random_codes", keys.random))
-    }
-    loadings = {role: get.loadings(adata, key, role=role).to_numpy() for role in stored["modalities"]}
-    params = {name: _plain(value) for name, value in stored["params"].items()}
-    params.update({role: label for role, label in (labels or {}).items()})
     return {
-        **{name: None if codes is None else _dense(codes) for name, codes in obsm.items()},
-        "cell_names": [str(name) for name in adata.obs_names],
-        "factor_names": [f"Factor{i + 1}" for i in range(k)],
-        "loadings": {role: _dense(values) for role, values in loadings.items()},
-        "feature_names": {role: [str(name) for name in features[role]] for role in loadings},
-        "variance_explained": {role: _floats(v) for role, v in stored["variance_explained"].items()},
-        "total_variance_explained": {name: float(v) for name, v in stored["total_variance_explained"].items()},
-        "objective_history": _floats(stored["objective_history"]),
-        "n_iter": int(stored["n_iter"]),
-        "converged": bool(stored["converged"]),
-        "params": params,
+        name: parameter.default
+        for name, parameter in inspect.signature(lmf).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name not in NOT_MODEL_OPTIONS
     }
 
 
-def sparse_parts(matrix, *, transpose: bool = False) -> dict:
-    """The slots of an R ``dgCMatrix`` for ``Matrix::sparseMatrix(i=, p=, x=, dims=, index1=FALSE)``.
+def call(name: str, arguments: Mapping | None = None) -> dict:
+    """Run the entry point ``name`` on ``arguments``; the outcome as plain values, never an exception.
 
-    reticulate 1.28 cannot convert scipy ≥ 1.11 sparse matrices to R itself. ``transpose=True``
-    gives the transpose (e.g. AnnData's cells × genes ``X`` as a genes × cells assay); with a CSR
-    matrix that is its CSC transpose, without conversion. Never densifies.
+    Returns ``{"ok": True, "value": ..., "warnings": [...]}`` or ``{"ok": False, "type": "ValueError",
+    "message": ..., "warnings": [...]}``. ``warnings`` lists ``{"type", "message"}`` of the Python
+    warnings raised and the warnings ``lmf_omics`` logged meanwhile, in order.
     """
-    if not sparse.issparse(matrix):
-        raise TypeError(f"sparse_parts needs a scipy sparse matrix, got {type(matrix).__name__}")
-    csc = sparse.csc_matrix(matrix.T if transpose else matrix)
-    if not csc.has_sorted_indices:
-        csc = csc.sorted_indices()
-    if csc.nnz > np.iinfo(np.int32).max:
-        raise ValueError(f"the matrix has {csc.nnz} stored values; an R dgCMatrix holds at most 2^31 - 1")
-    return {
-        "i": csc.indices.astype(np.int32),
-        "p": csc.indptr.astype(np.int32),
-        "x": csc.data.astype(np.float64),
-        "dim": [int(n) for n in csc.shape],
-    }
+    if name not in ENTRY_POINTS:
+        return {"ok": False, "type": "ValueError", "message": f"no entry point {name!r}", "warnings": []}
+    with _caught() as caught:
+        try:
+            value = getattr(sys.modules[__name__], name)(**dict(arguments or {}))
+        except Exception as error:  # every exception goes to R as an R error
+            return {"ok": False, "type": type(error).__name__, "message": _message(error), "warnings": caught}
+    return {"ok": True, "value": value, "warnings": caught}
 
 
-# ------------------------------------------------------------------------------ conversion
-def _matrix(value, label: str, cells_in: str):
-    """A modality matrix as cells × features (a transposed view for R's features × cells)."""
-    if not sparse.issparse(value):
-        value = np.asarray(value)
-        if value.ndim != 2:
-            raise ValueError(f"{label} must be a matrix or a data frame, got an array of shape {value.shape}")
-        if value.dtype.kind not in "biuf":
-            raise ValueError(f"{label} must be numeric, got dtype {value.dtype}; convert it to numbers first")
-    elif value.format not in ("csr", "csc"):
-        value = value.tocsc()
-    return value.T if cells_in == "columns" else value
+@contextmanager
+def _caught():
+    """Collect Python warnings and ``lmf_omics``'s logged warnings instead of printing them."""
+    from ._core.log import logger
 
-
-def _table(value, label: str) -> pd.DataFrame:
-    if isinstance(value, pd.DataFrame):
-        frame = value.copy()
-    else:
-        frame = pd.DataFrame({str(name): _column(column) for name, column in value.items()})
-    frame.columns = [str(c) for c in frame.columns]
-    if frame.shape[1] == 0:
-        raise ValueError(f"{label} has no columns; name at least one covariate")
-    bad = [c for c in frame.columns if "," in c]
-    if bad:
-        raise ValueError(f"{label}: column names may not contain ',' ({bad}); rename them")
-    return frame.reset_index(drop=True)
-
-
-def _check_missing_columns(frame: pd.DataFrame, label: str, cells: list[str]) -> None:
-    """Report R's NA in covariates: missing values, and the int32 minimum in integer columns."""
-    for column in frame.columns:
-        missing = frame[column].isna().to_numpy()
-        if pd.api.types.is_integer_dtype(frame[column]):
-            missing |= frame[column].to_numpy() == R_INTEGER_NA
-        if missing.any():
-            raise ValueError(
-                f"{label}: column {column!r} has {int(missing.sum())} missing value(s) (R NA), the first for "
-                f"cell {cells[np.flatnonzero(missing)[0]]!r}; {NA_HELP}, or make NA a level of its own"
+    caught: list[dict[str, str]] = []
+    handler = _Collector(caught)
+    logger.addHandler(handler)
+    with warnings.catch_warnings(record=True) as records:
+        try:
+            yield caught
+        finally:
+            logger.removeHandler(handler)
+            caught.extend(
+                {"type": record.category.__name__, "message": str(record.message)}
+                for record in records
+                if _for_r(record)
             )
 
 
-def _check_missing(matrix, label: str, cells: list[str], features: list[str]) -> None:
-    """Report R's NA (NaN in doubles, the int32 minimum in integers) and Inf by count and first position."""
-    values = matrix.data if sparse.issparse(matrix) else matrix
-    if values.dtype.kind not in "fi":
-        return
-    missing = np.isnan(values) if values.dtype.kind == "f" else values == R_INTEGER_NA
-    infinite = np.isinf(values) if values.dtype.kind == "f" else np.zeros_like(missing)
-    for flagged, what, fix in (
-        (missing, "missing value(s) (R NA)", NA_HELP),
-        (infinite, "infinite value(s) (R Inf)", "replace them with finite numbers"),
-    ):
-        if flagged.any():
-            row, col = _first_position(matrix, flagged)
-            raise ValueError(
-                f"{label} has {int(flagged.sum())} {what}, the first for cell {cells[row]!r} and "
-                f"feature {features[col]!r}; {fix}"
-            )
+class _Collector(logging.Handler):
+    def __init__(self, caught: list):
+        super().__init__(logging.WARNING)
+        self.caught = caught
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.caught.append({"type": "LoggedWarning", "message": record.getMessage()})
 
 
-def _anndata(cells: list[str], matrices: dict, tables: dict[str, pd.DataFrame]) -> AnnData:
-    obs = pd.DataFrame(index=pd.Index(cells, dtype=object))
-    for frame in tables.values():
-        for column in frame.columns:
-            values = frame[column].set_axis(obs.index)  # a categorical keeps its levels in order
-            if column in obs and not obs[column].equals(values):
-                raise ValueError(f"column {column!r} appears in two modalities with different values; rename one")
-            obs[column] = values
-    adata = AnnData(obs=obs)
-    for key, matrix in matrices.items():
-        adata.obsm[key] = matrix
-    return adata
+def _for_r(record: warnings.WarningMessage) -> bool:
+    """Warnings of lmf_omics and user-facing ones of other packages (not their deprecations)."""
+    ours = Path(str(record.filename)).resolve().is_relative_to(Path(__file__).resolve().parent)
+    return ours or not issubclass(record.category, QUIET_CATEGORIES)
 
 
-def _obsm_keys(labels: dict[str, str], roles) -> dict[str, str]:
-    """Obsm keys named after the R labels (so errors from ``tl.lmf`` name them), unique per role."""
-    chosen = [labels[role] for role in roles]
-    return {role: labels[role] if chosen.count(labels[role]) == 1 else f"{labels[role]} ({role})" for role in roles}
-
-
-def _n_cells(matrices: dict, tables: dict, labels: dict[str, str]) -> int:
-    counts = {role: m.shape[0] for role, m in matrices.items()} | {role: len(t) for role, t in tables.items()}
-    if len(set(counts.values())) > 1:
-        listing = ", ".join(f"{labels[role]}: {n}" for role, n in counts.items())
-        raise ValueError(f"modalities must describe the same cells; got cell counts {listing} (check cells_in)")
-    return next(iter(counts.values()))
-
-
-def _cell_names(names, n_cells: int) -> list[str]:
-    names = _names(names)
-    if names is None:
-        return [str(i + 1) for i in range(n_cells)]
-    if len(names) != n_cells:
-        raise ValueError(f"cell_names has {len(names)} names for {n_cells} cells; pass one name per cell")
-    return names
-
-
-def _feature_names(names, n_features: int, role: str, label: str) -> list[str]:
-    if names is None:
-        return [f"{role}{i + 1}" for i in range(n_features)]
-    if len(names) != n_features:
-        raise ValueError(f"feature_names[{role!r}] has {len(names)} names but {label} has {n_features} features")
-    return names
-
-
-def _orientations(cells_in, given: dict) -> dict[str, str]:
-    chosen = (
-        {role: cells_in.get(role, "columns") for role in given}
-        if isinstance(cells_in, Mapping)
-        else (dict.fromkeys(given, cells_in))
-    )
-    for role, value in chosen.items():
-        if value not in ORIENTATIONS:
-            raise ValueError(f"cells_in for {role} must be one of {ORIENTATIONS}, got {value!r}")
-    return chosen
-
-
-def _options(options: dict, allowed: Sequence[str]) -> dict:
-    """Known option names only; integer-valued R numbers (``10`` is a double in R) to ints."""
-    unknown = set(options) - set(allowed)
-    if unknown:
-        raise TypeError(f"unknown option(s) {sorted(unknown)}; see help(lmf_omics.tl.lmf)")
-    converted = dict(options)
-    for name in INTEGER_OPTIONS:
-        value = converted.get(name)
-        if isinstance(value, float) and value.is_integer():
-            converted[name] = int(value)
-    if converted.get("weights") is not None:
-        converted["weights"] = {
-            str(role): _number(w, f"weights[{str(role)!r}]") for role, w in dict(converted["weights"]).items()
-        }
-    return converted
-
-
-def _number(value, name: str) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-
-
-def _is_table(value) -> bool:
-    return isinstance(value, (pd.DataFrame, Mapping))
-
-
-def _column(values):
-    """A named-list entry as a column; a length-one R vector arrives as a scalar."""
-    return [values] if np.ndim(values) == 0 else values
-
-
-def _names(names) -> list[str] | None:
-    if names is None:
-        return None
-    return [names] if isinstance(names, str) else [str(name) for name in names]
-
-
-def _dense(array) -> np.ndarray:
-    return np.ascontiguousarray(array, dtype=np.float64)
-
-
-def _floats(values) -> list[float]:
-    return [float(v) for v in np.asarray(values, dtype=np.float64).ravel()]
-
-
-def _plain(value):
-    """Numbers, strings and dicts of them as plain Python values (R scalars and named lists)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return value.item() if isinstance(value, np.generic) else value
+def _message(error: BaseException) -> str:
+    """The message alone (a KeyError's ``str`` adds quotes)."""
+    return str(error.args[0]) if isinstance(error, KeyError) and len(error.args) == 1 else str(error)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m lmf_omics.r --path``: print the shipped R file's path; returns the exit code."""
+    """``python -m lmf_omics.r --path``: print the R package's folder; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m lmf_omics.r", description="Helpers for using lmf_omics from R.")
-    parser.add_argument("--path", action="store_true", help="print the path of the shipped R file (lmf.R) and exit")
+    parser.add_argument(
+        "--path", action="store_true", help="print the folder of the R package lmfomics (for R CMD INSTALL) and exit"
+    )
     args = parser.parse_args(argv)
     if not args.path:
         parser.print_help()
         return 2
-    if not R_FILE.is_file():
-        print(f"lmf_omics.r: error: {R_FILE} is missing from this installation; reinstall lmf-omics", file=sys.stderr)
+    if not (R_PACKAGE / "DESCRIPTION").is_file():
+        print(
+            f"lmf_omics.r: error: {R_PACKAGE} is missing from this installation; reinstall lmf-omics", file=sys.stderr
+        )
         return 1
-    print(R_FILE)
+    print(R_PACKAGE)
     return 0
 
 

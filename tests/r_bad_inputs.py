@@ -7,6 +7,7 @@ NaN or the int32 minimum, data frames as pandas DataFrames. The catalogue of tes
 from functools import partial
 
 import numpy as np
+import pandas as pd
 from scipy import sparse
 
 from lmf_omics import r
@@ -134,6 +135,31 @@ CASES = [
         match=r"the modalities have 1 cell\(s\); LMF needs at least 2",
     ),
     _case(
+        "single cell",
+        "no cells (issue 18: was an obs column 'with no values')",
+        response=lambda m: m[:, :0],
+        fixed=lambda m: m[:, :0],
+        random=lambda f: f.iloc[:0],
+        cell_names=lambda names: [],
+        error=ValueError,
+        match=r"^the modalities have 0 cell\(s\); LMF needs at least 2$",
+    ),
+    _case(
+        "obs column",
+        "a covariate named ' batch' (issue 18: was looked up as 'batch')",
+        random=lambda f: f.rename(columns={"batch": " batch"}),
+        error=ValueError,
+        match=r"random: column names may not be empty, contain ',' or start or end with a space \(\[' batch'\]\)",
+    ),
+    _case(
+        "obs column",
+        "R NA in an integer covariate under copy-on-write (issue 18: pandas 3 said 'output array is read-only')",
+        random=lambda f: f.assign(count=np.where(np.arange(N) == 5, R_NA, np.arange(N)).astype(np.int32)),
+        call=lambda inputs: _copy_on_write(_fit, inputs),
+        error=ValueError,
+        match=r"random: column 'count' has 1 missing value\(s\) \(R NA\), the first for cell 'cell5'",
+    ),
+    _case(
         "single feature",
         "one protein, one factor",
         response=lambda m: m[:1],
@@ -145,7 +171,7 @@ CASES = [
         "a protein matrix of zeros",
         response=np.zeros_like,
         error=ValueError,
-        match=r"response='obsm:response' has no variance after centring",
+        match=r"^response has no variance after centring",
     ),
     _case(
         "n_factors",
@@ -166,7 +192,7 @@ CASES = [
         "more factors than proteins",
         call=partial(_fit, n_factors=7.0),
         error=ValueError,
-        match=r"n_factors=7 is larger than the features of response='obsm:response' \(6\)",
+        match=r"n_factors=7 is larger than the features of response \(6\)",
     ),
     _case("dtype", "a logical matrix", response=lambda m: m > 3, check=_codes),
     _case("dtype", "a double matrix", response=lambda m: m.astype(np.float64), check=_codes),
@@ -190,7 +216,7 @@ CASES = [
         "an unknown option",
         call=partial(_fit, n_factor=3.0),
         error=TypeError,
-        match=r"unknown option\(s\) \['n_factor'\]; see help\(lmf_omics.tl.lmf\)",
+        match=r"unknown option\(s\) \['n_factor'\]; the options are \[.*'n_factors'",
     ),
     _case(
         "options",
@@ -200,6 +226,12 @@ CASES = [
         match=r"weights\['response'\] must be a number, got 'a'",
     ),
 ]
+
+
+def _copy_on_write(call, inputs):
+    """As pandas 3 does by default: ``to_numpy()`` hands out read-only views."""
+    with pd.option_context("mode.copy_on_write", True):
+        return call(inputs)
 
 
 def _stored_nan(matrix):

@@ -4,13 +4,19 @@
 dgCMatrix -> scipy CSC features x cells, integer matrix -> int32, NA -> NaN or the int32 minimum.)
 """
 
+import inspect
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 from anndata import AnnData
 from scipy import sparse
 
-from lmf_omics import r, tl
+from lmf_omics import _rdoor, r, tl
 
 from .core.simulate import simulate
 
@@ -101,7 +107,7 @@ def test_cells_as_rows_and_named_lists_give_the_same_fit(data):
 
 def test_dgcmatrix_is_used_through_its_transpose_without_a_copy(data):
     csc = sparse.csc_matrix(data["X"].T)
-    view = r._matrix(csc, "fixed", "columns")
+    view = _rdoor._matrix(csc, "fixed", "columns")
     assert view.format == "csr" and view.shape == (80, 40)
     assert np.shares_memory(view.data, csc.data)
 
@@ -120,6 +126,7 @@ def test_result_holds_only_plain_values(data):
             assert value is None or type(value) in (str, int, float, bool), (where, type(value))
 
     result = fit_as_from_r(data)
+    assert isinstance(result.pop("model"), str)
     check(result, "result")
     assert fit_as_from_r(data, random=None)["random_codes"] is None
 
@@ -165,7 +172,7 @@ def test_r_scalars_and_names(data):
         fit_as_from_r(data, feature_names={"fixed": ["a", "b", "c"]})
     with pytest.raises(ValueError, match="same cells.*altExp:ADT: 12.*check cells_in"):
         fit_as_from_r(data, cells_in="rows")
-    with pytest.raises(TypeError, match=r"unknown option\(s\) \['n_factor'\]"):
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['n_factor'\]; the options are \[.*'max_iter'"):
         r.fit(data["Y"], data["X"], cells_in="rows", n_factor=3)
 
 
@@ -194,8 +201,90 @@ def test_sparse_parts_rebuild_the_matrix(transpose):
         r.sparse_parts(matrix.toarray())
 
 
-def test_path_prints_the_shipped_r_file(capsys):
+def test_path_prints_the_r_package_folder(capsys):
     assert r.main(["--path"]) == 0
-    printed = capsys.readouterr().out.strip()
-    assert printed == str(r.R_FILE) and r.R_FILE.is_file()
-    assert "lmf_sce <- function(sce, response, fixed, random = NULL, n_factors" in r.R_FILE.read_text()
+    printed = Path(capsys.readouterr().out.strip())
+    assert printed == r.R_PACKAGE and printed.name == "lmfomics"
+    description = (printed / "DESCRIPTION").read_text()
+    assert "Package: lmfomics" in description and "reticulate" in description
+    assert "runLMF" in (printed / "NAMESPACE").read_text()
+
+
+def test_r_module_imports_only_the_standard_library():
+    """``python -m lmf_omics.r --path`` needs no numeric stack: r.py loaded alone imports none of it."""
+    script = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('r_alone', {str(Path(r.__file__))!r})\n"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+        "assert module.main(['--path']) == 0\n"
+        "heavy = sorted({'numpy', 'pandas', 'scipy', 'anndata', 'scanpy'} & set(sys.modules))\n"
+        "assert not heavy, heavy\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("lmfomics")
+
+
+def test_model_options_are_tl_lmf_keyword_options():
+    options = r.model_options()
+    assert {"solver", "max_iter", "tol", "weights", "random_state", "n_factors"} <= set(options)
+    assert not set(options) & set(r.NOT_MODEL_OPTIONS)
+    assert options["max_iter"] == inspect.signature(tl.lmf).parameters["max_iter"].default
+
+
+def test_call_returns_errors_and_warnings_as_values(data):
+    arguments = {"response": data["Y"], "fixed": data["X"], "cells_in": "rows", "labels": {"response": "ADT"}}
+    done = r.call("fit", {**arguments, "n_factors": 3.0, "max_iter": 2.0})
+    assert done["ok"] and done["value"]["n_iter"] == 2
+    assert [w["type"] for w in done["warnings"]] == ["LoggedWarning"]
+    assert "did not converge in 2 iterations" in done["warnings"][0]["message"]
+    failed = r.call("fit", {**arguments, "n_factors": 13.0})
+    assert failed == {
+        "ok": False,
+        "type": "ValueError",
+        "message": "n_factors=13 is larger than the features of ADT (12); choose n_factors <= 12",
+        "warnings": [],
+    }
+    assert r.call("fit", {"response": None})["type"] == "TypeError"
+    assert r.call("shutil.rmtree", {})["message"] == "no entry point 'shutil.rmtree'"
+
+
+def test_user_warnings_reach_r_and_deprecations_of_other_packages_do_not(monkeypatch):
+    def noisy(**_):
+        warnings.warn("a user-facing warning", UserWarning, stacklevel=1)
+        warnings.warn("an API change elsewhere", FutureWarning, stacklevel=1)
+        return 1
+
+    monkeypatch.setattr(r, "ENTRY_POINTS", (*r.ENTRY_POINTS, "noisy"))
+    monkeypatch.setattr(r, "noisy", noisy, raising=False)
+    done = r.call("noisy", {})
+    assert done["warnings"] == [{"type": "UserWarning", "message": "a user-facing warning"}]
+
+
+def test_transform_and_predict_from_r_equal_tl_transform_and_predict(data, reference):
+    fitted = fit_as_from_r(data)
+    order = np.random.default_rng(0).permutation(len(data["genes"]))  # the query's genes in another order
+    query = {
+        "fixed": sparse.csc_matrix(data["X"].T)[order],
+        "random": data["covariates"],
+        "cell_names": data["cells"],
+        "feature_names": {"fixed": [data["genes"][i] for i in order]},
+        "cells_in": {"fixed": "columns", "random": "rows"},
+    }
+    codes = r.transform(fitted["model"], **query)
+    query_adata = AnnData(obs=data["covariates"].set_axis(data["cells"]))
+    query_adata.obsm["X"] = data["X"]
+    tl.transform(query_adata, reference)
+    np.testing.assert_allclose(codes["codes"], query_adata.obsm["X_lmf"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(codes["random_codes"], query_adata.obsm["X_lmf_random"], rtol=0, atol=1e-12)
+    predicted = r.predict(fitted["model"], **query)
+    tl.predict(query_adata, reference)
+    np.testing.assert_allclose(predicted["predicted"], query_adata.obsm["lmf_predicted"].to_numpy(), rtol=0, atol=1e-10)
+    assert predicted["feature_names"] == data["proteins"]
+    with pytest.raises(ValueError, match=r"assay:counts lacks 1 of the 40 features the fit used, e\.g\. \['g0'\]"):
+        r.transform(
+            fitted["model"],
+            **{**query, "feature_names": {"fixed": ["x", *data["genes"][1:]]}, "labels": {"fixed": "assay:counts"}},
+        )
+    with pytest.raises(ValueError, match="model is not a fit made by lmf_omics.r.fit"):
+        r.transform("{}", **query)

@@ -16,6 +16,7 @@ from .. import get
 from .._checks import check_key, spatial_coordinates
 from .._keys import Keys
 from .._modalities import MissingKeyError
+from .._optional import require
 from .._spatialdata import spatial_input
 from ._plots import finish, pick_factors
 
@@ -119,7 +120,7 @@ def factors_spatial(
 
 
 def _draw_row(scratch, fig, axes, factor, sections, library_key, norm, cmap, with_image: bool) -> None:
-    import squidpy as sq
+    sq = require("squidpy")
 
     column = f"Factor{factor}"
     titles = [f"Factor {factor} · {s}" if library_key else f"Factor {factor}" for s in sections]

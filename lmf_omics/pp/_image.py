@@ -10,6 +10,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._core.log import logger
+from .._optional import require
 from .._settings import n_jobs as resolve_n_jobs
 from ._checks import check_adata, check_key, check_key_added, check_positive, target
 
@@ -94,7 +95,7 @@ def image_features(
     >>> lmf.pp.image_features(adata, img="hne.jpg", features=["summary", "texture"])
     >>> lmf.tl.lmf(adata, response="X", fixed="obsm:img_features", scale=True)
     """
-    import squidpy as sq
+    sq = require("squidpy")
 
     check_adata(adata)
     features = [features] if isinstance(features, str) else list(features)
@@ -164,7 +165,7 @@ def _spot_diameter(adata, spatial_key, library_id, spot_diameter) -> tuple[str, 
 
 
 def _container(img, library_id: str, scale: float):
-    import squidpy as sq
+    sq = require("squidpy")
 
     if isinstance(img, sq.im.ImageContainer):
         if scale != 1.0:

@@ -12,6 +12,7 @@ from scipy import sparse
 from .._checks import spatial_coordinates
 from .._core.log import logger
 from .._modalities import read_modality
+from .._optional import require
 from .._spatialdata import spatial_input
 from ._checks import check_choice, check_int, check_key, check_key_added, check_positive, target
 
@@ -103,7 +104,7 @@ def spatial_context(
     >>> lmf.pp.spatial_context(adata, library_key="slice", n_comps=15)
     >>> lmf.tl.lmf(adata, response="X", fixed="X", random="obsm:spatial_context", mask_var="highly_variable")
     """
-    import squidpy as sq
+    sq = require("squidpy")
 
     adata, centroids, region_key = spatial_input(adata, table_key, coordinate_system, copy=copy)
     library_key = region_key if library_key is None else library_key

@@ -1,4 +1,4 @@
-"""The R environment for tests/r: provisioned once per session; a failure under CI, a skip elsewhere."""
+"""The R environment for tests/r: the README's set-up, once per session; a failure under CI, a skip elsewhere."""
 
 import os
 from pathlib import Path
@@ -17,7 +17,7 @@ def in_ci() -> bool:
 @pytest.fixture(scope="session")
 def r_env(tmp_path_factory) -> REnvironment:
     try:
-        return provision(REPO, tmp_path_factory.mktemp("r_site"))
+        return provision(REPO, tmp_path_factory.mktemp("r_library"))
     except Unavailable as reason:
         if in_ci():
             pytest.fail(f"R test environment could not be provisioned under CI: {reason}", pytrace=False)

@@ -1,39 +1,44 @@
-"""What the R tests need, provisioned by the tests themselves: Debian's R and a NumPy < 2 Python.
+"""What the R tests need, provisioned by the tests themselves with the README's own set-up commands.
 
-* R: ``Rscript`` with reticulate, Matrix, SingleCellExperiment and testthat. When any is missing
-  and we are root, they are installed from Debian (``apt-get update`` first: a fresh machine may
-  have no package lists).
-* Python: Debian's reticulate 1.28 cannot pass matrices to NumPy 2, so R embeds a virtual
-  environment with ``numpy<2`` and the project's dependencies, cached in
-  ``$LMF_OMICS_CACHE`` (default ``~/.cache/lmf_omics``) under a hash of its requirements, and
-  built once under a file lock. The project itself is built into a per-run folder on
-  ``PYTHONPATH`` (``pip install --target``), so the cache never holds stale code and parallel
-  runs from different checkouts do not collide; the build also proves the wheel ships ``lmf.R``.
+The README's R section gives the set-up of a fresh Debian 12 as one ```bash block (apt-get update, apt-get
+install, R CMD INSTALL of the R package, ``lmfomics::install_lmf_python(".")``). They are run here exactly as
+written, from the checkout's root, each timed, with an environment that only says *where* things go:
 
-Anything that cannot be provisioned raises :class:`Unavailable`; the conftest turns it into a
-failure under ``CI`` and a skip elsewhere.
+* ``R_LIBS`` a per-run library, so ``R CMD INSTALL`` installs this checkout's R package there;
+* ``WORKON_HOME`` a cache folder (``$LMF_OMICS_CACHE``, default ``~/.cache/lmf_omics``), where reticulate
+  keeps the virtualenv ``lmf-omics`` that ``install_lmf_python()`` makes; a second run finds it and only
+  reinstalls the checkout into it.
+
+Then the packages only the checks need (testthat, knitr, ...) are installed from Debian. Anything that cannot be
+provisioned raises :class:`Unavailable`; the conftest turns it into a failure under ``CI`` and a skip elsewhere.
 """
 
 from __future__ import annotations
 
 import fcntl
-import hashlib
-import json
 import os
+import re
 import shutil
 import subprocess
-import sys
-import sysconfig
 import time
-import tomllib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-APT_PACKAGES = ("r-base-core", "r-cran-reticulate", "r-cran-matrix", "r-bioc-singlecellexperiment", "r-cran-testthat")
-R_LIBRARIES = ("reticulate", "Matrix", "SingleCellExperiment", "testthat")
-PINNED = ("numpy<2", "hatchling")  # hatchling: build the project without network build isolation
-TIMEOUT = 1200
+# what R CMD check, the package's tests and its vignette use beyond the README's set-up
+CHECK_APT_PACKAGES = (
+    "r-cran-testthat",
+    "r-cran-knitr",
+    "r-cran-markdown",
+    "r-bioc-scran",
+    "r-bioc-hdf5array",
+    "r-bioc-biocparallel",
+    "r-cran-gridextra",
+)
+SETUP_SECTION = "## Use it from R"
+ENVNAME = "lmf-omics"
+TIMEOUT = 3000
+LOCK_RETRIES, LOCK_WAIT = 10, 30  # seconds
 
 
 class Unavailable(RuntimeError):
@@ -42,71 +47,30 @@ class Unavailable(RuntimeError):
 
 @dataclass
 class REnvironment:
-    """Where R runs and which Python it embeds, with the seconds each provisioning step took."""
+    """Where R runs, its library and the virtualenv it embeds, with the seconds each set-up command took."""
 
     rscript: str
-    python: Path
-    site: Path
+    library: Path
+    workon_home: Path
     timings: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def python(self) -> Path:
+        return self.workon_home / ENVNAME / "bin" / "python"
+
     def env(self, **extra: str) -> dict[str, str]:
-        """Environment for Rscript: reticulate uses the venv, which sees this run's lmf_omics first."""
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "VIRTUAL_ENV")}
-        env.update(RETICULATE_PYTHON=str(self.python), PYTHONPATH=str(self.site), PYTHONNOUSERSITE="1")
-        # thin matrices on 2 shared cores: threaded OpenBLAS only spins (measured ~3x slower fits)
-        env.setdefault("OPENBLAS_NUM_THREADS", "1")
-        env.update(extra)
-        return env
+        """Environment for R: this run's library; reticulate finds the virtualenv by itself."""
+        return _environment(self.library, self.workon_home, **extra)
 
 
-def provision(repo: Path, site: Path) -> REnvironment:
-    """R, the cached venv and this checkout's package in ``site``; raises :class:`Unavailable`."""
-    timings = {}
-    start = time.perf_counter()
-    rscript = ensure_r()
-    timings["r"] = time.perf_counter() - start
-    start = time.perf_counter()
-    python = ensure_venv(repo)
-    timings["venv"] = time.perf_counter() - start
-    start = time.perf_counter()
-    install_project(python, repo, site)
-    timings["install"] = time.perf_counter() - start
-    return REnvironment(rscript=rscript, python=python, site=site, timings=timings)
-
-
-def ensure_r() -> str:
-    if _r_ready():
-        return shutil.which("Rscript")
-    if os.geteuid() != 0:
-        raise Unavailable(
-            "Rscript or R packages missing and not root; install them with "
-            f"'apt-get install -y {' '.join(APT_PACKAGES)}'"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    _run(["apt-get", "update"], "apt-get update", env=env)
-    _run(["apt-get", "install", "-y", "--no-install-recommends", *APT_PACKAGES], "apt-get install", env=env)
-    if not _r_ready():
-        raise Unavailable(f"R libraries {R_LIBRARIES} still missing after installing {APT_PACKAGES}")
-    return shutil.which("Rscript")
-
-
-def _r_ready() -> bool:
-    if shutil.which("Rscript") is None:
-        return False
-    libraries = ", ".join(map(repr, R_LIBRARIES))
-    check = f"quit(status = !all(nzchar(sapply(c({libraries}), function(p) system.file(package = p)))))"
-    return subprocess.run(["Rscript", "-e", check], capture_output=True, timeout=TIMEOUT, check=False).returncode == 0
-
-
-# Not imported on the R road (lmf_omics.r → tl.lmf → the core); squidpy under numpy<2 sends pip's resolver into
-# a long backtrack through its spatial stack.
-NOT_FOR_R = ("squidpy",)
-
-
-def requirements(repo: Path) -> list[str]:
-    """``numpy<2``, hatchling and the project's own dependencies (from pyproject.toml) that the R road imports."""
-    project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
-    return [*PINNED, *(d for d in project["dependencies"] if not d.startswith(NOT_FOR_R))]
+def readme_setup(readme: Path) -> list[str]:
+    """The commands of the README's R set-up: the first ```bash block of its R section, one per line."""
+    sections = re.split(r"\n(?=## )", readme.read_text())
+    section = next(s for s in sections if s.startswith(SETUP_SECTION))
+    block = re.search(r"```bash\n(.*?)```", section, flags=re.DOTALL)
+    if block is None:
+        raise AssertionError(f"the README's {SETUP_SECTION!r} section has no ```bash block")
+    return [line.strip() for line in block.group(1).splitlines() if line.strip() and not line.startswith("#")]
 
 
 def cache_dir() -> Path:
@@ -114,70 +78,64 @@ def cache_dir() -> Path:
     return Path(os.environ.get("LMF_OMICS_CACHE") or default)
 
 
-def ensure_venv(repo: Path) -> Path:
-    """The cached venv's python, built once per requirement set (under a lock, marked complete last)."""
-    base = _embeddable_python()
-    wanted = requirements(repo)
-    key = hashlib.sha256(json.dumps([base, sys.version_info[:2], wanted]).encode()).hexdigest()[:16]
-    root = cache_dir() / f"r-venv-{key}"
-    python, ready = root / "bin" / "python", root / "READY"
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(root.parent / f"r-venv-{key}.lock"):
-        if ready.is_file():
-            return python
-        shutil.rmtree(root, ignore_errors=True)  # a build that died half-way
-        _run([base, "-m", "venv", str(root)], "creating the venv")
-        _run(
-            [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", *wanted],
-            "installing numpy<2 and the dependencies into the venv",
+def provision(repo: Path, library: Path) -> REnvironment:
+    """Run the README's set-up, then install what the checks need; raises :class:`Unavailable`."""
+    if os.geteuid() != 0:
+        raise Unavailable("the README's set-up installs Debian packages and needs root")
+    if shutil.which("apt-get") is None:
+        raise Unavailable("no apt-get: the README's R set-up is for Debian 12")
+    library.mkdir(parents=True, exist_ok=True)
+    workon_home = cache_dir() / "virtualenvs"
+    workon_home.mkdir(parents=True, exist_ok=True)
+    environment = _environment(library, workon_home, DEBIAN_FRONTEND="noninteractive")
+    timings = {}
+    with _locked(cache_dir() / "r-setup.lock"):  # parallel runs share the apt lock and the virtualenv
+        for command in readme_setup(repo / "README.md"):
+            timings[command] = _timed(command, repo, environment)
+        check_install = "apt-get install -y --no-install-recommends -o DPkg::Lock::Timeout=300 " + " ".join(
+            CHECK_APT_PACKAGES
         )
-        ready.write_text("\n".join(wanted) + "\n")
-    return python
+        timings["(checks only) " + check_install] = _timed(check_install, repo, environment)
+    rscript = shutil.which("Rscript")
+    if rscript is None:
+        raise Unavailable("Rscript is missing after the README's set-up")
+    return REnvironment(rscript=rscript, library=library, workon_home=workon_home, timings=timings)
 
 
-def install_project(python: Path, repo: Path, site: Path) -> None:
-    """Build this checkout's wheel and install it (no dependencies) into ``site``."""
-    _run(
-        [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(site),
-            str(repo),
-        ],
-        "installing lmf-omics into the run folder",
-    )
+def _environment(library: Path, workon_home: Path, **extra: str) -> dict[str, str]:
+    drop = ("PYTHONHOME", "PYTHONPATH", "VIRTUAL_ENV", "RETICULATE_PYTHON", "R_LIBS_USER")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env.update(R_LIBS=str(library), WORKON_HOME=str(workon_home), PYTHONNOUSERSITE="1")
+    # thin matrices on 2 shared cores: threaded OpenBLAS only spins (measured ~3x slower fits)
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    env.update(extra)
+    return env
 
 
-def _embeddable_python() -> str:
-    """reticulate loads libpython: the base interpreter must be built as a shared library."""
-    if not sysconfig.get_config_var("Py_ENABLE_SHARED"):
-        raise Unavailable(
-            f"{sys.executable} has no shared libpython (not built with --enable-shared); reticulate cannot embed it"
-        )
-    return str(Path(getattr(sys, "_base_executable", sys.executable)))
+def _timed(command: str, cwd: Path, env: dict[str, str]) -> float:
+    """Seconds ``command`` took; run again while another apt run holds the dpkg lock (a shared machine)."""
+    start = time.perf_counter()
+    for attempt in range(LOCK_RETRIES + 1):
+        try:
+            done = subprocess.run(
+                ["bash", "-c", command], cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT, env=env, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise Unavailable(f"{command!r} failed: {error}") from error
+        if done.returncode == 0 or "Could not get lock" not in done.stderr or attempt == LOCK_RETRIES:
+            break
+        time.sleep(LOCK_WAIT)
+    if done.returncode != 0:
+        raise Unavailable(f"{command!r} failed (exit {done.returncode}): {(done.stderr + done.stdout)[-3000:]}")
+    return time.perf_counter() - start
 
 
 @contextmanager
 def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _run(command: list[str], what: str, env: dict[str, str] | None = None) -> None:
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, env=env, check=False)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise Unavailable(f"{what} failed: {error}") from error
-    if done.returncode != 0:
-        raise Unavailable(f"{what} failed (exit {done.returncode}): {(done.stderr or done.stdout)[-2000:]}")

@@ -1,0 +1,4 @@
+library(testthat)
+library(lmfomics)
+
+test_check("lmfomics")
