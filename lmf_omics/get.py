@@ -282,6 +282,16 @@ def stored_names(values) -> np.ndarray:
 
     h5ad gives them back as ``object`` or ``<U`` arrays, zarr (numpy ≥ 2) as ``StringDType``,
     which refuses ``astype(str)``; every reader goes through here.
+
+    Parameters
+    ----------
+    values
+        The stored names (any array-like of strings).
+
+    Returns
+    -------
+    numpy.ndarray
+        The names, one-dimensional, of a plain ``str`` dtype.
     """
     return np.array([str(value) for value in np.asarray(values).ravel()], dtype=str)
 

@@ -27,9 +27,12 @@ CORE_ALLOWED = {
     "contextvars",
     "sys",
     "warnings",
+    "inspect",  # the options' derived signatures
+    "textwrap",
+    "threading",  # the BLAS limit's owner thread
 }
 # optional: imported inside the functions that need them (dask backend, BLAS thread limit), never at import
-CORE_OPTIONAL = {"dask", "threadpoolctl"}
+CORE_OPTIONAL = {"dask", "threadpoolctl", "sklearn"}  # imported inside the functions that need them
 
 
 @pytest.mark.parametrize("path", sorted((PACKAGE / "_core").glob("*.py")), ids=lambda p: p.name)

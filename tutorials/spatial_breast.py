@@ -186,12 +186,13 @@ plt.close(axes[0, 0].figure)
 
 # %% [markdown]
 # The random code of the section model is, by construction, constant within each section (η² = 1).
-# At the time of writing the sections explained 1.8% of the PCA embedding and 2.7% of the fixed code K:
-# these serial sections differ little, and K, an encoding of the expression, keeps about as little
-# section signal as PCA (it is not made orthogonal to the section; a section difference written in the
-# genes stays in K). The combined code K + H, however, was 38% section: H is an encoding of the section,
-# a per-section offset, and adding it to K makes the section a large part of the embedding (as the
-# hashtag in the CITE-seq tutorial). Use K (`X_lmf_section_fixed`) when the section is a nuisance;
+# At the time of writing the sections explained 1.8% of the PCA embedding and 0.0% of the fixed code K: with
+# the default `random_effect="states"` the section is removed from the genes' principal scores (within soft
+# spot states, shrunk as a mixed model's BLUP) before K is fitted, so K keeps no per-section offset (the
+# paper's form, `random_effect="response"`, leaves a section difference written in the genes in K). The
+# combined code K + H, however, was 30% section: H is an encoding of the section, a per-section offset, and
+# adding it to K makes the section a large part of the embedding (as the hashtag in the CITE-seq tutorial).
+# Use K (`X_lmf_section_fixed`) when the section is a nuisance;
 # K + H includes the section effect by construction. **`section_model_fixed_code.png`** shows the first two factors
 # of that model's fixed code on the three sections, on one colour scale per factor.
 

@@ -445,7 +445,13 @@ class LinearMixedForms:
     )
 
     def stored_params(self) -> dict:
-        """The options a fit is stored with: ``codes``, ``n_pcs`` and ``weights`` resolved (h5ad-writable)."""
+        """The options a fit is stored with: ``codes``, ``n_pcs`` and ``weights`` resolved (h5ad-writable).
+
+        Returns
+        -------
+        dict
+            Option name to value, with the forms of the codes and of the random effect the fit used.
+        """
         options = self.options
         params = {name: getattr(options, name) for name in self.STORED}
         params.update(codes=options.form, n_pcs=options.components, weights=options.role_weights())

@@ -34,7 +34,12 @@ def _option(default, help: str, **metadata):
 
 @dataclass(frozen=True)
 class Options:
-    """Options of :class:`~lmf_omics.LinearMixedForms` (see its documentation for the model)."""
+    """Options of :class:`~lmf_omics.LinearMixedForms` (see its documentation for the model).
+
+    Parameters
+    ----------
+    {options}
+    """
 
     n_factors: int = _option(
         10,
@@ -99,7 +104,13 @@ class Options:
     )
 
     def validate(self) -> Options:
-        """Raise a ``ValueError`` naming the first invalid option and what it may be; return ``self``."""
+        """Raise a ``ValueError`` naming the first invalid option and what it may be.
+
+        Returns
+        -------
+        Options
+            ``self``, when every option is valid.
+        """
         _check_count("n_factors", self.n_factors, minimum=1)
         _check_choice("solver", self.solver, tuple(SOLVERS))
         if self.codes is not None:
@@ -151,7 +162,18 @@ class Options:
         return self.n_pcs or max(50, 2 * self.n_factors)
 
     def random_form(self, random_columns: int | None) -> str:
-        """The form of the random effect for a fit whose Z has ``random_columns`` columns (``None``: no Z)."""
+        """The form of the random effect a fit uses.
+
+        Parameters
+        ----------
+        random_columns
+            The number of columns of the fit's Z (``None``: no Z).
+
+        Returns
+        -------
+        str
+            ``random_effect``, or its default for such a Z.
+        """
         if self.random_effect is not None:
             return self.random_effect
         if random_columns is None or self.form != "encoded" or random_columns > MAX_DESIGN_COLUMNS:
@@ -159,7 +181,13 @@ class Options:
         return "states"
 
     def role_weights(self) -> dict[str, float]:
-        """The weight of every role (1 where not given)."""
+        """The weight of every role.
+
+        Returns
+        -------
+        dict
+            Role to weight, 1 where ``weights`` gives none.
+        """
         return {role: 1.0 for role in ROLES} | dict(self.weights or {})
 
     @classmethod
@@ -171,6 +199,13 @@ class Options:
         return cls(**values)
 
     def as_dict(self) -> dict:
+        """The options by name.
+
+        Returns
+        -------
+        dict
+            Option name to value (a copy).
+        """
         return asdict(self)
 
 
@@ -214,3 +249,6 @@ def _check_number(name: str, value, *, minimum: float, strict: bool) -> None:
 def _check_choice(name: str, value, choices: tuple[str, ...], *, none: bool = False) -> None:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {choices}{' or None' if none else ''}, got {value!r}")
+
+
+Options.__doc__ = Options.__doc__.replace("    {options}", numpydoc_parameters())

@@ -18,12 +18,11 @@ import numpy as np
 from scipy import linalg
 
 from . import encode as encoding
-from .init import initial_free_codes, randomized_svd
 from .linalg import pinv_right, solve_sylvester
 from .parts import Data, Factors, Loadings, Moments, gram
 from .random_effects import RANDOM_EFFECTS, Correction, Settings, random_design
 from .rows import solve_rows
-from .subspace import Basis, principal_basis
+from .subspace import Basis, initial_free_codes, principal_basis, randomized_svd
 from .validation import ROLES
 
 if TYPE_CHECKING:
