@@ -132,7 +132,8 @@ print(leak.to_string())
 # Neither the RNA nor the proteins cluster by hashtag (at the time of writing NMI 0.02 and 0.01), and
 # neither does the fixed code K (the table above; 0.02 with the paper's random effect): it is an encoding of the
 # RNA with the hashtag removed from its principal scores (the default `random_effect="states"`), the
-# representation of the cells *with the random effect accounted for*, as in a mixed model. `X_lmf` = K + H is another matter (0.69):
+# representation of the cells *with the random effect accounted for*, as in a mixed model. `X_lmf` = K + H is
+# another matter (0.69 with the paper's random effect):
 # it adds the random code, which encodes the hashtag by construction (it must reconstruct Z), so the
 # hashtag becomes a direction of the embedding and Leiden splits cell types by it. That is what K + H is
 # for when the random effect matters (a treatment, a donor effect one wants to see); down-weighting Z
