@@ -268,7 +268,7 @@ def _stored_array(adata: AnnData, key: str, role: str, entry, field: str = "load
         return None
     if not holder.var_names.is_unique:
         raise ValueError(
-            f"the fit under uns[{key!r}] reads {varm_key!r} by var name, but the var names repeat names; "
+            f"the fit under uns[{key!r}] reads {varm_key!r} by var name, but adata.var_names repeat names; "
             "make them unique as they were at fitting (adata.var_names_make_unique())"
         )
     rows = holder.var_names.get_indexer(stored_names(entry["features"]))

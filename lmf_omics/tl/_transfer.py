@@ -250,6 +250,8 @@ def _predict_keys(query, reference, key: str, key_added: str | None, layer: str 
     check_key_added(name, "key_added")
     if layer is not None:
         check_key_added(layer, "layer")
+        if is_mudata(query):
+            raise ValueError(f"layer={layer!r} is for an AnnData query; with a MuData leave layer=None (obsm)")
     obsm = (name,) if layer is None else ()
     _check_no_fit_overwritten(query, reference, name, uns=name, obsm=obsm)
     earlier = query.uns.get(name)

@@ -16,8 +16,8 @@ def planted():
 
 
 def test_cross_validation_finds_the_planted_number_of_factors(planted):
-    best, table = grid_search(
-        LinearMixedForms(tol=1e-8, max_iter=2000),
+    best, table = grid_search(  # the planted model's random effect is the paper's (random_effect: test_random_effects)
+        LinearMixedForms(tol=1e-8, max_iter=2000, random_effect="response"),
         planted["Y"],
         planted["X"],
         planted["Z"],
@@ -30,7 +30,7 @@ def test_cross_validation_finds_the_planted_number_of_factors(planted):
     # carried through the encoder); with one factor it is far above
     assert mse[3] < 3 * 0.05**2 < 100 * 0.05**2 < mse[1]
     again = grid_search(
-        LinearMixedForms(tol=1e-8, max_iter=2000),
+        LinearMixedForms(tol=1e-8, max_iter=2000, random_effect="response"),
         planted["Y"],
         planted["X"],
         planted["Z"],
