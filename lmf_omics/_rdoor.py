@@ -34,7 +34,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from . import get, tl
-from ._core.validation import _first_position
+from ._core.validation import _first_position, canonical_sparse
 from ._keys import Keys
 from .r import _message, model_options
 
@@ -369,8 +369,10 @@ def _matrix(value, label: str, cells_in: str):
             raise ValueError(f"{label} must be a matrix or a data frame, got an array of shape {value.shape}")
         if value.dtype.kind not in "biuf":
             raise ValueError(f"{label} must be numeric, got dtype {value.dtype}; convert it to numbers first")
-    elif value.format not in ("csr", "csc"):
-        value = value.tocsc()
+    else:  # a corrupt dgCMatrix (index beyond the shape, decreasing p) is refused before scipy reads it
+        value = canonical_sparse(value, label)
+        if value.format not in ("csr", "csc"):
+            value = value.tocsc()
     return value.T if cells_in == "columns" else value
 
 

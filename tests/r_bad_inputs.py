@@ -55,7 +55,21 @@ def _codes(inputs, result):
     assert result["codes"].shape == (len(inputs["cell_names"]), 3) and np.all(np.isfinite(result["codes"]))
 
 
+def _index_beyond_the_shape(matrix):
+    corrupt = matrix.copy()
+    corrupt.indices = corrupt.indices.copy()
+    corrupt.indices[3] = corrupt.shape[0] + 5  # a dgCMatrix whose @i was edited
+    return corrupt
+
+
 CASES = [
+    _case(
+        "sparse format",
+        "a dgCMatrix with a row index beyond its dimensions",
+        fixed=_index_beyond_the_shape,
+        error=ValueError,
+        match=r"index",
+    ),
     _case(
         "NaN/inf in a modality",
         "R NA in an integer matrix",
