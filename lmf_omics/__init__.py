@@ -2,26 +2,34 @@
 
 ``Y ≈ (K + H) αᵀ``, ``X ≈ K βᵀ``, ``Z ≈ H uᵀ``: a response, fixed-effect data and random-effect
 covariates of the same cells, decomposed through a fixed code ``K`` and a random code ``H``.
+
+The submodules and names below are imported on first use (PEP 562), so that
+``python -m lmf_omics.r --path`` (the R package's folder) starts without the numeric stack.
 """
 
-from . import _settings, datasets, get, pl, pp, tl
-from ._core import Codes, LinearMixedForms, NotFittedError, Options, cross_validate, grid_search
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Codes",
-    "LinearMixedForms",
-    "NotFittedError",
-    "Options",
-    "__version__",
-    "cross_validate",
-    "datasets",
-    "get",
-    "grid_search",
-    "pl",
-    "pp",
-    "tl",
-]
+SUBMODULES = ("datasets", "get", "pl", "pp", "tl")
+CORE_NAMES = ("Codes", "LinearMixedForms", "NotFittedError", "Options", "cross_validate", "grid_search")
 
-_settings.install()  # the package logger follows scanpy's verbosity once scanpy is imported
+__all__ = sorted(("__version__", *SUBMODULES, *CORE_NAMES))
+
+
+def __getattr__(name: str):
+    """Import a submodule or a name of the numeric core on first use (the package logger is connected then)."""
+    if name in SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    elif name in CORE_NAMES:
+        value = getattr(importlib.import_module("._core", __name__), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    importlib.import_module("._settings", __name__).install()  # the logger follows scanpy's verbosity
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The public names, imported or not."""
+    return sorted(set(globals()) | set(__all__))

@@ -288,3 +288,20 @@ def test_transform_and_predict_from_r_equal_tl_transform_and_predict(data, refer
         )
     with pytest.raises(ValueError, match="model is not a fit made by lmf_omics.r.fit"):
         r.transform("{}", **query)
+
+
+def test_python_m_r_path_imports_no_numeric_stack():
+    """The command the R README gives, run as written: the package's lazy ``__init__`` keeps numpy out."""
+    script = (
+        "import runpy, sys\n"
+        "sys.argv = ['lmf_omics.r', '--path']\n"
+        "try:\n"
+        "    runpy.run_module('lmf_omics.r', run_name='__main__')\n"
+        "except SystemExit as stop:\n"
+        "    assert stop.code in (0, None), stop.code\n"
+        "heavy = sorted({'numpy', 'pandas', 'scipy', 'anndata', 'scanpy'} & set(sys.modules))\n"
+        "assert not heavy, heavy\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()) == r.R_PACKAGE
