@@ -33,7 +33,7 @@ PUBLIC_MODULES = (
     "lmf_omics.nn",  # needs torch (installed by .ci/run)
 )
 # Known gaps, each to be closed (a strict xfail: the test fails once the docstring is fixed, so the
-# entry is removed then). The estimator's are in _core/model.py, being refactored (issue 13).
+# entry is removed then). None is left.
 KNOWN_GAPS: dict[str, str] = {}  # name -> the numpydoc errors a strict xfail expects
 
 

@@ -68,9 +68,9 @@ class ChunkedMatrix:
         sums = np.zeros((2, self.shape[1]))
         count = 0
         for start, stop, rows in self.chunks():
-            weights = None if observed is None else observed[start:stop]
-            sums += parallel.sums_and_squares(_in_memory(rows), weights)
-            count += stop - start if weights is None else int(weights.sum())
+            rows_observed = None if observed is None else observed[start:stop]
+            sums += parallel.sums_and_squares(_in_memory(rows), rows_observed)
+            count += stop - start if rows_observed is None else int(rows_observed.sum())
         return _mean_and_variance(sums, count)
 
     def scan(self, observed: np.ndarray | None) -> Scan:
@@ -237,8 +237,8 @@ class DaskMatrix(ChunkedMatrix):
         return _tree_sum(parts)
 
     def column_moments(self, observed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        weights = [None if observed is None else observed[a:b] for a, b in self._row_slices()]
-        sums = _tree_sum([(_block_sums, block, w) for block, w in zip(self._blocks(), weights)])
+        rows_observed = [None if observed is None else observed[a:b] for a, b in self._row_slices()]
+        sums = _tree_sum([(_block_sums, block, w) for block, w in zip(self._blocks(), rows_observed)])
         count = self.shape[0] if observed is None else int(observed.sum())
         return _mean_and_variance(sums, count)
 
@@ -276,8 +276,8 @@ def _block_rmatmul(block, left):
     return parallel.rmatmul(_non_finite_as_zero(_in_memory(block)), left)
 
 
-def _block_sums(block, weights):
-    return parallel.sums_and_squares(_in_memory(block), weights)
+def _block_sums(block, rows_observed):
+    return parallel.sums_and_squares(_in_memory(block), rows_observed)
 
 
 def _non_finite_as_zero(block):

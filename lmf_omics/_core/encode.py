@@ -29,7 +29,7 @@ def encode(
         if unknown is None:
             continue
         operator = operators.get(role)
-        has = np.zeros(n, bool) if operator is None else operator.weights != 0
+        has = np.zeros(n, bool) if operator is None else operator.row_mask != 0
         if role in encoders and operator is not None:
             code[:] = operator.matmul(encoders[role])
             unknown &= ~has
@@ -37,10 +37,10 @@ def encode(
             unknown &= has  # no Z, no random code: it stays zero
     if not unknown_K.any() and (unknown_H is None or not unknown_H.any()):
         return K, H  # every code encoded: no row to solve
-    weights = loadings.by_role()
-    grams = {role: gram(weights[role]) for role in operators}
-    products = {role: op.matmul(weights[role]) for role, op in operators.items()}
-    observed = {role: op.weights for role, op in operators.items()}
+    loadings_by_role = loadings.by_role()
+    grams = {role: gram(loadings_by_role[role]) for role in operators}
+    products = {role: op.matmul(loadings_by_role[role]) for role, op in operators.items()}
+    observed = {role: op.row_mask for role, op in operators.items()}
     return solve_rows(grams, products, observed, ridge, K=K, H=H, unknown_K=unknown_K, unknown_H=unknown_H)
 
 

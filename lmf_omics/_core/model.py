@@ -9,47 +9,19 @@ attributes end in ``_``. The options themselves are :class:`.options.Options`.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from . import inputs, linalg, parallel, validation
-from .canonical import canonical_rotation, column_signs, response_split, variance_explained
+from . import fitting, inputs, linalg, parallel, state, validation
 from .encode import corrected_codes
-from .log import logger, progress_enabled
+from .log import logger
 from .operators import Operator
 from .options import DEFAULTS, NAMES, Options, numpydoc_parameters, signature_parameters
-from .parts import Data, Loadings
+from .parts import Codes, Data, NotFittedError
 from .problems import FORMS
-from .random_effects import MAX_DESIGN_COLUMNS, RANDOM_EFFECTS
-from .solvers import SOLVERS, iterate
+from .random_effects import check_random_form
+from .solvers import SOLVERS
 from .validation import ROLES
-
-
-class NotFittedError(ValueError, AttributeError, RuntimeError):
-    """A model used before :meth:`LinearMixedForms.fit` (scikit-learn's bases, and RuntimeError as before)."""
-
-
-@dataclass(frozen=True)
-class Codes:
-    """Codes of some cells.
-
-    Parameters
-    ----------
-    fixed
-        ``K`` (cells × k): the fixed code, with the random effect accounted for.
-    random
-        ``H`` (cells × k), ``None`` for a fit without Z.
-    """
-
-    fixed: np.ndarray
-    random: np.ndarray | None
-
-    @property
-    def combined(self) -> np.ndarray:
-        """``K + H`` (``K`` without a random code)."""
-        return self.fixed if self.random is None else self.fixed + self.random
 
 
 class LinearMixedForms:
@@ -250,79 +222,12 @@ class LinearMixedForms:
             self.scales_ = {role: op.scale for role, op in operators.items()}
             self.modality_weights_ = {role: weights[role] / norms[role] for role in operators}
             with linalg.fallback_notes(logger, "LMF fit"):
-                self._fit_weighted(options, self._weighted(operators), random_form)
+                fitting.fit_weighted(self, options, self._weighted(operators), random_form)
         except BaseException:
             vars(self).clear()
             vars(self).update(before)
             raise
         return self
-
-    def _fit_weighted(self, options: Options, data: Data, random_form: str) -> None:
-        norms = {role: options.role_weights()[role] for role in data.present()}
-        solver = SOLVERS[options.solver]
-        ridge = solver.penalty(options.ridge)
-        rng = np.random.default_rng(options.random_state)
-        problem = FORMS[options.form].for_fit(
-            data,
-            n_factors=options.n_factors,
-            n_pcs=options.components,
-            solver=solver,
-            rng=rng,
-            random_effect=random_form,
-        )
-        factors = problem.initial(options.n_factors, rng=rng)
-        bar = tqdm(
-            range(options.max_iter),
-            desc=f"LMF ({solver.name})",
-            disable=not progress_enabled(options.progress),
-            leave=False,
-        )
-        result = iterate(solver, problem, factors, norms, ridge, max_iter=options.max_iter, tol=options.tol, bar=bar)
-        self._log_convergence(solver.name, result, options.tol)
-        factors, moments = result.factors, result.moments
-        rotation = canonical_rotation(factors, moments, norms)
-        factors, moments = factors.rotated(rotation), moments.rotated(rotation)
-        features = problem.loadings(factors)  # loadings over the features, before the n × k codes exist
-        K, H = problem.codes(factors)
-        flip = np.diag(column_signs(K if H is None else K + H))
-        del K, H  # n × k each: formed again below, flipped, rather than held twice
-        factors, moments, features = factors.rotated(flip), moments.rotated(flip), features.rotated(flip)
-        self._store(problem, factors, features, moments, norms, result.history, *problem.codes(factors))
-        self.random_form_ = random_form if data.has_random else "response"
-        self.random_effect_ = problem.random_effect_state(factors)
-        if self.random_effect_ is not None:  # on the data's own scale, as the encoders
-            self.random_effect_["scores_encoder"] = self.random_effect_["scores_encoder"] * np.sqrt(
-                self.modality_weights_["fixed"]
-            )
-
-    def _log_convergence(self, solver: str, result, tol: float) -> None:
-        self.converged_ = result.converged
-        if result.diverged_at is not None:
-            logger.warning(
-                "LMF (%s) diverged at iteration %d; keeping the last finite iterate", solver, result.diverged_at
-            )
-        if not result.converged:
-            logger.warning(
-                "LMF (%s) did not converge in %d iterations (tol=%g); increase max_iter or tol",
-                solver,
-                len(result.history),
-                tol,
-            )
-
-    def _store(self, problem, factors, features: Loadings, moments, norms, history, K, H) -> None:
-        """``factors`` as the problem iterates them (coordinates for encoded codes), ``features`` over the features."""
-        root = {role: np.sqrt(w) for role, w in self.modality_weights_.items()}
-        self._feature_loadings = features
-        self.fixed_codes_, self.random_codes_ = K, H
-        self.codes_ = K if H is None else K + H
-        self.loadings_ = {role: loading / root[role] for role, loading in features.by_role().items()}
-        self.encoders_ = {role: encoder * root[role] for role, encoder in problem.encoders(factors).items()}
-        self.variance_explained_, self.total_variance_explained_ = variance_explained(factors, moments, norms)
-        split = response_split(factors.loadings.alpha, problem.response_by_code(factors), norms["response"])
-        self.total_variance_explained_.update(split)
-        self.objective_history_ = np.asarray(history)
-        self.n_iter_ = len(history)
-        self._form = type(problem)
 
     # ------------------------------------------------------------------------ using a fit
     def transform(
@@ -368,13 +273,7 @@ class LinearMixedForms:
             raise ValueError("transform needs at least one of Y, X or Z")
         if "random" in given and "random" not in self.means_:
             raise ValueError("this model was fitted without a random-effect modality Z; do not pass Z")
-        for role, matrix in given.items():
-            expected = self.means_[role].shape[0]
-            if len(getattr(matrix, "shape", ())) == 2 and matrix.shape[1] != expected:
-                raise ValueError(
-                    f"{(labels or validation.DEFAULT_LABELS).get(role, role)} has {matrix.shape[1]} features but "
-                    f"the model was fitted with {expected}; pass the same features in the same order"
-                )
+        validation.check_feature_counts(given, {r: mean.shape[0] for r, mean in self.means_.items()}, labels)
         ready, masks = inputs.prepare(given, observed, labels, minimum_observed=0)
         operators = {r: Operator(m, self.means_[r], self.scales_[r], masks[r]) for r, m in ready.items()}
         root = {role: np.sqrt(w) for role, w in self.modality_weights_.items()}
@@ -452,11 +351,7 @@ class LinearMixedForms:
         dict
             Option name to value, with the forms of the codes and of the random effect the fit used.
         """
-        options = self.options
-        params = {name: getattr(options, name) for name in self.STORED}
-        params.update(codes=options.form, n_pcs=options.components, weights=options.role_weights())
-        params["random_effect"] = getattr(self, "random_form_", None) or options.random_effect or "response"
-        return params
+        return state.stored_params(self)
 
     def get_state(self) -> dict:
         """Everything needed to rebuild the fitted model, as plain arrays, numbers and strings.
@@ -468,29 +363,15 @@ class LinearMixedForms:
             ``loadings`` and (encoded codes) ``encoder``.
         """
         self._check_fitted()
-        modalities = {
-            role: {
-                "mean": self.means_[role],
-                "scale": self.scales_[role],
-                "weight": self.modality_weights_[role],
-                "loadings": self.loadings_[role],
-            }
-            for role in self.means_
-        }
-        for role, encoder in self.encoders_.items():
-            modalities[role]["encoder"] = encoder
-        state = {"params": self.stored_params(), "modalities": modalities}
-        if getattr(self, "random_effect_", None) is not None:
-            state["random_effect"] = dict(self.random_effect_)
-        return state
+        return state.model_state(self)
 
     @classmethod
-    def from_state(cls, state: dict) -> LinearMixedForms:
+    def from_state(cls, saved: dict) -> LinearMixedForms:
         """Rebuild a fitted model (for transform and predict) from :meth:`get_state`.
 
         Parameters
         ----------
-        state
+        saved
             As :meth:`get_state` returns it (or as read back from an h5ad).
 
         Returns
@@ -498,21 +379,7 @@ class LinearMixedForms:
         LinearMixedForms
             A fitted model with the stored means, scales, weights, loadings and encoders.
         """
-        params = dict(state["params"])
-        stored = {name: _plain(params[name]) for name in cls.STORED if name in params}
-        model = cls(**stored, weights=dict(params["weights"]))
-        modalities = state["modalities"]
-
-        def arrays(field):
-            return {r: np.asarray(m[field], dtype=np.float64) for r, m in modalities.items() if field in m}
-
-        model.means_, model.scales_, model.loadings_ = arrays("mean"), arrays("scale"), arrays("loadings")
-        model.encoders_ = arrays("encoder")
-        model.modality_weights_ = {r: float(m["weight"]) for r, m in modalities.items()}
-        weighted = {r: model.loadings_[r] * np.sqrt(model.modality_weights_[r]) for r in modalities}
-        model._feature_loadings = Loadings.from_roles(weighted)
-        model.random_effect_ = dict(state["random_effect"]) if state.get("random_effect") is not None else None
-        return model
+        return state.rebuild(cls, saved)
 
     # ---------------------------------------------------------------------------- helpers
     def _weighted(self, operators: dict[str, Operator]) -> Data:
@@ -532,24 +399,8 @@ LinearMixedForms.__init__.__signature__ = inspect.Signature(
 )
 
 
-def check_random_form(form: str, random, labels) -> None:
-    """A random effect that corrects X needs a Z of few columns (its design), before any work."""
-    columns = None if random is None else random.shape[1]
-    if RANDOM_EFFECTS[form].corrects_fixed and columns is not None and columns > MAX_DESIGN_COLUMNS:
-        label = (labels or validation.DEFAULT_LABELS).get("random", "Z")
-        raise ValueError(
-            f"random_effect={form!r} needs a random-effect modality of at most {MAX_DESIGN_COLUMNS} columns "
-            f"(covariates, levels), but {label} has {columns}; use random_effect='response'"
-        )
-
-
 def _same(value, default) -> bool:
     try:
         return bool(value == default) and type(value) is type(default)
     except (TypeError, ValueError):
         return False
-
-
-def _plain(value):
-    """Numpy scalars (as read back from h5ad) to Python scalars."""
-    return value.item() if isinstance(value, np.generic) else value

@@ -115,8 +115,8 @@ class Operator:
         return self.matrix.shape
 
     @property
-    def weights(self) -> np.ndarray:
-        """1.0 for observed rows, 0.0 for the others."""
+    def row_mask(self) -> np.ndarray:
+        """1.0 for observed rows, 0.0 for the others (not the modality weights of ``Options.weights``)."""
         return np.ones(self.shape[0]) if self.observed is None else self.observed.astype(np.float64)
 
     def matmul(self, right: np.ndarray) -> np.ndarray:

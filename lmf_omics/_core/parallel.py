@@ -230,12 +230,12 @@ def _observed_block(matrix: np.ndarray, edges: tuple[int, int], observed: np.nda
     return matrix[start:stop] if observed is None else matrix[start:stop][observed[start:stop]]
 
 
-def sums_and_squares(block, weights=None) -> np.ndarray:
-    """Column sums and sums of squares (2 × p, float64) of the rows of ``block`` with ``weights`` 1."""
+def sums_and_squares(block, observed=None) -> np.ndarray:
+    """Column sums and sums of squares (2 × p, float64) of the rows of ``block`` with ``observed`` 1."""
     if sparse.issparse(block):
         values = block.data.astype(np.float64)
-        if weights is not None:
-            values = values * np.repeat(np.asarray(weights, np.float64), np.diff(block.indptr))
+        if observed is not None:
+            values = values * np.repeat(np.asarray(observed, np.float64), np.diff(block.indptr))
         columns, p = block.indices, block.shape[1]
         return np.stack(
             [
@@ -243,6 +243,6 @@ def sums_and_squares(block, weights=None) -> np.ndarray:
                 np.bincount(columns, weights=values * block.data, minlength=p),
             ]
         )
-    rows = block if weights is None else block[np.asarray(weights, bool)]
+    rows = block if observed is None else block[np.asarray(observed, bool)]
     rows = rows.astype(np.float64)
     return np.stack([rows.sum(axis=0), np.einsum("ij,ij->j", rows, rows)])

@@ -123,3 +123,28 @@ class Moments:
 
 def gram(matrix: np.ndarray) -> np.ndarray:
     return matrix.T @ matrix
+
+
+class NotFittedError(ValueError, AttributeError, RuntimeError):
+    """A model used before :meth:`LinearMixedForms.fit` (scikit-learn's bases, and RuntimeError as before)."""
+
+
+@dataclass(frozen=True)
+class Codes:
+    """Codes of some cells.
+
+    Parameters
+    ----------
+    fixed
+        ``K`` (cells × k): the fixed code, with the random effect accounted for.
+    random
+        ``H`` (cells × k), ``None`` for a fit without Z.
+    """
+
+    fixed: np.ndarray
+    random: np.ndarray | None
+
+    @property
+    def combined(self) -> np.ndarray:
+        """``K + H`` (``K`` without a random code)."""
+        return self.fixed if self.random is None else self.fixed + self.random

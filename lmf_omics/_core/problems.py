@@ -22,7 +22,7 @@ from .linalg import pinv_right, solve_sylvester
 from .parts import Data, Factors, Loadings, Moments, gram
 from .random_effects import RANDOM_EFFECTS, Correction, Settings, random_design
 from .rows import solve_rows
-from .subspace import Basis, initial_free_codes, principal_basis, randomized_svd
+from .subspace import Basis, corrected_basis, initial_free_codes, leading, principal_basis, well_conditioned
 from .validation import ROLES
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ class FreeProblem:
         loadings = factors.loadings.by_role()
         grams = {role: gram(loadings[role]) for role in operators}
         products = {role: op.matmul(loadings[role]) for role, op in operators.items()}
-        observed = {role: op.weights for role, op in operators.items()}
+        observed = {role: op.row_mask for role, op in operators.items()}
         n = factors.K.shape[0]
         everyone = np.ones(n, bool)
         free_H = None if factors.H is None else (everyone if self.random_basis is None else ~everyone)
@@ -176,7 +176,7 @@ class FreeProblem:
         if self.random_basis is not None:
             basis = self.random_basis.vectors
         elif self.data.has_random:
-            basis = _leading(self.data.random, n_factors, rng)
+            basis = leading(self.data.random, n_factors, rng)
         K, H = initial_free_codes(sources, n_factors, basis, rng=rng)
         return Factors(K=K, H=H)
 
@@ -196,18 +196,6 @@ class FreeProblem:
         if self.random_basis is None or factors.H is None:
             return {}
         return {"random": self.random_basis.encoder @ (self.random_basis.vectors.T @ factors.H)}
-
-
-def _well_conditioned(T: np.ndarray) -> bool:
-    """A square triangular ``T`` whose inverse is accurate (diagonal ratio above 1e-8)."""
-    diagonal = np.abs(np.diag(T))
-    return T.shape[0] == T.shape[1] and diagonal.min(initial=np.inf) > 1e-8 * diagonal.max(initial=0.0)
-
-
-def _leading(operator, rank, rng):
-    """Leading left singular vectors of one operator (its numerical rank at most)."""
-    left, values = randomized_svd([operator], min(rank, operator.shape[1]), rng=rng)
-    return left[:, values > values.max(initial=0.0) * 1e-10]
 
 
 @dataclass(frozen=True)
@@ -264,7 +252,7 @@ class EncodedProblem:
             return cls.build(data, fixed, random)
         scores_encoder = fixed.encoder * fixed.values
         correction = form.correct(fixed.vectors * fixed.values, random_design(data.random), Settings())
-        corrected, to_basis = _corrected_basis(correction.corrected, scores_encoder)
+        corrected, to_basis = corrected_basis(correction.corrected, scores_encoder)
         problem = cls.build(data, corrected, random)
         return replace(problem, correction=correction, scores_encoder=scores_encoder, to_basis=to_basis)
 
@@ -289,7 +277,7 @@ class EncodedProblem:
                 continue
             projection = getattr(data, role).rmatmul(basis)
             coordinates[role] = np.linalg.qr(projection, mode="r")
-            if projection.shape[0] <= projection.shape[1] or not _well_conditioned(coordinates[role]):
+            if projection.shape[0] <= projection.shape[1] or not well_conditioned(coordinates[role]):
                 frames[role], coordinates[role] = np.linalg.qr(projection)  # few features, or rank-deficient
             del projection
         r = U.shape[1]
@@ -405,17 +393,6 @@ class EncodedProblem:
         if factors.H is not None:
             encoders["random"] = self.random_basis.encoder @ factors.H
         return encoders
-
-
-def _corrected_basis(corrected: np.ndarray, scores_encoder: np.ndarray) -> tuple[Basis, np.ndarray]:
-    """The orthonormal basis of the corrected scores' leading directions, and ``T`` with ``U = S_c T``."""
-    values, vectors = np.linalg.eigh(corrected.T @ corrected)
-    order = np.argsort(values)[::-1]
-    values, vectors = values[order], vectors[:, order]
-    keep = values > max(values[0], 0.0) * max(corrected.shape) * 1e-12
-    to_basis = vectors[:, keep] / np.sqrt(values[keep])
-    basis = Basis(vectors=corrected @ to_basis, encoder=scores_encoder @ to_basis, values=np.sqrt(values[keep]))
-    return basis, to_basis
 
 
 FORMS: dict[str, type[Problem]] = {"encoded": EncodedProblem, "free": FreeProblem}

@@ -31,6 +31,8 @@ from typing import Protocol
 
 import numpy as np
 
+from .validation import DEFAULT_LABELS
+
 MAX_DESIGN_COLUMNS = 64  # wider Z enters through its principal scores
 
 
@@ -327,3 +329,14 @@ def random_design(operator) -> Design:
     raw = operator.matmul(np.eye(q)) * operator.scale + operator.mean
     observed = np.ones(operator.shape[0], bool) if operator.observed is None else operator.observed
     return design_of(raw, observed)
+
+
+def check_random_form(form: str, random, labels) -> None:
+    """A random effect that corrects X needs a Z of few columns (its design), before any work."""
+    columns = None if random is None else random.shape[1]
+    if RANDOM_EFFECTS[form].corrects_fixed and columns is not None and columns > MAX_DESIGN_COLUMNS:
+        label = (labels or DEFAULT_LABELS).get("random", "Z")
+        raise ValueError(
+            f"random_effect={form!r} needs a random-effect modality of at most {MAX_DESIGN_COLUMNS} columns "
+            f"(covariates, levels), but {label} has {columns}; use random_effect='response'"
+        )

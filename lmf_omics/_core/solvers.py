@@ -25,6 +25,7 @@ from typing import Protocol
 import numpy as np
 
 from .linalg import pinv_right, solve_right
+from .log import logger
 from .parts import Factors, Loadings, Moments, gram
 from .problems import Problem
 
@@ -206,3 +207,16 @@ def _sqrt_and_inverse(symmetric: np.ndarray):
         return None, None
     root = np.sqrt(values)
     return (vectors * root) @ vectors.T, (vectors / root) @ vectors.T
+
+
+def log_convergence(solver: str, result, tol: float) -> None:
+    """Warn (through the package logger) when ``result`` diverged or did not reach ``tol``."""
+    if result.diverged_at is not None:
+        logger.warning("LMF (%s) diverged at iteration %d; keeping the last finite iterate", solver, result.diverged_at)
+    if not result.converged:
+        logger.warning(
+            "LMF (%s) did not converge in %d iterations (tol=%g); increase max_iter or tol",
+            solver,
+            len(result.history),
+            tol,
+        )

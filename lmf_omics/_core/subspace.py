@@ -156,3 +156,26 @@ def initial_free_codes(sources: Sequence[Operator], n_factors: int, random_basis
         return combined, None
     H = random_basis @ (random_basis.T @ combined)
     return combined - H, H
+
+
+def well_conditioned(T: np.ndarray) -> bool:
+    """A square triangular ``T`` whose inverse is accurate (diagonal ratio above 1e-8)."""
+    diagonal = np.abs(np.diag(T))
+    return T.shape[0] == T.shape[1] and diagonal.min(initial=np.inf) > 1e-8 * diagonal.max(initial=0.0)
+
+
+def leading(operator, rank, rng):
+    """Leading left singular vectors of one operator (its numerical rank at most)."""
+    left, values = randomized_svd([operator], min(rank, operator.shape[1]), rng=rng)
+    return left[:, values > values.max(initial=0.0) * 1e-10]
+
+
+def corrected_basis(corrected: np.ndarray, scores_encoder: np.ndarray) -> tuple[Basis, np.ndarray]:
+    """The orthonormal basis of the corrected scores' leading directions, and ``T`` with ``U = S_c T``."""
+    values, vectors = np.linalg.eigh(corrected.T @ corrected)
+    order = np.argsort(values)[::-1]
+    values, vectors = values[order], vectors[:, order]
+    keep = values > max(values[0], 0.0) * max(corrected.shape) * 1e-12
+    to_basis = vectors[:, keep] / np.sqrt(values[keep])
+    basis = Basis(vectors=corrected @ to_basis, encoder=scores_encoder @ to_basis, values=np.sqrt(values[keep]))
+    return basis, to_basis

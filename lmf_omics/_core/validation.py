@@ -323,3 +323,14 @@ def is_int(value) -> bool:
 def is_real(value) -> bool:
     """A real number (numpy's included), not a bool."""
     return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def check_feature_counts(given: Mapping, expected: Mapping[str, int], labels: Mapping | None) -> None:
+    """New cells' modalities have as many features as the fit's, by role (``given``: role to matrix)."""
+    for role, matrix in given.items():
+        count = expected[role]
+        if len(getattr(matrix, "shape", ())) == 2 and matrix.shape[1] != count:
+            raise ValueError(
+                f"{(labels or DEFAULT_LABELS).get(role, role)} has {matrix.shape[1]} features but "
+                f"the model was fitted with {count}; pass the same features in the same order"
+            )

@@ -7,7 +7,7 @@ import pytest
 from anndata import AnnData
 
 from lmf_omics import LinearMixedForms, get, tl
-from lmf_omics._core import model as model_module
+from lmf_omics._core import fitting
 
 from .simulate import simulate
 
@@ -117,7 +117,7 @@ def test_a_failure_inside_a_refit_leaves_the_estimator_as_it_was(monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(model_module, "iterate", interrupted)  # the fit loop, mid-fit
+    monkeypatch.setattr(fitting, "iterate", interrupted)  # the fit loop, mid-fit
     other = simulate(n=50, k=3, p_y=8, p_x=12, p_z=4, seed=9)
     with pytest.raises(KeyboardInterrupt):
         model.fit(other["Y"] * 10, other["X"], other["Z"])
