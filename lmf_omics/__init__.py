@@ -9,23 +9,24 @@ The submodules and names below are imported on first use (PEP 562), so that
 
 import importlib
 
+from . import _core, _settings
+
 __version__ = "0.1.0"
 
 SUBMODULES = ("datasets", "get", "pl", "pp", "tl")
-CORE_NAMES = ("Codes", "LinearMixedForms", "NotFittedError", "Options", "cross_validate", "grid_search")
+CORE_NAMES = tuple(_core.__all__)  # its package imports each name's module on first use
 
 __all__ = sorted(("__version__", *SUBMODULES, *CORE_NAMES))
 
 
 def __getattr__(name: str):
-    """Import a submodule or a name of the numeric core on first use (the package logger is connected then)."""
+    """Import a submodule or a name of the numeric core on first use."""
     if name in SUBMODULES:
         value = importlib.import_module(f".{name}", __name__)
     elif name in CORE_NAMES:
-        value = getattr(importlib.import_module("._core", __name__), name)
+        value = getattr(_core, name)
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    importlib.import_module("._settings", __name__).install()  # the logger follows scanpy's verbosity
     globals()[name] = value
     return value
 
@@ -33,3 +34,6 @@ def __getattr__(name: str):
 def __dir__() -> list[str]:
     """The public names, imported or not."""
     return sorted(set(globals()) | set(__all__))
+
+
+_settings.install()  # the package logger follows scanpy's verbosity once scanpy is imported

@@ -515,8 +515,3 @@ def _plain(value):
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     return value.item() if isinstance(value, np.generic) else value
-
-
-from . import _settings  # noqa: E402
-
-_settings.install()  # a door imported directly still connects the package logger to scanpy's verbosity

@@ -17,7 +17,6 @@ import logging
 import sys
 
 from ._core.log import PackageLogger, logger
-from ._core.parallel import usable_cores
 
 HINT = (logging.INFO + logging.DEBUG) // 2  # scanpy's level between info and debug
 VERBOSITY_LEVELS = (logging.ERROR, logging.WARNING, logging.INFO, HINT, logging.DEBUG)  # by verbosity 0-4
@@ -50,6 +49,8 @@ def n_jobs(value: int | None) -> int:
     jobs = SCANPY_DEFAULT_N_JOBS if settings is None else int(settings.n_jobs)
     if jobs == 0:
         raise ValueError("sc.settings.n_jobs is 0; set it to a positive number of cores or -1 (every core)")
+    from ._core.parallel import usable_cores  # numpy: not at import (python -m lmf_omics.r --path)
+
     return max(1, usable_cores() + 1 + jobs) if jobs < -1 else jobs
 
 

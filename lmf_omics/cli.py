@@ -227,7 +227,3 @@ def _parser() -> argparse.ArgumentParser:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-from . import _settings  # noqa: E402
-
-_settings.install()  # a door imported directly still connects the package logger to scanpy's verbosity

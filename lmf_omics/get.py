@@ -360,8 +360,3 @@ def results(adata: AnnData, key: str = "lmf") -> dict:
         fits = sorted(k for k, v in adata.uns.items() if is_fit(v))
         raise MissingKeyError(f"no LMF fit under uns[{key!r}]; fits present: {fits}. Run lmf_omics.tl.lmf first")
     return adata.uns[key]
-
-
-from . import _settings  # noqa: E402
-
-_settings.install()  # a door imported directly still connects the package logger to scanpy's verbosity

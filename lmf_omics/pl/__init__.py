@@ -5,7 +5,3 @@ from ._plots import convergence, variance_explained
 from ._spatial import factors_spatial
 
 __all__ = ["convergence", "factors_spatial", "loadings", "variance_explained"]
-
-from .. import _settings  # noqa: E402
-
-_settings.install()  # a door imported directly still connects the package logger to scanpy's verbosity

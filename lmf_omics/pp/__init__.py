@@ -18,7 +18,3 @@ from ._rna import normalize_rna
 from ._spatial import spatial_context
 
 __all__ = ["clr", "covariates", "image_features", "normalize_rna", "spatial_context"]
-
-from .. import _settings  # noqa: E402
-
-_settings.install()  # a door imported directly still connects the package logger to scanpy's verbosity

@@ -5,7 +5,3 @@ from ._lmf import lmf
 from ._transfer import predict, transform
 
 __all__ = ["enrich", "lmf", "predict", "transform"]
-
-from .. import _settings  # noqa: E402
-
-_settings.install()  # a door imported directly still connects the package logger to scanpy's verbosity
