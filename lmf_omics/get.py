@@ -66,6 +66,8 @@ def model(adata: AnnData, key: str = "lmf") -> LinearMixedForms:
             )
     _check_state(stored["params"], modalities, key)
     state = {"params": stored["params"], "modalities": modalities, "random_effect": stored.get("random_effect")}
+    if stored.get("code_scale") is not None:
+        state["code_scale"] = stored["code_scale"]
     return LinearMixedForms.from_state(state)
 
 

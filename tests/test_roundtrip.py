@@ -43,6 +43,8 @@ def test_stored_fit_rebuilds_the_same_model(fitted, store, tmp_path):
         if reference is fitted:
             expected = query
     np.testing.assert_array_equal(query.obsm["X_again"], expected.obsm["X_again"])
+    codes = fitted.obsm["X_lmf"]  # the training cells encoded again get their codes, on the same scale
+    np.testing.assert_allclose(query.obsm["X_again"], codes, atol=1e-3 * np.abs(codes).max())
     np.testing.assert_array_equal(query.obsm["predicted"].to_numpy(), expected.obsm["predicted"].to_numpy())
     assert list(query.obsm["predicted"].columns) == list(expected.obsm["predicted"].columns)
 

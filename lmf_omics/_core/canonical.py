@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .parts import Factors, Moments
+from .parts import Factors, Loadings, Moments
 from .solvers import residual_norm
 
 
@@ -28,6 +28,19 @@ def canonical_rotation(factors: Factors, moments: Moments, norms: dict[str, floa
         for j in range(alpha.shape[1])
     ]
     return eigenvectors[:, np.argsort(explained, kind="stable")[::-1]]
+
+
+def score_scale(features: Loadings, fixed_weight: float) -> np.ndarray:
+    """Per factor, the norm of its fixed-effect loadings on the data's own scale (``β`` column norms).
+
+    The fit balances codes and loadings (the ridge's optimum, :func:`.solvers.rebalance`), so a
+    code's spread grows as the square root of its factor's; codes × this scale grow as the factor
+    does, as PCA's scores ``XV`` with unit loadings, which is what neighbour graphs and distances
+    on ``obsm`` expect (``benchmarks/integration.py`` measures both). Loadings ÷ it have unit norm.
+    A factor without fixed loadings (all zero) keeps its scale.
+    """
+    norms = np.linalg.norm(features.beta, axis=0) / np.sqrt(fixed_weight)
+    return np.where(norms > 0, norms, 1.0)
 
 
 def column_signs(codes: np.ndarray) -> np.ndarray:

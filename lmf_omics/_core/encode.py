@@ -17,9 +17,19 @@ from .rows import solve_rows
 
 
 def encode(
-    data: Data, loadings: Loadings, encoders: dict[str, np.ndarray], ridge: float, *, has_random: bool
+    data: Data,
+    loadings: Loadings,
+    encoders: dict[str, np.ndarray],
+    ridge: float,
+    *,
+    has_random: bool,
+    scale: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(K, H)`` for the cells of ``data`` (weighted operators, any of them ``None``)."""
+    """``(K, H)`` for the cells of ``data`` (weighted operators, any of them ``None``).
+
+    ``scale`` is the fit's :attr:`code_scale_`: rows are solved where the fit's ridge applies (codes
+    ÷ scale, loadings × scale) and returned × scale, so a training cell gets its own code back.
+    """
     operators = data.present()
     n = next(iter(operators.values())).shape[0]
     k = loadings.beta.shape[1]
@@ -37,11 +47,14 @@ def encode(
             unknown &= has  # no Z, no random code: it stays zero
     if not unknown_K.any() and (unknown_H is None or not unknown_H.any()):
         return K, H  # every code encoded: no row to solve
-    loadings_by_role = loadings.by_role()
+    scale = np.ones(k) if scale is None else np.asarray(scale, dtype=np.float64)
+    loadings_by_role = loadings.rotated(np.diag(scale)).by_role()
     grams = {role: gram(loadings_by_role[role]) for role in operators}
     products = {role: op.matmul(loadings_by_role[role]) for role, op in operators.items()}
     observed = {role: op.row_mask for role, op in operators.items()}
-    return solve_rows(grams, products, observed, ridge, K=K, H=H, unknown_K=unknown_K, unknown_H=unknown_H)
+    K, H = K / scale, None if H is None else H / scale
+    K, H = solve_rows(grams, products, observed, ridge, K=K, H=H, unknown_K=unknown_K, unknown_H=unknown_H)
+    return K * scale, None if H is None else H * scale
 
 
 def corrected_codes(state: dict, K: np.ndarray, operators: dict, new_levels) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from tqdm.auto import tqdm
 
-from .canonical import canonical_rotation, column_signs, response_split, variance_explained
+from .canonical import canonical_rotation, column_signs, response_split, score_scale, variance_explained
 from .log import progress_enabled
 from .options import Options
 from .parts import Data, Loadings
@@ -50,7 +50,15 @@ def fit_weighted(model, options: Options, data: Data, random_form: str) -> None:
     flip = np.diag(column_signs(K if H is None else K + H))
     del K, H  # n × k each: formed again below, flipped, rather than held twice
     factors, moments, features = factors.rotated(flip), moments.rotated(flip), features.rotated(flip)
+    k = options.n_factors
+    scale = score_scale(features, model.modality_weights_["fixed"]) if solver.descent else np.ones(k)
+    factors, moments, features = (
+        factors.scaled(scale),
+        moments.rotated(np.diag(scale)),
+        features.rotated(np.diag(1 / scale)),
+    )
     store(model, problem, factors, features, moments, norms, result.history, *problem.codes(factors))
+    model.code_scale_ = scale
     model.random_form_ = random_form if data.has_random else "response"
     model.random_effect_ = problem.random_effect_state(factors)
     if model.random_effect_ is not None:  # on the data's own scale, as the encoders

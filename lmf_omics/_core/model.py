@@ -81,7 +81,12 @@ class LinearMixedForms:
     Attributes
     ----------
     fixed_codes_, random_codes_, codes_
-        ``K``, ``H`` (``None`` without Z) and ``K + H`` for the training cells.
+        ``K``, ``H`` (``None`` without Z) and ``K + H`` for the training cells, as scores on the
+        data's scale: each factor's fixed loadings (``β`` columns) have unit norm, so a code spreads
+        as its factor does in X, as PCA's scores (the paper's solver keeps its own scale).
+    code_scale_
+        Per factor, the codes' scale relative to the fit's balanced form (where the ridge applies;
+        :func:`~lmf_omics._core.canonical.score_scale`); ones for ``solver="paper"``.
     encoders_
         ``{"fixed": W_K, "random": W_H}`` for encoded codes (``K = X̃ W_K``), by role.
     loadings_
@@ -283,7 +288,12 @@ class LinearMixedForms:
         with linalg.fallback_notes(logger, "LMF transform"), parallel.workers(options.n_jobs):
             weighted = self._weighted(operators)
             K, H = FORMS[options.form].encode_new(
-                weighted, self._feature_loadings, encoders, ridge, has_random="random" in self.means_
+                weighted,
+                self._feature_loadings,
+                encoders,
+                ridge,
+                has_random="random" in self.means_,
+                scale=getattr(self, "code_scale_", None),
             )
             if getattr(self, "random_effect_", None) is not None and weighted.fixed is not None:
                 K = corrected_codes(self.random_effect_, K, operators, new_levels)

@@ -96,6 +96,11 @@ class Factors:
         H = None if self.H is None else self.H @ rotation
         return Factors(self.K @ rotation, H, self.loadings.rotated(rotation))
 
+    def scaled(self, scale: np.ndarray) -> Factors:
+        """Codes × ``scale`` and loadings ÷ ``scale``, per factor (every fit unchanged)."""
+        H = None if self.H is None else self.H * scale
+        return Factors(self.K * scale, H, self.loadings.rotated(np.diag(1.0 / scale)))
+
     def arrays(self) -> list[np.ndarray]:
         """Every code and loading present (what the ridge penalises)."""
         return [m for m in (self.K, self.H) if m is not None] + self.loadings.arrays()

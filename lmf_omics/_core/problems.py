@@ -29,9 +29,9 @@ if TYPE_CHECKING:
     from .solvers import Solver
 
 
-def _encode_new_cells(data: Data, loadings: Loadings, encoders: dict, ridge: float, *, has_random: bool):
+def _encode_new_cells(data: Data, loadings: Loadings, encoders: dict, ridge: float, *, has_random: bool, scale=None):
     """``(K, H)`` of new cells: encoders applied, the rest solved row by row (:func:`.encode.encode`)."""
-    return encoding.encode(data, loadings, encoders, ridge, has_random=has_random)
+    return encoding.encode(data, loadings, encoders, ridge, has_random=has_random, scale=scale)
 
 
 class Problem(Protocol):
@@ -70,7 +70,7 @@ class Problem(Protocol):
         """What new cells need for the random effect's correction of their fixed code (``None``: nothing)."""
 
     @staticmethod
-    def encode_new(data: Data, loadings: Loadings, encoders: dict, ridge: float, *, has_random: bool):
+    def encode_new(data: Data, loadings: Loadings, encoders: dict, ridge: float, *, has_random: bool, scale=None):
         """``(K, H)`` of new cells (:func:`.encode.encode`)."""
 
 

@@ -238,6 +238,8 @@ def store(
     }
     if "random_effect" in state:
         uns["random_effect"] = state["random_effect"]
+    if "code_scale" in state:
+        uns["code_scale"] = state["code_scale"]
     if scores is not None:
         uns["cross_validation"] = {name: np.array([row[name] for row in scores]) for name in scores[0]}
     drop_stale(adata, keys)

@@ -117,8 +117,9 @@ def test_variance_explained_matches_dense_computation(planted, fitted):
 
 def test_transform_of_training_data_reproduces_codes(planted, fitted):
     codes = fitted.transform(Y=planted["Y"], X=planted["X"], Z=planted["Z"])
-    np.testing.assert_allclose(codes.fixed, fitted.fixed_codes_, atol=1e-5)
-    np.testing.assert_allclose(codes.random, fitted.random_codes_, atol=1e-5)
+    size = np.abs(fitted.codes_).max()  # codes on the data's scale (code_scale_): a relative tolerance
+    np.testing.assert_allclose(codes.fixed, fitted.fixed_codes_, atol=1e-5 * size)
+    np.testing.assert_allclose(codes.random, fitted.random_codes_, atol=1e-5 * size)
 
 
 def test_predict_response_from_x_and_z(planted, fitted):
@@ -200,13 +201,29 @@ def test_encoded_loadings_over_the_features_are_the_least_squares_loadings(rank_
         Y = np.hstack([Y[:, :4], Y[:, :4] * 2.0, Y[:, :2]])
     model = LinearMixedForms(3, n_pcs=5, ridge=0.01, max_iter=50, tol=1e-12).fit(Y, sim["X"], sim["Z"])
     Yc = (Y - model.means_["response"]) * np.sqrt(model.modality_weights_["response"])
-    C = model.codes_
+    C = model.codes_ / model.code_scale_  # the ridge applies where the fit balanced codes and loadings
     weighted = Yc.T @ C @ np.linalg.inv(C.T @ C + 0.01 * np.eye(3))
     np.testing.assert_allclose(
-        model.loadings_["response"] * np.sqrt(model.modality_weights_["response"]),
+        model.loadings_["response"] * np.sqrt(model.modality_weights_["response"]) * model.code_scale_,
         weighted,
         atol=1e-9 * np.abs(weighted).max(),
     )
     total = np.sum((Y - Y.mean(0)) ** 2)
-    r2 = 1 - np.sum((Y - Y.mean(0) - C @ model.loadings_["response"].T) ** 2) / total
+    r2 = 1 - np.sum((Y - Y.mean(0) - model.codes_ @ model.loadings_["response"].T) ** 2) / total
     assert model.total_variance_explained_["response"] == pytest.approx(r2, abs=1e-10)
+
+
+@pytest.mark.parametrize("codes", ["encoded", "free"])
+def test_codes_are_scores_on_the_data_scale_as_pca(codes):
+    """With Y = X and no Z, K is X's rank-k PCA scores ``U S`` (numpy's SVD), loadings of unit norm."""
+    X = simulate(n=150, k=3, p_y=12, p_x=30, p_z=2, seed=5)["X"]
+    model = LinearMixedForms(3, codes=codes, ridge=1e-9, tol=1e-12, max_iter=3000).fit(X, X)
+    U, S, _ = np.linalg.svd(X - X.mean(0), full_matrices=False)
+    scores = U[:, :3] * S[:3]
+    np.testing.assert_allclose(np.linalg.norm(model.loadings_["fixed"], axis=0), 1.0, rtol=1e-10)
+    np.testing.assert_allclose(np.abs(model.fixed_codes_), np.abs(scores), atol=1e-4 * S[0])
+
+
+def test_paper_solver_keeps_its_own_scale(planted):
+    model = LinearMixedForms(3, solver="paper", max_iter=30).fit(planted["Y"], planted["X"], planted["Z"])
+    np.testing.assert_array_equal(model.code_scale_, np.ones(3))
