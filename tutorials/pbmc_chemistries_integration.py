@@ -193,14 +193,15 @@ plt.close(fig)
 #
 # What K and K + H contain (the run at the time of writing; the table above is the source): PCA carries the
 # chemistry plainly (batch R² 0.91, batch mixing 0.10). With the paper's response-only form, K is an
-# encoding of X and keeps it (batch R² 0.91, mixing 0.14, as PCA). With the default
+# encoding of X and keeps it (batch R² 0.91, mixing 0.15, as PCA). With the default
 # `random_effect="states"`, K has almost no linear trace of it left (batch R² 0.01) and is mixed about as
 # well as random neighbours would be (0.60 against about 0.65). K + H puts the chemistry back in both forms
-# (batch R² 0.97 response-only, 0.93 default; mixing 0.01 and 0.03): H encodes the chemistry, and K + H is
-# what to use only when the batch is wanted. Against the cell types, Leiden on the default K scored NMI 0.76
-# and ARI 0.57, against 0.62 and 0.34 for PCA and 0.68 and 0.42 for the response-only K. Harmony
-# (harmonypy was installed at the time of writing) left more batch (R² 0.26, mixing 0.54) and scored NMI
-# 0.73, ARI 0.51. One dataset, one seed, one resolution: differences of a few hundredths are not a result.
+# (batch R² 0.97 response-only, 0.93 default; mixing 0.01 and 0.02): H encodes the chemistry, and K + H is
+# what to use only when the batch is wanted. Against the cell types, Leiden on the default K scored NMI 0.73
+# and ARI 0.50, against 0.62 and 0.35 for PCA and 0.68 and 0.41 for the response-only K. Harmony
+# (harmonypy was installed at the time of writing) left more batch (R² 0.26, mixing 0.54) and scored the same
+# (NMI 0.73, ARI 0.51). One dataset, one seed, one resolution: differences of a few hundredths are not a result
+# (the benchmark scores a grid of resolutions).
 
 # %%
 umap_embeddings = ["PCA", "LMF response-only K", "LMF default K"] + (["Harmony"] if HAS_HARMONY else [])
@@ -266,8 +267,8 @@ print(f"held out {HELD_OUT} ({int(is_query.sum())} cells), kNN label-transfer ac
 print(pd.Series(mapping).round(3).to_string())
 
 # %% [markdown]
-# At the time of writing the 290 3' v1 cells were labelled correctly at 0.84 from the projected PCA, 0.80
-# from the response-only K and 0.87 from the default K: a small gain over PCA for the default K on one held-out
+# At the time of writing the 290 3' v1 cells were labelled correctly at 0.84 from the projected PCA, 0.84
+# from the response-only K and 0.89 from the default K: a small gain over PCA for the default K on one held-out
 # chemistry (the benchmark in `benchmarks/integration.py` holds out each chemistry in turn).
 
 # %%

@@ -55,8 +55,8 @@ def rebuild(cls, state: dict):
     model.modality_weights_ = {r: float(m["weight"]) for r, m in modalities.items()}
     weighted = {r: model.loadings_[r] * np.sqrt(model.modality_weights_[r]) for r in modalities}
     model._feature_loadings = Loadings.from_roles(weighted)
-    scale = state.get("code_scale")
-    model.code_scale_ = None if scale is None else np.asarray(scale, dtype=np.float64)  # None: a fit from before 0.2
+    scale = state.get("code_scale")  # absent from fits stored before codes were scaled
+    model.code_scale_ = None if scale is None else np.asarray(scale, dtype=np.float64)
     model.random_effect_ = dict(state["random_effect"]) if state.get("random_effect") is not None else None
     return model
 
