@@ -129,11 +129,12 @@ fig.savefig(OUT / "morans_i.png", dpi=130)
 # %% [markdown]
 # **`morans_i.png`**: Moran's I of each factor of K (left bars) and H (right bars). The random code,
 # an encoding of the neighbourhood average, is spatially smooth for every factor (at the time of writing
-# Moran's I 0.89-0.94, median 0.92). The fixed code's leading factors are spatially structured too (0.43
-# to 0.63 for factors 1, 2, 3 and 5: tissue domains are real and the spot's own expression shows them),
-# but its other factors are close to spatial noise (0.05-0.17; median over the ten factors 0.17): K keeps
-# what is particular to each spot. The variance split printed above (`response_fixed_code` against
-# `response_random_code`, at the time of writing 0.085 and 0.025 of the 0.09 explained) says that the
+# Moran's I 0.89-0.96, median 0.92). The fixed code is far less smooth: its first factors keep some spatial
+# structure (0.44 and 0.22 for factors 1 and 2: tissue domains are real and the spot's own expression shows
+# them), the others are close to spatial noise (-0.03 to 0.14; median over the ten factors 0.06): with the
+# default `random_effect="states"` the niche average (Z) is removed from the genes' principal scores before K
+# is fitted, so K keeps what is particular to each spot. The variance split printed above (`response_fixed_code`
+# against `response_random_code`, at the time of writing 0.058 and 0.036 of the 0.078 explained) says that the
 # expression is reproduced mostly through K; the niche adds a smooth, smaller part.
 
 # %%
@@ -144,13 +145,13 @@ plt.close(axes[0, 0].figure)
 # %% [markdown]
 # **`variance_explained.png`**: R² (%) of the expression (as response and as fixed data) and of the
 # niche PCs by each factor. Spot-level expression is noisy (at the time of writing under 3% per factor
-# and about 9% in total for 10 factors), whereas the niche (an average of six spots, 15 PCs) is
+# and about 8% in total for 10 factors), whereas the niche (an average of six spots, 15 PCs) is
 # explained almost completely (about 91%), about half of it by factor 1. **`gene_loadings.png`**: the genes
 # with the largest response loadings on the first three factors. At the time of writing factors 1 and 2
-# had stromal and extracellular-matrix genes at their negative end (*FN1*, *POSTN*, *COL3A1*, *COL1A1/2*,
-# *LUM*), the tumour-stroma axis of these sections (factor 2 with *CST4* and *PRSS23* at its positive
-# end), and factor 3 *APOE*, *IGLL5*, *CST3*, *HLA-E*, *CD74* (immune and antigen-presentation genes) at
-# its positive end.
+# had the stromal and extracellular-matrix genes (*FN1*, *POSTN*, *COL3A1*, *COL1A1/2*, *LUM*) at one end:
+# factor 1 at its negative end (with *PRSS23*), factor 2 at its positive end (with *SFRP2*, *HLA-DRA*,
+# *CD74*): the tumour-stroma axis of these sections; factor 3 put *CST3*, *APOE*, *IGLL5*, *APOD* (immune
+# and antigen-presentation genes) against collagens.
 #
 # ## The section as the random effect
 # With `random="obs:slice"` the random code is an encoding of the section, a per-section offset. We
@@ -186,12 +187,13 @@ plt.close(axes[0, 0].figure)
 
 # %% [markdown]
 # The random code of the section model is, by construction, constant within each section (η² = 1).
-# At the time of writing the sections explained 1.8% of the PCA embedding and 0.0% of the fixed code K: with
+# At the time of writing the sections explained 1.8% of the PCA embedding and 0.1% of the fixed code K: with
 # the default `random_effect="states"` the section is removed from the genes' principal scores (within soft
 # spot states, shrunk as a mixed model's BLUP) before K is fitted, so K keeps no per-section offset (the
 # paper's form, `random_effect="response"`, leaves a section difference written in the genes in K). The
-# combined code K + H, however, was 30% section: H is an encoding of the section, a per-section offset, and
-# adding it to K makes the section a large part of the embedding (as the hashtag in the CITE-seq tutorial).
+# combined code K + H, however, was 8% section (4.5 times PCA's): H is an encoding of the section, a
+# per-section offset, and adding it to K makes the section a larger part of the embedding (as the hashtag in
+# the CITE-seq tutorial).
 # Use K (`X_lmf_section_fixed`) when the section is a nuisance;
 # K + H includes the section effect by construction. **`section_model_fixed_code.png`** shows the first two factors
 # of that model's fixed code on the three sections, on one colour scale per factor.
