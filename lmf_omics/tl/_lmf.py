@@ -40,6 +40,7 @@ def lmf(
     observed: Mapping[str, str | np.ndarray] | None = None,
     key_added: str = "lmf",
     table_key: str | None = None,
+    mod_obsm: bool = False,
     copy: bool = False,
     **options,
 ) -> AnnData | None:
@@ -83,6 +84,10 @@ def lmf(
         Stem of every key written (see below).
     table_key
         The table of a SpatialData to fit (``None`` for an AnnData or MuData).
+    mod_obsm
+        For a MuData: also write the codes into each modality's ``obsm``, the rows of the cells it
+        has (aligned by obs names), so ``sc.pp.neighbors(mdata["rna"], use_rep="X_lmf_fixed")`` works
+        on a modality alone, as ``mu.tl.mofa``'s users expect.
     copy
         Return a modified copy instead of writing to ``adata``.
     {options}
@@ -114,6 +119,11 @@ def lmf(
     settings = replace(settings, n_jobs=n_jobs_setting(settings.n_jobs))  # None follows sc.settings.n_jobs
     model = LinearMixedForms(**{**settings.as_dict(), "n_factors": max(candidates)})
     model.check_options()
+    if mod_obsm and not is_mudata(adata):
+        raise ValueError(
+            f"mod_obsm=True needs a MuData (its modalities get the codes), got {type(adata).__name__}; "
+            "drop mod_obsm for an AnnData or SpatialData"
+        )
     adata = resolve_data(adata, table_key=table_key, copy=copy)
     check_key_added(key_added)
     check_folds(cv_folds, adata.n_obs if len(candidates) > 1 else None, "cv_folds")
@@ -140,7 +150,7 @@ def lmf(
     model.fit(*arrays, observed=masks, labels=labels)
 
     out = target(adata, copy)
-    store(out, model, modalities, keys, mask_var=mask_var, scores=scores)
+    store(out, model, modalities, keys, mask_var=mask_var, scores=scores, mod_obsm=mod_obsm)
     logger.info(
         "LMF %s: %d iterations, converged=%s; added obsm %r",
         model.solver,
@@ -206,6 +216,7 @@ def store(
     *,
     mask_var,
     scores: list[dict] | None = None,
+    mod_obsm: bool = False,
 ) -> None:
     """Write a fit into ``adata``: everything is built first, then assigned, so nothing is half-written."""
     obsm = {keys.combined: model.codes_, keys.fixed: model.fixed_codes_}
@@ -227,6 +238,8 @@ def store(
     params.update({role: modality.spec for role, modality in modalities.items()})
     if isinstance(mask_var, str):
         params["mask_var"] = mask_var
+    if mod_obsm:
+        params["mod_obsm"] = True
     uns = {
         "params": params,
         "modalities": state["modalities"],
@@ -242,11 +255,20 @@ def store(
         uns["code_scale"] = state["code_scale"]
     if scores is not None:
         uns["cross_validation"] = {name: np.array([row[name] for row in scores]) for name in scores[0]}
+    per_modality = {name: _rows_of(adata, name, obsm) for name in adata.mod} if mod_obsm else {}
     drop_stale(adata, keys)
     adata.obsm.update(obsm)
+    for name, codes in per_modality.items():
+        adata.mod[name].obsm.update(codes)
     for holder, arrays in varm.values():
         holder.varm.update(arrays)
     adata.uns[keys.uns] = uns
+
+
+def _rows_of(mdata, name: str, obsm: dict) -> dict:
+    """The codes of the cells modality ``name`` has, in its own order (its obs names in the MuData's)."""
+    rows = mdata.obs_names.get_indexer(mdata.mod[name].obs_names)
+    return {key: codes[rows] for key, codes in obsm.items()}
 
 
 def drop_stale(adata: AnnData, keys: Keys) -> None:
@@ -257,6 +279,11 @@ def drop_stale(adata: AnnData, keys: Keys) -> None:
     for holder in holders:
         for key in keys.varm_keys:
             holder.varm.pop(key, None)
+    earlier = adata.uns.get(keys.uns)
+    if is_mudata(adata) and is_fit(earlier) and earlier.get("params", {}).get("mod_obsm"):
+        for modality in adata.mod.values():  # codes only a fit with mod_obsm=True wrote there
+            for key in keys.obsm_keys:
+                modality.obsm.pop(key, None)
 
 
 lmf.__doc__ = lmf.__doc__.replace("    {options}", numpydoc_parameters(skip=("n_factors",)))

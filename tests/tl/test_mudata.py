@@ -140,3 +140,25 @@ def test_a_refit_removes_the_old_loadings_from_every_modality(cells):
     assert "lmf_loadings_response" not in mdata.mod["prot"].varm
     assert set(mdata.mod["rna"].varm) == {"lmf_loadings_response"}
     assert set(mdata.mod["prot"].varm) == {"lmf_loadings_fixed", "lmf_encoder_fixed"}
+
+
+def test_codes_go_to_each_modality_on_request_aligned_by_name(cells):
+    mdata = _mudata(cells, shuffle_protein=True)
+    before = {name: set(mod.obsm) for name, mod in mdata.mod.items()}
+    lmf.tl.lmf(mdata, response="prot", fixed="rna", **OPTIONS)
+    assert {name: set(mod.obsm) for name, mod in mdata.mod.items()} == before  # not unless asked
+    lmf.tl.lmf(mdata, response="prot", fixed="rna", mod_obsm=True, **OPTIONS)
+    codes = pd.DataFrame(mdata.obsm["X_lmf_fixed"], index=mdata.obs_names)
+    prot = mdata.mod["prot"]
+    assert prot.n_obs == cells.n_obs - WITHOUT_PROTEIN
+    np.testing.assert_array_equal(prot.obsm["X_lmf_fixed"], codes.loc[prot.obs_names].to_numpy())
+    np.testing.assert_array_equal(mdata.mod["rna"].obsm["X_lmf"], mdata.obsm["X_lmf"][: mdata.mod["rna"].n_obs])
+    lmf.tl.lmf(mdata, response="prot", fixed="rna", random="rna:obs:batch", **OPTIONS)  # a refit without it
+    assert not any(key.startswith("X_lmf") for mod in mdata.mod.values() for key in mod.obsm)
+
+
+def test_mod_obsm_on_an_anndata_is_refused_before_any_work(cells):
+    adata = cells.copy()
+    with pytest.raises(ValueError, match="mod_obsm=True needs a MuData"):
+        lmf.tl.lmf(adata, response="obsm:protein", fixed="X", mod_obsm=True, **OPTIONS)
+    assert "lmf" not in adata.uns
