@@ -32,7 +32,7 @@ exclude_patterns = ["_build", "_ext"]
 myst_enable_extensions = ["colon_fence", "dollarmath"]
 myst_heading_anchors = 3
 
-autosummary_generate = True
+autosummary_generate = ["generated/api.md"]  # the one page with autosummary tables (lmf_docs writes it)
 autodoc_default_options = {"members": True, "inherited-members": False}
 autodoc_member_order = "bysource"
 numpydoc_show_class_members = False

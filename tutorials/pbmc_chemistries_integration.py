@@ -237,9 +237,11 @@ plt.close(fig)
 # ## A chemistry never seen in training
 # Fit on the 3' v2 and 5' cells only (their own genes' normalisation, HVGs and PCA), then encode the 3' v1
 # cells with `lmf.tl.transform`. A new level of a random-effect column gets a zero random code, so the
-# query's K is what it is mapped by. Cell types are transferred by a 15-nearest-neighbour vote from the
-# reference K to the query K, and scored against the query's annotation. The PCA row projects the query on
-# the reference's PCA loadings, uncorrected.
+# query's K is what it is mapped by. Here every query cell has a new level (3' v1 is not in the reference),
+# so `tl.transform` warns that none of them has a level seen in training, its guard against levels
+# spelt or typed differently; for a held-out batch that is expected. Cell types are transferred by a
+# 15-nearest-neighbour vote from the reference K to the query K, and scored against the query's annotation.
+# The PCA row projects the query on the reference's PCA loadings, uncorrected.
 
 # %%
 is_query = (raw.obs["batch"].astype(str) == HELD_OUT).to_numpy()
