@@ -156,7 +156,8 @@ def h5ad_image(adata: AnnData) -> memoryview:
             if getattr(adata, name) is not None:
                 write_elem(file, name, getattr(adata, name))
         for name in ("obsm", "varm", "obsp", "varp", "layers", "uns"):
-            write_elem(file, name, dict(getattr(adata, name)))
+            # anndata 0.13: layers[None] is X, written above (as its own write_anndata skips it)
+            write_elem(file, name, {k: v for k, v in getattr(adata, name).items() if k is not None})
     return buffer.getbuffer()
 
 

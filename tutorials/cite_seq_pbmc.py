@@ -312,7 +312,8 @@ rna = ad.AnnData(adata[:, genes].X.copy(), obs=pd.DataFrame(index=adata.obs_name
 prot = ad.AnnData(
     protein_clr.to_numpy(), obs=pd.DataFrame(index=adata.obs_names), var=pd.DataFrame(index=protein_clr.columns)
 )
-md.set_options(pull_on_update=False)  # mudata 0.4's behaviour: obs columns are not pulled from the modalities
+if hasattr(md, "set_options"):  # mudata 0.3; 0.4 has no such option, its behaviour is this one
+    md.set_options(pull_on_update=False)  # obs columns are not pulled from the modalities
 mdata = md.MuData({"rna": rna, "prot": prot})
 mdata.obs["hashtag"] = adata.obs["hashtag"].to_numpy()
 mu_options = {name: value for name, value in OPTIONS.items() if name not in ("response", "fixed", "random", "mask_var")}

@@ -124,7 +124,7 @@ print("harmonypy installed:", HAS_HARMONY)
 # %%
 def batch_r2(embedding, batch):
     indicators = pd.get_dummies(batch).to_numpy(float)
-    indicators -= indicators.mean(axis=0)
+    indicators = indicators - indicators.mean(axis=0)  # not in place: pandas 3 may hand out a read-only array
     fitted = LinearRegression().fit(embedding, indicators).predict(embedding)
     return float(np.mean(1 - ((indicators - fitted) ** 2).sum(axis=0) / (indicators**2).sum(axis=0)))
 

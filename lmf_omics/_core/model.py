@@ -16,7 +16,7 @@ from . import fitting, inputs, linalg, parallel, state, validation
 from .encode import corrected_codes
 from .log import logger
 from .operators import Operator
-from .options import DEFAULTS, NAMES, Options, numpydoc_parameters, signature_parameters
+from .options import DEFAULTS, NAMES, Options, fill_options, signature_parameters
 from .parts import Codes, Data, NotFittedError
 from .problems import FORMS
 from .random_effects import check_random_form
@@ -401,7 +401,7 @@ class LinearMixedForms:
             raise NotFittedError("this LinearMixedForms is not fitted yet; call fit(Y, X, Z) first")
 
 
-LinearMixedForms.__doc__ = LinearMixedForms.__doc__.replace("    {options}", numpydoc_parameters())
+LinearMixedForms.__doc__ = fill_options(LinearMixedForms.__doc__)
 LinearMixedForms.__init__.__signature__ = inspect.Signature(
     [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
     + [inspect.Parameter("n_factors", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=DEFAULTS["n_factors"])]

@@ -223,15 +223,30 @@ def signature_parameters() -> list[inspect.Parameter]:
 
 
 def numpydoc_parameters(indent: int = 4, skip: tuple[str, ...] = ()) -> str:
-    """The options' documentation as numpydoc ``Parameters`` entries."""
-    pad = " " * indent
+    """The options' documentation as numpydoc ``Parameters`` entries, names ``indent`` spaces in, text 4 more."""
+    pad, body_pad = " " * indent, " " * (indent + 4)
     entries = []
     for f in fields(Options):
         if f.name in skip:
             continue
-        body = textwrap.fill(f.metadata["help"], width=100, initial_indent=pad * 2, subsequent_indent=pad * 2)
+        body = textwrap.fill(f.metadata["help"], width=100, initial_indent=body_pad, subsequent_indent=body_pad)
         entries.append(f"{pad}{f.name}\n{body}")
     return "\n".join(entries)
+
+
+def fill_options(doc: str, skip: tuple[str, ...] = ()) -> str:
+    """``doc`` with its line ``{options}`` replaced by :func:`numpydoc_parameters`, indented as that line.
+
+    The indentation is read, not assumed: Python 3.13 strips a docstring's common indentation when it
+    compiles it (3.11 and 3.12 keep it), so the line is ``    {options}`` on one and ``{options}`` on the other.
+    """
+    lines = doc.splitlines()
+    placeholders = [i for i, line in enumerate(lines) if line.strip() == "{options}"]
+    if len(placeholders) != 1:
+        raise ValueError(f"a docstring to fill needs one line {{options}}, found {len(placeholders)}")
+    line = lines[placeholders[0]]
+    lines[placeholders[0]] = numpydoc_parameters(len(line) - len(line.lstrip()), skip)
+    return "\n".join(lines)
 
 
 def _check_count(name: str, value, *, minimum: int, what: str = "a positive integer") -> None:
@@ -251,4 +266,4 @@ def _check_choice(name: str, value, choices: tuple[str, ...], *, none: bool = Fa
         raise ValueError(f"{name} must be one of {choices}{' or None' if none else ''}, got {value!r}")
 
 
-Options.__doc__ = Options.__doc__.replace("    {options}", numpydoc_parameters())
+Options.__doc__ = fill_options(Options.__doc__)

@@ -22,7 +22,15 @@ from .linalg import pinv_right, solve_sylvester
 from .parts import Data, Factors, Loadings, Moments, gram
 from .random_effects import RANDOM_EFFECTS, Correction, Settings, random_design
 from .rows import solve_rows
-from .subspace import Basis, corrected_basis, initial_free_codes, leading, principal_basis, well_conditioned
+from .subspace import (
+    Basis,
+    corrected_basis,
+    initial_free_codes,
+    leading,
+    principal_basis,
+    triangular_factor,
+    well_conditioned,
+)
 from .validation import ROLES
 
 if TYPE_CHECKING:
@@ -276,7 +284,7 @@ class EncodedProblem:
             if basis is None:
                 continue
             projection = getattr(data, role).rmatmul(basis)
-            coordinates[role] = np.linalg.qr(projection, mode="r")
+            coordinates[role] = triangular_factor(projection)  # no copy of the p × k projection
             if projection.shape[0] <= projection.shape[1] or not well_conditioned(coordinates[role]):
                 frames[role], coordinates[role] = np.linalg.qr(projection)  # few features, or rank-deficient
             del projection

@@ -12,7 +12,7 @@ from anndata import AnnData
 from .._checks import resolve_data, target
 from .._core import LinearMixedForms, grid_search
 from .._core.log import logger
-from .._core.options import Options, numpydoc_parameters, signature_parameters
+from .._core.options import Options, fill_options, signature_parameters
 from .._core.selection import check_folds
 from .._keys import Keys, check_key_added, is_fit, is_transfer, refuse_foreign
 from .._modalities import (
@@ -286,7 +286,7 @@ def drop_stale(adata: AnnData, keys: Keys) -> None:
                 modality.obsm.pop(key, None)
 
 
-lmf.__doc__ = lmf.__doc__.replace("    {options}", numpydoc_parameters(skip=("n_factors",)))
+lmf.__doc__ = fill_options(lmf.__doc__, skip=("n_factors",))
 lmf.__signature__ = inspect.signature(lmf).replace(
     parameters=[p for p in inspect.signature(lmf).parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
     + [p for p in signature_parameters() if p.name != "n_factors"]

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from scipy import sparse
 
+from lmf_omics._core import parallel
 from lmf_omics._core.operators import Operator
-from lmf_omics._core.subspace import OVERSAMPLE, principal_basis
+from lmf_omics._core.subspace import OVERSAMPLE, principal_basis, triangular_factor
 
 
 def _wide(seed, n=60, p=80, signal=(3.0, 2.0, 1.5, 1.2), noise=0.3):
@@ -49,3 +50,15 @@ def test_the_seed_does_not_move_a_well_separated_subspace():
     first, second = (principal_basis(operator, 3, rng=np.random.default_rng(seed)) for seed in (0, 7))
     cosines = np.linalg.svd(first.vectors.T @ second.vectors, compute_uv=False)
     assert cosines.min() > 1 - 1e-8
+
+
+@pytest.mark.parametrize("rows", [5_000, 60_001])  # one row block (numpy's QR itself), and several
+def test_triangular_factor_is_r_of_the_qr_up_to_row_signs_and_leaves_its_input(rows):
+    matrix = np.random.default_rng(2).standard_normal((rows, 40))
+    original = matrix.copy()
+    assert (len(parallel.row_blocks(matrix, parallel.BLOCK_ENTRIES)) > 1) == (rows > 60_000)
+    R = triangular_factor(matrix)
+    direct = np.linalg.qr(matrix, mode="r")
+    signs = np.sign(np.diag(R)) * np.sign(np.diag(direct))
+    np.testing.assert_allclose(signs[:, None] * R, direct, rtol=0, atol=1e-9 * np.abs(direct).max())
+    assert np.array_equal(np.triu(R), R) and np.array_equal(matrix, original)
