@@ -65,9 +65,8 @@ def model(adata: AnnData, key: str = "lmf") -> LinearMixedForms:
                 "(was it edited or subset?); run lmf_omics.tl.lmf again"
             )
     _check_state(stored["params"], modalities, key)
-    state = {"params": stored["params"], "modalities": modalities, "random_effect": stored.get("random_effect")}
-    if stored.get("code_scale") is not None:
-        state["code_scale"] = stored["code_scale"]
+    state = {"params": stored["params"], "modalities": modalities}
+    state |= {name: stored.get(name) for name in ("random_effect", "code_scale")}
     return LinearMixedForms.from_state(state)
 
 

@@ -23,22 +23,6 @@ import matplotlib
 MAX_OUTPUT_LINES = 60
 
 
-class _CurrentStderr(logging.StreamHandler):
-    """A handler writing to whatever ``sys.stderr`` is at each record (so into the running cell's messages)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value) -> None:
-        pass
-
-
 def _capture_logs() -> None:
     """Send the package's and scanpy's log records to the current ``sys.stderr``, at their usual levels.
 
@@ -47,11 +31,13 @@ def _capture_logs() -> None:
     import scanpy as sc
 
     sc.settings.logfile = _CurrentStderrFile()
-    logging.getLogger("lmf_omics").addHandler(_CurrentStderr())  # a handler of the user's: the package uses it
+    handler = logging.StreamHandler(_CurrentStderrFile())  # a handler of the user's: the package uses it
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logging.getLogger("lmf_omics").addHandler(handler)
 
 
 class _CurrentStderrFile(io.TextIOBase):
-    """A file object for ``scanpy.settings.logfile`` that writes to the current ``sys.stderr``."""
+    """A file object writing to whatever ``sys.stderr`` is at each write (so into the running cell's messages)."""
 
     def write(self, text: str) -> int:
         return sys.stderr.write(text)

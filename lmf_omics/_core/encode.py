@@ -48,7 +48,7 @@ def encode(
     if not unknown_K.any() and (unknown_H is None or not unknown_H.any()):
         return K, H  # every code encoded: no row to solve
     scale = np.ones(k) if scale is None else np.asarray(scale, dtype=np.float64)
-    loadings_by_role = loadings.rotated(np.diag(scale)).by_role()
+    loadings_by_role = loadings.scaled(scale).by_role()
     grams = {role: gram(loadings_by_role[role]) for role in operators}
     products = {role: op.matmul(loadings_by_role[role]) for role, op in operators.items()}
     observed = {role: op.row_mask for role, op in operators.items()}

@@ -55,7 +55,7 @@ def fit_weighted(model, options: Options, data: Data, random_form: str) -> None:
     factors, moments, features = (
         factors.scaled(scale),
         moments.rotated(np.diag(scale)),
-        features.rotated(np.diag(1 / scale)),
+        features.scaled(1 / scale),
     )
     store(model, problem, factors, features, moments, norms, result.history, *problem.codes(factors))
     model.code_scale_ = scale

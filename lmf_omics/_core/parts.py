@@ -65,6 +65,10 @@ class Loadings:
     def rotated(self, rotation: np.ndarray) -> Loadings:
         return Loadings(*(None if m is None else m @ rotation for m in (self.alpha, self.beta, self.u)))
 
+    def scaled(self, scale: np.ndarray) -> Loadings:
+        """Every loading column ``j`` × ``scale[j]``."""
+        return Loadings(*(None if m is None else m * scale for m in (self.alpha, self.beta, self.u)))
+
     def arrays(self) -> list[np.ndarray]:
         return list(self.by_role().values())
 
@@ -99,7 +103,7 @@ class Factors:
     def scaled(self, scale: np.ndarray) -> Factors:
         """Codes × ``scale`` and loadings ÷ ``scale``, per factor (every fit unchanged)."""
         H = None if self.H is None else self.H * scale
-        return Factors(self.K * scale, H, self.loadings.rotated(np.diag(1.0 / scale)))
+        return Factors(self.K * scale, H, self.loadings.scaled(1.0 / scale))
 
     def arrays(self) -> list[np.ndarray]:
         """Every code and loading present (what the ridge penalises)."""
