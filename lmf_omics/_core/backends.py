@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
+from . import keys as content
 from . import parallel
 from .validation import canonical_sparse, check_indptr
 
@@ -52,26 +53,43 @@ class ChunkedMatrix:
         """``(start, stop, rows)`` in order, ``rows`` in memory (dense or CSR)."""
         raise NotImplementedError
 
-    def matmul(self, right: np.ndarray) -> np.ndarray:
-        out = np.empty((self.shape[0], right.shape[1]))
+    def matmul(self, right: np.ndarray, out=None, *, offset=None, divisor=None, gram: bool = False):
+        """``(A @ right - offset) / divisor`` (see :func:`.parallel.matmul`, also for ``gram``), chunk by chunk."""
+        out = np.empty((self.shape[0], right.shape[1])) if out is None else out
+        total = np.zeros((right.shape[1], right.shape[1]))
         for start, stop, rows in self.chunks():
-            out[start:stop] = _block_matmul(rows, right)
-        return out
+            out[start:stop] = parallel.centred(_block_matmul(rows, right), offset, divisor)
+            if gram:
+                total += parallel.stored_gram(out[start:stop])
+        return (out, total) if gram else out
 
-    def rmatmul(self, left: np.ndarray) -> np.ndarray:
+    def rmatmul(self, left) -> np.ndarray:
         total = np.zeros((self.shape[1], left.shape[1]))
         for start, stop, rows in self.chunks():
             total += _block_rmatmul(rows, left[start:stop])
         return total
 
     def column_moments(self, observed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        sums = np.zeros((2, self.shape[1]))
+        mean, var, _ = self.summaries(observed)
+        return mean, var
+
+    def content_keys(self, observed: np.ndarray | None) -> content.Keys:
+        """Order-free keys of the features and cells (:mod:`.keys`), one pass over the chunks."""
+        return self.summaries(observed)[2]
+
+    def summaries(self, observed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, content.Keys]:
+        """Column means and variances and the content keys, in one pass over the chunks."""
+        sums, by_column, by_row = np.zeros((2, self.shape[1])), np.zeros(self.shape[1]), []
         count = 0
         for start, stop, rows in self.chunks():
-            rows_observed = None if observed is None else observed[start:stop]
-            sums += parallel.sums_and_squares(_in_memory(rows), rows_observed)
+            rows, rows_observed = _in_memory(rows), None if observed is None else observed[start:stop]
+            sums += parallel.sums_and_squares(rows, rows_observed)
+            columns, cells = content.block_sums(_non_finite_as_zero(rows), rows_observed)
+            by_column += columns
+            by_row.append(cells)
             count += stop - start if rows_observed is None else int(rows_observed.sum())
-        return _mean_and_variance(sums, count)
+        keys = content.finish(by_column, np.hstack(by_row) if by_row else np.zeros(0))
+        return (*_mean_and_variance(sums, count), keys)
 
     def scan(self, observed: np.ndarray | None) -> Scan:
         """All-NaN dense rows and non-finite values outside the rows ``observed`` excludes."""
@@ -224,13 +242,19 @@ class DaskMatrix(ChunkedMatrix):
     def _row_slices(self):
         return list(zip(self._edges[:-1], self._edges[1:]))
 
-    def matmul(self, right: np.ndarray) -> np.ndarray:
+    def matmul(self, right: np.ndarray, out=None, *, offset=None, divisor=None, gram: bool = False):
         from dask import compute, delayed
 
         right = np.asarray(right, dtype=np.float64)
         pending = delayed(right)  # sent once, shared by every task
         parts = compute(*[delayed(_block_matmul)(block, pending) for block in self._blocks()])
-        return np.vstack(parts) if parts else np.zeros((0, right.shape[1]))
+        out = np.empty((self.shape[0], right.shape[1])) if out is None else out
+        total = np.zeros((right.shape[1], right.shape[1]))
+        for part, (a, b) in zip(parts, self._row_slices()):
+            out[a:b] = parallel.centred(part, offset, divisor)
+            if gram:
+                total += parallel.stored_gram(out[a:b])
+        return (out, total) if gram else out
 
     def rmatmul(self, left: np.ndarray) -> np.ndarray:
         parts = [(_block_rmatmul, block, left[a:b]) for block, (a, b) in zip(self._blocks(), self._row_slices())]
@@ -241,6 +265,20 @@ class DaskMatrix(ChunkedMatrix):
         sums = _tree_sum([(_block_sums, block, w) for block, w in zip(self._blocks(), rows_observed)])
         count = self.shape[0] if observed is None else int(observed.sum())
         return _mean_and_variance(sums, count)
+
+    def summaries(self, observed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, content.Keys]:
+        return (*self.column_moments(observed), self.content_keys(observed))
+
+    def content_keys(self, observed: np.ndarray | None) -> content.Keys:
+        from dask import compute, delayed
+
+        tasks = [
+            delayed(_block_keys)(block, None if observed is None else observed[a:b])
+            for block, (a, b) in zip(self._blocks(), self._row_slices())
+        ]
+        parts = compute(*tasks)  # per block: p and rows floats (n in all)
+        by_column = sum((part[0] for part in parts), np.zeros(self.shape[1]))
+        return content.finish(by_column, np.hstack([part[1] for part in parts]) if parts else np.zeros(0))
 
     def scan(self, observed: np.ndarray | None) -> Scan:
         from dask import compute, delayed
@@ -274,6 +312,10 @@ def _block_matmul(block, right):
 
 def _block_rmatmul(block, left):
     return parallel.rmatmul(_non_finite_as_zero(_in_memory(block)), left)
+
+
+def _block_keys(block, rows_observed):
+    return content.block_sums(_non_finite_as_zero(_in_memory(block)), rows_observed)
 
 
 def _block_sums(block, rows_observed):

@@ -43,9 +43,21 @@ def score_scale(features: Loadings, fixed_weight: float) -> np.ndarray:
     return np.where(norms > 0, norms, 1.0)
 
 
-def column_signs(codes: np.ndarray) -> np.ndarray:
-    """+1/−1 per column so that the largest-magnitude entry of each column is positive."""
-    largest = codes[np.argmax(np.abs(codes), axis=0), np.arange(codes.shape[1])]
+def column_signs(K: np.ndarray, H: np.ndarray | None = None, *, rows: int = 1 << 16) -> np.ndarray:
+    """+1/−1 per column so that the largest-magnitude entry of each column of ``K + H`` is positive.
+
+    By row blocks (no n × k sum is formed); the first of tied entries decides, as ``argmax``.
+    """
+    best = np.full(K.shape[1], -1.0)
+    largest = np.zeros(K.shape[1])
+    for start in range(0, K.shape[0], rows):
+        block = np.asarray(K[start : start + rows], dtype=np.float64)
+        if H is not None:
+            block = block + H[start : start + rows]
+        at = np.argmax(np.abs(block), axis=0)
+        values = block[at, np.arange(block.shape[1])]
+        better = np.abs(values) > best
+        best[better], largest[better] = np.abs(values[better]), values[better]
     return np.where(largest < 0, -1.0, 1.0)
 
 

@@ -46,18 +46,28 @@ def fit_weighted(model, options: Options, data: Data, random_form: str) -> None:
     rotation = canonical_rotation(factors, moments, norms)
     factors, moments = factors.rotated(rotation), moments.rotated(rotation)
     features = problem.loadings(factors)  # loadings over the features, before the n × k codes exist
-    K, H = problem.codes(factors)
-    flip = np.diag(column_signs(K if H is None else K + H))
-    del K, H  # n × k each: formed again below, flipped, rather than held twice
-    factors, moments, features = factors.rotated(flip), moments.rotated(flip), features.rotated(flip)
+    codes = {}
+    for role in ("fixed", "random"):  # the only n × k codes formed (flipped and scaled in place below),
+        codes[role] = problem.code(factors, role)
+        problem = problem.released(role)  # each basis freed once its code is out
+    K, H = codes["fixed"], codes["random"]
+    signs = column_signs(K, H)
     k = options.n_factors
+    factors, moments, features = (
+        factors.rotated(np.diag(signs)),
+        moments.rotated(np.diag(signs)),
+        features.rotated(np.diag(signs)),
+    )
     scale = score_scale(features, model.modality_weights_["fixed"]) if solver.descent else np.ones(k)
     factors, moments, features = (
         factors.scaled(scale),
         moments.rotated(np.diag(scale)),
         features.scaled(1 / scale),
     )
-    store(model, problem, factors, features, moments, norms, result.history, *problem.codes(factors))
+    for code in (K, H):
+        if code is not None:
+            code *= (signs * scale).astype(code.dtype)
+    store(model, problem, factors, features, moments, norms, result.history, K, H)
     model.code_scale_ = scale
     model.random_form_ = random_form if data.has_random else "response"
     model.random_effect_ = problem.random_effect_state(factors)

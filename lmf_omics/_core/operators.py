@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy import sparse
 
+from . import keys as content
 from . import parallel
 from .backends import ChunkedMatrix, as_backend
 
@@ -67,6 +68,25 @@ def column_moments(matrix, observed: np.ndarray | None = None) -> tuple[np.ndarr
     return mean, np.maximum(squares / n - mean**2, 0.0)
 
 
+def content_keys(matrix, observed: np.ndarray | None = None) -> content.Keys:
+    """Order-free keys of the features and cells (:mod:`.keys`), one pass in row blocks on the fit's threads."""
+    if isinstance(matrix, ChunkedMatrix):
+        return matrix.content_keys(observed)
+    if sparse.issparse(matrix) and matrix.format == "csc":
+        return content.finish(*content.block_sums(matrix, observed))
+
+    def partial(edges):
+        start, stop = edges
+        return content.block_sums(
+            parallel.row_block(matrix, start, stop), None if observed is None else observed[start:stop]
+        )
+
+    parts = list(parallel.ordered_map(partial, parallel.row_blocks(matrix)))
+    by_column = parallel.accumulate(part[0] for part in parts)
+    by_row = np.hstack([part[1] for part in parts]) if parts else np.zeros(0)
+    return content.finish(np.zeros(matrix.shape[1]) if by_column is None else by_column, by_row)
+
+
 @dataclass(frozen=True)
 class Operator:
     """Implicitly centred and scaled view ``Ã = D (A - 1 μᵀ) diag(1/s)`` of a data matrix ``A``.
@@ -92,6 +112,7 @@ class Operator:
     scale: np.ndarray
     observed: np.ndarray | None = None
     raw_moments: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
+    keys: dict = field(default_factory=dict, repr=False, compare=False)  # "keys" → content.Keys, once computed
 
     @classmethod
     def from_data(cls, data, *, center: bool = True, scale: bool = False, observed=None) -> Operator:
@@ -101,10 +122,27 @@ class Operator:
         """
         matrix = as_matrix(data)
         observed = None if observed is None or np.all(observed) else np.asarray(observed, dtype=bool)
-        mean, var = column_moments(matrix, observed)
+        keys = {}
+        if isinstance(matrix, ChunkedMatrix):  # one pass over the chunks for both
+            mean, var, keys["keys"] = matrix.summaries(observed)
+        else:  # in memory: the keys when a sketch needs them
+            mean, var = column_moments(matrix, observed)
         std = np.sqrt(var)
         divisor = np.where(std > 0, std, 1.0) if scale else np.ones_like(mean)
-        return cls(matrix, mean if center else np.zeros_like(mean), divisor, observed, raw_moments=(mean, var))
+        return cls(
+            matrix,
+            mean if center else np.zeros_like(mean),
+            divisor,
+            observed,
+            raw_moments=(mean, var),
+            keys=keys,
+        )
+
+    def content_keys(self) -> content.Keys:
+        """The order-free keys of the features and cells (:mod:`.keys`), computed once."""
+        if "keys" not in self.keys:
+            self.keys["keys"] = content_keys(self.matrix, self.observed)
+        return self.keys["keys"]
 
     def reweighted(self, factor: float) -> Operator:
         """The same view multiplied by ``factor`` (folded into the column divisors)."""
@@ -119,29 +157,44 @@ class Operator:
         """1.0 for observed rows, 0.0 for the others (not the modality weights of ``Options.weights``)."""
         return np.ones(self.shape[0]) if self.observed is None else self.observed.astype(np.float64)
 
-    def matmul(self, right: np.ndarray) -> np.ndarray:
-        """``Ã @ right`` for a thin dense ``right`` (p × k), as an n × k array."""
-        if self.scale.min() == self.scale.max():  # one divisor (no per-feature scaling): no p × k copy
-            product = _raw_matmul(self.matrix, right)
-            product -= (self.mean @ right)[None, :]
-            product /= self.scale[0]
-        else:
-            scaled = right / self.scale[:, None]
-            product = _raw_matmul(self.matrix, scaled)
-            product -= (self.mean @ scaled)[None, :]
+    def matmul(self, right: np.ndarray, out: np.ndarray | None = None, *, gram: bool = False):
+        """``Ã @ right`` for a thin dense ``right`` (p × k), as an n × k array (written into ``out`` if given).
+
+        Centred block by block before a float32 ``out`` rounds it. With ``gram``, also the k × k Gram
+        matrix of the result as stored, formed on the way: ``(product, gram)``.
+        """
+        single = self.scale.min() == self.scale.max()  # one divisor (no per-feature scaling): no p × k copy
+        scaled = right if single else right / self.scale[:, None]
+        fused = gram and self.observed is None  # unobserved rows are zeroed after the product
+        product = _raw_matmul(
+            self.matrix, scaled, out, offset=self.mean @ scaled, divisor=self.scale[0] if single else None, gram=fused
+        )
+        if fused:
+            return product
         if self.observed is not None:
             product[~self.observed] = 0.0
-        return product
+        return (product, parallel.gram_of(product)) if gram else product
 
-    def rmatmul(self, left: np.ndarray) -> np.ndarray:
-        """``Ãᵀ @ left`` for a thin dense ``left`` (n × k), as a p × k array."""
+    def rmatmul(self, left) -> np.ndarray:
+        """``Ãᵀ @ left`` for a thin dense ``left`` (n × k, or a :class:`~.parallel.SideBySide`), as p × k float64."""
         if self.observed is not None:
-            left = left * self.observed[:, None]
+            left = (
+                left.masked(self.observed) if isinstance(left, parallel.SideBySide) else left * self.observed[:, None]
+            )
         product = _raw_rmatmul(self.matrix, left)
-        for column, total in enumerate(left.sum(axis=0)):  # in place: no second p × k array
+        for column, total in enumerate(parallel.column_totals(left)):  # in place: no second p × k array
             product[:, column] -= total * self.mean
         product /= self.scale[:, None]
         return product
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The stored values' dtype (float32 or float64)."""
+        return np.dtype(self.matrix.dtype)
+
+    def raw_columns(self) -> np.ndarray:
+        """``A`` itself as a dense n × p array (for few columns): ``A @ I``, exact (no centring to undo)."""
+        return _raw_matmul(self.matrix, np.eye(self.shape[1]))
 
     def gram(self, code: np.ndarray) -> np.ndarray:
         """``Cᵀ D C``: the Gram matrix of a code over the observed rows."""
@@ -162,11 +215,11 @@ class Operator:
         return Operator(matrix, self.mean, self.scale, observed)
 
 
-def _raw_matmul(matrix, right: np.ndarray) -> np.ndarray:
-    """``A @ right`` as a float64 array, whatever holds ``A``."""
+def _raw_matmul(matrix, right: np.ndarray, out=None, *, offset=None, divisor=None, gram=False):
+    """``(A @ right - offset) / divisor`` as a float64 array (or into ``out``), whatever holds ``A``."""
     if isinstance(matrix, ChunkedMatrix):
-        return matrix.matmul(right)
-    return parallel.matmul(matrix, right)
+        return matrix.matmul(right, out=out, offset=offset, divisor=divisor, gram=gram)
+    return parallel.matmul(matrix, right, out=out, offset=offset, divisor=divisor, gram=gram)
 
 
 def _raw_rmatmul(matrix, left: np.ndarray) -> np.ndarray:

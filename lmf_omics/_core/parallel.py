@@ -154,42 +154,119 @@ def row_block(matrix, start: int, stop: int):
     )
 
 
+# ------------------------------------------------------------------------- thin arrays
+class SideBySide:
+    """Thin n × k_i arrays read as one n × Σk_i array, a row block at a time (no n × Σk copy)."""
+
+    def __init__(self, *parts: np.ndarray):
+        self.parts = parts
+        self.shape = (parts[0].shape[0], sum(part.shape[1] for part in parts))
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return np.hstack([np.asarray(part[rows], dtype=np.float64) for part in self.parts])
+
+    def masked(self, weights: np.ndarray) -> SideBySide:
+        """Each row times its weight (a copy of every part)."""
+        return SideBySide(*(part * weights[:, None].astype(part.dtype) for part in self.parts))
+
+
+def column_totals(left) -> np.ndarray:
+    """Column sums of a thin array or :class:`SideBySide`, in float64."""
+    parts = left.parts if isinstance(left, SideBySide) else (left,)
+    return np.concatenate([part.sum(axis=0, dtype=np.float64) for part in parts])
+
+
+def gram_of(matrix, weights: np.ndarray | None = None) -> np.ndarray:
+    """``Aᵀ diag(w) A`` in float64 for a thin array or :class:`SideBySide`, by row blocks added in order."""
+    n, k = matrix.shape
+
+    def partial(edges):
+        block = np.asarray(matrix[edges[0] : edges[1]], dtype=np.float64)
+        return block.T @ (block if weights is None else block * weights[edges[0] : edges[1], None])
+
+    rows = max(BLOCK_ENTRIES // max(k, 1), 1)
+    total = ordered_sum(partial, [(start, min(start + rows, n)) for start in range(0, n, rows)])
+    return np.zeros((k, k)) if total is None else total
+
+
+def thin_product(matrix: np.ndarray, small: np.ndarray, dtype=None) -> np.ndarray:
+    """``matrix @ small`` (n × r times r × k) by row blocks in float64, stored as ``dtype`` (``matrix``'s)."""
+    out = np.empty((matrix.shape[0], small.shape[1]), dtype=dtype or matrix.dtype)
+
+    def fill(edges):
+        out[edges[0] : edges[1]] = np.asarray(matrix[edges[0] : edges[1]], dtype=np.float64) @ small
+
+    for _ in ordered_map(fill, row_blocks(matrix, max(BLOCK_ENTRIES // 4, 1))):
+        pass
+    return out
+
+
 # ---------------------------------------------------------------------------- products
-def matmul(matrix, right: np.ndarray) -> np.ndarray:
-    """``A @ right`` (n × k, float64) for a dense, CSR or CSC ``A``."""
+def matmul(matrix, right: np.ndarray, out=None, *, offset=None, divisor=None, gram: bool = False):
+    """``(A @ right - offset) / divisor`` (n × k) for a dense, CSR or CSC ``A``, block by block in float64.
+
+    Written into ``out`` if given (in its dtype: a float32 ``out`` is rounded once, after the
+    centring ``offset``, a row of k values, so no digit is lost to a large uncentred product).
+    With ``gram``, also the k × k Gram matrix of the stored result (float64, blocks added in
+    order), formed while each block is at hand: ``(out, gram)``.
+    """
     if sparse.issparse(matrix) and matrix.format == "csc":
-        return _transposed_product(matrix.T, right, wide=True)
+        product = centred(_transposed_product(matrix.T, right, wide=True), offset, divisor)
+        if out is None:
+            out = product
+        else:
+            out[...] = product
+        return (out, stored_gram(out)) if gram else out
     right = np.asarray(right, dtype=np.float64)
-    out = np.empty((matrix.shape[0], right.shape[1]))
+    out = np.empty((matrix.shape[0], right.shape[1])) if out is None else out
 
     def fill(edges):
         start, stop = edges
-        out[start:stop] = row_block(matrix, start, stop) @ right  # float32 values promoted block by block
+        out[start:stop] = centred(row_block(matrix, start, stop) @ right, offset, divisor)  # float32 promoted
+        return stored_gram(out[start:stop]) if gram else None
 
-    for _ in ordered_map(fill, row_blocks(matrix)):
-        pass
-    return out
+    grams = list(ordered_map(fill, row_blocks(matrix)))
+    if not gram:
+        return out
+    total = accumulate(grams)
+    return out, np.zeros((out.shape[1], out.shape[1])) if total is None else total
+
+
+def stored_gram(block: np.ndarray) -> np.ndarray:
+    """``BᵀB`` in float64 of a block as stored (a float32 block is promoted for it)."""
+    block = np.asarray(block, dtype=np.float64)
+    return block.T @ block
+
+
+def centred(product, offset, divisor):
+    """``(product - offset) / divisor`` in place (either may be ``None``)."""
+    product = np.asarray(product)
+    if offset is not None:
+        product -= offset
+    if divisor is not None:
+        product /= divisor
+    return product
 
 
 def rmatmul(matrix, left: np.ndarray) -> np.ndarray:
     """``Aᵀ @ left`` (p × k, float64) for a dense, CSR or CSC ``A``."""
     if sparse.issparse(matrix) and matrix.format == "csc":
-        return matmul(matrix.T, left)
+        return matmul(matrix.T, left[0 : left.shape[0]] if isinstance(left, SideBySide) else left)
     return _transposed_product(matrix, left, wide=False)
 
 
 def _transposed_product(matrix, left: np.ndarray, *, wide: bool) -> np.ndarray:
-    """``Aᵀ @ left`` for a dense or CSR ``A``: block partials added in block order.
+    """``Aᵀ @ left`` for a dense or CSR ``A``: block partials added in block order, in float64.
 
+    ``left`` is read block by block (a float32 ``left`` is promoted one block at a time).
     ``wide``: the partials are as tall as the data (a CSC matrix's ``A @ B``), so fewer blocks.
     """
-    left = np.asarray(left, dtype=np.float64)
     target = max(BLOCK_NNZ, -(-int(matrix.nnz) // MAX_WIDE_PARTIALS)) if wide and sparse.issparse(matrix) else None
     blocks = row_blocks(matrix, target)
 
     def partial(edges):
         start, stop = edges
-        return np.asarray(row_block(matrix, start, stop).T @ left[start:stop])
+        return np.asarray(row_block(matrix, start, stop).T @ np.asarray(left[start:stop], dtype=np.float64))
 
     total = ordered_sum(partial, blocks)
     return np.zeros((matrix.shape[1], left.shape[1])) if total is None else total
@@ -232,17 +309,14 @@ def _observed_block(matrix: np.ndarray, edges: tuple[int, int], observed: np.nda
 
 def sums_and_squares(block, observed=None) -> np.ndarray:
     """Column sums and sums of squares (2 × p, float64) of the rows of ``block`` with ``observed`` 1."""
-    if sparse.issparse(block):
+    if sparse.issparse(block):  # two of scipy's products (threads run them at once; bincount is twice as slow)
+        block = sparse.csr_matrix(block)
         values = block.data.astype(np.float64)
-        if observed is not None:
-            values = values * np.repeat(np.asarray(observed, np.float64), np.diff(block.indptr))
-        columns, p = block.indices, block.shape[1]
-        return np.stack(
-            [
-                np.bincount(columns, weights=values, minlength=p),
-                np.bincount(columns, weights=values * block.data, minlength=p),
-            ]
-        )
+        rows = np.ones(block.shape[0]) if observed is None else np.asarray(observed, np.float64)
+        same = sparse.csr_matrix((values, block.indices, block.indptr), shape=block.shape, copy=False)
+        sums = same.T @ rows
+        values *= values  # the same matrix, squared in place
+        return np.stack([sums, same.T @ rows])
     rows = block if observed is None else block[np.asarray(observed, bool)]
     rows = rows.astype(np.float64)
     return np.stack([rows.sum(axis=0), np.einsum("ij,ij->j", rows, rows)])

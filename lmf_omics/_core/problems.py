@@ -19,15 +19,19 @@ from scipy import linalg
 
 from . import encode as encoding
 from .linalg import pinv_right, solve_sylvester
+from .parallel import SideBySide, thin_product
+from .parallel import gram_of as parallel_gram
 from .parts import Data, Factors, Loadings, Moments, gram
 from .random_effects import RANDOM_EFFECTS, Correction, Settings, random_design
 from .rows import solve_rows
 from .subspace import (
+    OVERSAMPLE,
     Basis,
     corrected_basis,
     initial_free_codes,
     leading,
     principal_basis,
+    thin_dtype,
     triangular_factor,
     well_conditioned,
 )
@@ -76,6 +80,12 @@ class Problem(Protocol):
 
     def random_effect_state(self, factors: Factors) -> dict | None:
         """What new cells need for the random effect's correction of their fixed code (``None``: nothing)."""
+
+    def code(self, factors: Factors, role: str) -> np.ndarray | None:
+        """``K`` (``role="fixed"``) or ``H`` (``"random"``; ``None`` without Z) of the training cells, n × k."""
+
+    def released(self, role: str) -> Problem:
+        """The problem without what only that code of the training cells needed (once it is formed)."""
 
     @staticmethod
     def encode_new(data: Data, loadings: Loadings, encoders: dict, ridge: float, *, has_random: bool, scale=None):
@@ -191,6 +201,9 @@ class FreeProblem:
     def codes(self, factors: Factors) -> tuple[np.ndarray, np.ndarray | None]:
         return factors.K, factors.H
 
+    def code(self, factors: Factors, role: str) -> np.ndarray | None:
+        return factors.K if role == "fixed" else factors.H
+
     def loadings(self, factors: Factors) -> Loadings:
         """The loadings over the features (free codes keep them so throughout)."""
         return factors.loadings
@@ -198,6 +211,10 @@ class FreeProblem:
     def random_effect_state(self, factors: Factors) -> None:
         """Free codes take the paper's form of the random effect: nothing to correct."""
         return None
+
+    def released(self, role: str) -> FreeProblem:
+        """The problem once a code is out (free codes keep nothing n × r beyond them)."""
+        return self
 
     def encoders(self, factors: Factors) -> dict[str, np.ndarray]:
         """Encoders of confined codes (``H = Z̃ E``), by role."""
@@ -253,16 +270,30 @@ class EncodedProblem:
         With a random effect that accounts for X (:mod:`.random_effects`), ``K`` is confined to the
         principal subspace of X's corrected scores instead.
         """
-        fixed = principal_basis(data.fixed, n_pcs, rng=rng)
-        random = principal_basis(data.random, n_pcs, rng=rng) if data.has_random else None
+        precision = thin_dtype(data.fixed, n_pcs + OVERSAMPLE)
+        fixed = principal_basis(data.fixed, n_pcs, rng=rng, dtype=precision)
+        random = principal_basis(data.random, n_pcs, rng=rng, dtype=precision) if data.has_random else None
         form = RANDOM_EFFECTS[random_effect]
         if random is None or not form.corrects_fixed:
             return cls.build(data, fixed, random)
         scores_encoder = fixed.encoder * fixed.values
-        correction = form.correct(fixed.vectors * fixed.values, random_design(data.random), Settings())
-        corrected, to_basis = corrected_basis(correction.corrected, scores_encoder)
+        scores = fixed.vectors
+        scores *= fixed.values.astype(scores.dtype)  # S = U Σ, over the basis (not needed after)
+        del fixed
+        correction = form.correct(scores.astype(np.float64), random_design(data.random), Settings())
+        del scores
+        corrected, to_basis = corrected_basis(correction.corrected, scores_encoder)  # over S_c
+        correction = replace(correction, corrected=np.zeros((0, 0)))
         problem = cls.build(data, corrected, random)
         return replace(problem, correction=correction, scores_encoder=scores_encoder, to_basis=to_basis)
+
+    def released(self, role: str) -> EncodedProblem:
+        """The problem without the n × r basis of that role's code (once the code is formed)."""
+        if role == "fixed":
+            return replace(self, fixed_basis=replace(self.fixed_basis, vectors=np.zeros((0, 0))))
+        if self.random_basis is None:
+            return self
+        return replace(self, random_basis=replace(self.random_basis, vectors=np.zeros((0, 0))))
 
     def random_effect_state(self, factors: Factors) -> dict | None:
         """What new cells need to be corrected as the training cells were: ``K = apply(X̃ E_S) · code_map``."""
@@ -276,29 +307,34 @@ class EncodedProblem:
 
     @classmethod
     def build(cls, data: Data, fixed_basis: Basis, random_basis: Basis | None) -> EncodedProblem:
-        """One pass over each operator against the bases."""
+        """The projections ``Ãᵀ B``: from a basis's own frame where it has one, else one pass of the operator."""
         U, Q = fixed_basis.vectors, None if random_basis is None else random_basis.vectors
-        both = U if Q is None else np.hstack([U, Q])
+        both = U if Q is None else SideBySide(U, Q)  # [U Q] read by row blocks, never copied whole
         frames, coordinates = {}, {}
-        for role, basis in (("response", both), ("fixed", U), ("random", Q)):
+        for role, basis, own in (("response", both, None), ("fixed", U, fixed_basis), ("random", Q, random_basis)):
             if basis is None:
                 continue
+            if own is not None and own.frame is not None:  # Ãᵀ vectors = frame · values
+                frames[role], coordinates[role] = own.frame, np.diag(own.values)
+                continue
             projection = getattr(data, role).rmatmul(basis)
-            coordinates[role] = triangular_factor(projection)  # no copy of the p × k projection
-            if projection.shape[0] <= projection.shape[1] or not well_conditioned(coordinates[role]):
-                frames[role], coordinates[role] = np.linalg.qr(projection)  # few features, or rank-deficient
+            if projection.shape[0] <= basis.shape[0]:  # p ≤ n: the p × k frame kept, so no pass at the end
+                frames[role], coordinates[role] = np.linalg.qr(projection)
+            else:
+                coordinates[role] = triangular_factor(projection)  # no copy of the p × k projection
+                if not well_conditioned(coordinates[role]):
+                    frames[role], coordinates[role] = np.linalg.qr(projection)  # rank-deficient
             del projection
         r = U.shape[1]
         cross = {("response", "fixed"): coordinates["response"][:, :r], ("fixed", "fixed"): coordinates["fixed"]}
-        observed = data.response.observed
-        blocks = both.T @ (both if observed is None else both * observed[:, None])
+        blocks = parallel_gram(both, data.response.observed)
         response_gram = {"UU": blocks[:r, :r]}
         overlap = None
         if Q is not None:
             cross[("response", "random")] = coordinates["response"][:, r:]
             cross[("random", "random")] = coordinates["random"]
             response_gram.update(UQ=blocks[:r, r:], QQ=blocks[r:, r:])
-            overlap = U.T @ Q
+            overlap = blocks[:r, r:] if data.response.observed is None else parallel_gram(both)[:r, r:]
         return cls(
             fixed_basis,
             random_basis,
@@ -369,8 +405,13 @@ class EncodedProblem:
         return Factors(K=G_K, H=G_H)
 
     def codes(self, factors: Factors) -> tuple[np.ndarray, np.ndarray | None]:
-        H = None if factors.H is None else self.random_basis.vectors @ factors.H
-        return self.fixed_basis.vectors @ factors.K, H
+        """``K = U G_K`` and ``H = Q G_H``, in the bases' precision (by row blocks: no float64 copy of a basis)."""
+        return self.code(factors, "fixed"), self.code(factors, "random")
+
+    def code(self, factors: Factors, role: str) -> np.ndarray | None:
+        if role == "fixed":
+            return thin_product(self.fixed_basis.vectors, factors.K)
+        return None if factors.H is None else thin_product(self.random_basis.vectors, factors.H)
 
     def loadings(self, factors: Factors) -> Loadings:
         """The loadings over the features (``W a`` from the coordinates ``a``)."""
@@ -387,12 +428,13 @@ class EncodedProblem:
             )
             r = U.shape[1]
             coefficients = linalg.solve_triangular(T, coordinates, check_finite=False)
-            left = U @ coefficients[:r]
+            left = thin_product(U, coefficients[:r], np.float64)
             if self.random_basis is not None:
-                left += self.random_basis.vectors @ coefficients[r:]
+                left += thin_product(self.random_basis.vectors, coefficients[r:], np.float64)
         else:
             basis = U if role == "fixed" else self.random_basis.vectors
-            left = basis @ linalg.solve_triangular(self.cross[(role, role)], coordinates, check_finite=False)
+            coefficients = linalg.solve_triangular(self.cross[(role, role)], coordinates, check_finite=False)
+            left = thin_product(basis, coefficients, np.float64)
         return getattr(self.data, role).rmatmul(left)
 
     def encoders(self, factors: Factors) -> dict[str, np.ndarray]:

@@ -325,8 +325,7 @@ def design_of(raw: np.ndarray, observed: np.ndarray, *, center=None, scale=None)
 
 def random_design(operator) -> Design:
     """The random modality's raw columns (``Z``, not ``Z̃``) as a design, from its operator (any rows)."""
-    q = operator.shape[1]
-    raw = operator.matmul(np.eye(q)) * operator.scale + operator.mean
+    raw = operator.raw_columns()  # exact: 0/1 columns stay 0/1 whatever the order of the cells
     observed = np.ones(operator.shape[0], bool) if operator.observed is None else operator.observed
     return design_of(raw, observed)
 

@@ -13,49 +13,167 @@ import numpy as np
 from scipy import linalg
 
 from . import parallel
+from .keys import keyed_gaussian
 from .operators import Operator
 
 OVERSAMPLE = 10
-POWER_ITERATIONS = 4
+FREE_START_POWER_ITERATIONS = 4  # the free codes' start: a randomised SVD of [Ỹ | X̃]
+POWER_ITERATIONS = 1  # chosen by benchmarks/principal_bases.py (accuracy and cost against 0, 1, 2, 4)
+
+
+FLOAT32_ABOVE_BYTES = 1 << 28  # thin n × (r + 10) arrays of float32 data larger than this (in float64) are float32
+
+
+def thin_dtype(operator: Operator, width: int) -> np.dtype:
+    """The dtype of a basis's thin arrays: float32 for float32 data whose n × width float64 array exceeds 256 MB.
+
+    Halves the fit's largest arrays at scale (10⁶ cells: 280 MB instead of 560); every product and
+    Gram matrix of them is still formed in float64. Smaller fits keep float64 whatever the data's
+    dtype, so they agree with a float64 copy of the data (the R door passes doubles) to rounding.
+    """
+    large = operator.shape[0] * width * 8 > FLOAT32_ABOVE_BYTES
+    return np.dtype(np.float32 if large and operator.dtype == np.float32 else np.float64)
 
 
 @dataclass(frozen=True)
 class Basis:
-    """An orthonormal basis ``vectors = Ã @ encoder`` (n × r) of ``Ã``'s leading left singular subspace."""
+    """An orthonormal basis ``vectors = Ã @ encoder`` (n × r) of ``Ã``'s leading left singular subspace.
+
+    ``frame`` (p × r, orthonormal) is ``Ãᵀ vectors = frame · values``, known without another pass.
+    """
 
     vectors: np.ndarray
     encoder: np.ndarray
     values: np.ndarray  # singular values, decreasing
+    frame: np.ndarray | None = None
+
+    def __post_init__(self):  # p × r: C-ordered, as a stored fit reads them back, so products round alike
+        object.__setattr__(self, "encoder", np.ascontiguousarray(self.encoder))
+        if self.frame is not None:
+            object.__setattr__(self, "frame", np.ascontiguousarray(self.frame))
 
     @property
     def rank(self) -> int:
         return self.vectors.shape[1]
 
 
-def principal_basis(operator: Operator, max_rank: int, *, rng: np.random.Generator) -> Basis:
+def principal_basis(
+    operator: Operator,
+    max_rank: int,
+    *,
+    rng: np.random.Generator,
+    power_iterations: int = POWER_ITERATIONS,
+    dtype=np.float64,
+) -> Basis:
     """The leading ``max_rank`` principal directions of ``Ã`` (fewer where its numerical rank is lower).
 
-    Right singular vectors come from a randomised range finder (exact when ``Ã`` has at most
-    ``max_rank + 10`` columns): ``V`` is an orthonormal basis of ``ÃᵀQ``, ``Q`` the range finder's.
-    The basis is then made exactly orthonormal from one more product, ``T = Ã V`` with
-    ``TᵀT = E Λ Eᵀ`` (Rayleigh–Ritz: ``V`` must be orthonormal for ``Λ`` to be ``Ã``'s squared
-    singular values and the leading ``E`` its principal directions), so ``vectors = T E Λ^{-½}``
-    and ``encoder = V E Λ^{-½}``.
+    Exact when ``Ã`` has at most ``max_rank + 10`` columns (:func:`exact_basis`). Otherwise a
+    randomised range finder (Halko et al. 2011) whose Gaussian sketch is keyed by the features'
+    contents (:func:`.keys.keyed_gaussian`), so the basis does not depend on the order of the
+    features or the cells however far the range finder is from converged: ``S = Ã (ÃᵀÃ)^q Ω``
+    with an orthonormalisation between products, ``S = Q R``, then Rayleigh–Ritz on ``Q``:
+    ``ÃᵀQ = F Σ Wᵀ`` gives ``vectors = Q W``, ``encoder = C R⁻¹ W`` (``S = Ã C``) and ``frame = F``,
+    since ``Ãᵀ Q W = F Σ`` (kept when ``Ã`` has no more features than cells). Products of ``Ã``:
+    ``2q + 2``; memory: one n × (r + 10) array and two p × (r + 10), each rotated in place.
+    ``vectors`` are stored as ``dtype`` (float32 halves the n × r arrays; every product and Gram
+    matrix of them is still formed in float64, block by block).
     """
-    p = operator.shape[1]
-    if p <= max_rank + OVERSAMPLE:
-        right = np.eye(p)
+    if min(operator.shape) <= max_rank + OVERSAMPLE:
+        return exact_basis(operator, max_rank, dtype=dtype)
+    sketch, gram, (right,) = power_sketch(
+        [operator], max_rank + OVERSAMPLE, seed=_seed(rng), iterations=power_iterations, dtype=dtype
+    )
+    rotation, triangle = orthonormalised_from_gram(sketch, gram)  # Q = sketch · rotation, S = Q R
+    n, p = operator.shape
+    back = rotated_in_place(operator.rmatmul(sketch), rotation)  # ÃᵀQ = F₀ R₀ = (F₀ A) Σ Wᵀ with R₀ = A Σ Wᵀ
+    if p <= n:  # the frame F = F₀ A is kept (no larger than the basis), so no pass over Ã needs it
+        _, square = householder_orthonormalised(back, triangle=True)
     else:
-        left = range_finder([operator], max_rank + OVERSAMPLE, rng=rng)
-        right = orthonormalised(operator.rmatmul(left))  # orthonormal, or the Ritz values below are not Ã's
-        del left  # n × (r + 10): not held while the next n × r arrays are made
-    projected = operator.matmul(right)
-    values, vectors = np.linalg.eigh(projected.T @ projected)
-    order = np.argsort(values)[::-1][:max_rank]
-    values, vectors = values[order], vectors[:, order]
-    keep = values > max(values[0], 0.0) * max(operator.shape) * 1e-12
-    whiten = vectors[:, keep] / np.sqrt(values[keep])
-    return Basis(vectors=projected @ whiten, encoder=right @ whiten, values=np.sqrt(values[keep]))
+        square = triangular_factor(back)
+    turn_left, values, turn = np.linalg.svd(square)
+    keep = _numerical_rank(values, max_rank, max(n, p))
+    frame = rotated_in_place(back, turn_left[:, :keep]) if p <= n else None
+    del back
+    vectors = rotated_in_place(sketch, rotation @ turn[:keep].T)  # U = Q W
+    encoder = rotated_in_place(right, linalg.solve_triangular(triangle, turn[:keep].T, check_finite=False))
+    return Basis(vectors=vectors, encoder=encoder, values=values[:keep], frame=frame)
+
+
+def exact_basis(operator: Operator, max_rank: int, *, dtype=np.float64) -> Basis:
+    """The principal directions of an ``Ã`` with few columns or few rows, from ``Ã`` itself (one pass).
+
+    Few columns: ``ÃᵀÃ = V Λ Vᵀ``, ``vectors = Ã V Λ^{-½}``, ``encoder = V Λ^{-½}``, ``frame = V``
+    (``Ãᵀ vectors = V Λ^{½}``). Few rows: the SVD ``Ã = U Σ Vᵀ``, ``vectors = U``, ``encoder = V Σ⁻¹``.
+    """
+    n, p = operator.shape
+    if n < p:
+        left, values, right_t = np.linalg.svd(operator.rmatmul(np.eye(n)).T, full_matrices=False)
+        keep = _numerical_rank(values, max_rank, p)
+        frame = right_t[:keep].T
+        vectors = left[:, :keep].astype(dtype)
+        return Basis(vectors=vectors, encoder=frame / values[:keep], values=values[:keep], frame=frame)
+    projected = operator.matmul(np.eye(p), out=np.empty((n, p), dtype=dtype))
+    squares, vectors = np.linalg.eigh(parallel.gram_of(projected))
+    order = np.argsort(squares)[::-1][:max_rank]
+    values, vectors = np.sqrt(np.maximum(squares[order], 0.0)), vectors[:, order]
+    keep = _numerical_rank(values, max_rank, n)
+    vectors, values = vectors[:, :keep], values[:keep]
+    whiten = vectors / values
+    return Basis(vectors=rotated_in_place(projected, whiten), encoder=whiten, values=values, frame=vectors)
+
+
+def _numerical_rank(values: np.ndarray, max_rank: int, size: int) -> int:
+    """How many of the decreasing singular ``values`` (at most ``max_rank``) are above rounding."""
+    top = values[0] if len(values) else 0.0
+    return int(min(max_rank, np.count_nonzero(values**2 > max(top, 0.0) ** 2 * size * 1e-12)))
+
+
+def _seed(rng: np.random.Generator) -> int:
+    return int(rng.integers(2**63))
+
+
+def power_sketch(
+    operators: Sequence[Operator], size: int, *, seed: int, iterations: int, dtype=np.float64
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """``S = Σ_i Ã_i C_i`` (n × size), its Gram matrix, and the ``C_i``, after ``iterations`` power iterations.
+
+    ``C_i`` starts as a Gaussian sketch keyed by ``Ã_i``'s feature contents (each operator salted
+    by its position), and each iteration is ``C_i = Ã_iᵀ S R⁻¹`` with ``SᵀS = RᵀR`` (the Gram
+    matrix formed with the product, so ``S R⁻¹`` is never stored). One n × size array (of
+    ``dtype``) is held.
+    """
+    size = min(size, sum(op.shape[1] for op in operators))
+    rights = [keyed_gaussian(op.content_keys().features, size, seed + i) for i, op in enumerate(operators)]
+    sketch, gram = _summed_products(operators, rights, out=np.empty((operators[0].shape[0], size), dtype=dtype))
+    for _ in range(iterations):
+        inverse = _cholesky_inverse(gram)
+        if inverse is None:  # too ill-conditioned for Cholesky: orthonormalise the sketch itself
+            householder_orthonormalised(sketch)
+            inverse = np.eye(size)
+        del rights  # one set of p × size arrays at a time
+        rights = [rotated_in_place(op.rmatmul(sketch), inverse) for op in operators]
+        sketch, gram = _summed_products(operators, rights, out=sketch)
+    return sketch, gram, rights
+
+
+def _summed_products(operators, rights, out) -> tuple[np.ndarray, np.ndarray]:
+    if len(operators) == 1:
+        return operators[0].matmul(rights[0], out=out, gram=True)
+    out[...] = operators[0].matmul(rights[0])
+    for op, right in zip(operators[1:], rights[1:]):
+        out += op.matmul(right)
+    return out, parallel.gram_of(out)
+
+
+def _cholesky_inverse(gram: np.ndarray) -> np.ndarray | None:
+    """``R⁻¹`` of ``gram = RᵀR`` (upper ``R``), or ``None`` when ``gram`` is too ill-conditioned (cond > 10¹⁴)."""
+    try:
+        upper = linalg.cholesky(gram, lower=False, check_finite=False)
+    except linalg.LinAlgError:
+        return None
+    if not well_conditioned(upper, 1e-7):
+        return None
+    return linalg.solve_triangular(upper, np.eye(len(gram)), check_finite=False)
 
 
 def range_finder(
@@ -63,33 +181,84 @@ def range_finder(
 ) -> np.ndarray:
     """Orthonormal n × size basis approximating the range of ``[Ã₁ | Ã₂ | ...]`` (Halko et al. 2011).
 
-    The power iterations are kept from collapsing by LU factors (``P L`` of the iterate, as
-    scikit-learn's ``randomized_range_finder``: a quarter of the flops of a QR, same span); the
-    last iterate is made orthonormal by QR.
+    Keyed by the features' contents (:func:`power_sketch`), so independent of their order.
     """
-    widths = [op.shape[1] for op in operators]
-    size = min(size, sum(widths))
-    basis = parallel.accumulate(op.matmul(rng.standard_normal((w, size))) for op, w in zip(operators, widths))
-    for _ in range(power_iterations):  # one p × size temporary at a time
-        basis = _normalised(basis)
-        basis = parallel.accumulate(op.matmul(op.rmatmul(basis)) for op in operators)
-    return orthonormalised(basis)
+    sketch, gram, _ = power_sketch(operators, size, seed=_seed(rng), iterations=power_iterations)
+    rotation, _ = orthonormalised_from_gram(sketch, gram)
+    return rotated_in_place(sketch, rotation)
 
 
-def orthonormalised(matrix: np.ndarray) -> np.ndarray:
-    """``Q`` of ``matrix = Q R``, written over ``matrix`` (a tall n × k array).
+def rotated_in_place(matrix: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """``matrix @ rotation`` (n × l times l × r, r ≤ l) written over ``matrix``'s first r columns, by row blocks."""
+    r = rotation.shape[1]
 
-    One Householder QR when ``matrix`` is one row block; otherwise a tall-skinny QR: each row block
-    ``A_i = Q_i R_i`` (in place, on the fit's threads), then ``[R_1; R_2; ...] = S R`` and
-    ``Q = blockdiag(Q_i) S``. About one n × k array of memory instead of three.
+    def rotate(edges):
+        start, stop = edges
+        matrix[start:stop, :r] = np.asarray(matrix[start:stop], dtype=np.float64) @ rotation
+
+    list(parallel.ordered_map(rotate, parallel.row_blocks(matrix, max(parallel.BLOCK_ENTRIES, 4 * r * r))))
+    return matrix[:, :r]
+
+
+def orthonormalised_from_gram(matrix: np.ndarray, gram: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Make ``matrix`` (n × k) orthonormal up to a last rotation ``T``: returns ``(T, R)``.
+
+    ``Q = matrix_after · T`` is orthonormal and ``matrix_before = Q R``.
+
+    Cholesky QR twice with one pass over the rows: ``gram = R₁ᵀR₁`` (given: formed with the
+    product that made ``matrix``), ``matrix ← matrix R₁⁻¹`` in place with the Gram matrix of the
+    stored result ``R₂ᵀR₂``, and ``T = R₂⁻¹`` left for the caller's own rotation of the rows (so
+    ``Q`` is orthonormal to rounding of ``matrix``'s dtype, for ``cond(matrix)`` up to about 10⁷).
+    Otherwise (or with fewer rows than columns) Householder QR in place, ``T = I``.
     """
     k = matrix.shape[1]
+    first = _cholesky_inverse(gram) if matrix.shape[0] >= k else None
+    if first is not None:
+        second = _cholesky_inverse(_rotated_with_gram(matrix, first))
+        if second is not None:
+            triangle = linalg.solve_triangular(first @ second, np.eye(k), check_finite=False)  # R = R₂ R₁
+            return second, triangle
+    _, triangle = householder_orthonormalised(matrix, triangle=True)  # only rounding of the first rotation lost
+    return np.eye(k), triangle if first is None else triangle @ linalg.solve_triangular(first, np.eye(k))
+
+
+def _rotated_with_gram(matrix: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """``matrix ← matrix @ rotation`` (square) in place by row blocks; the Gram matrix of the stored result."""
+    k = matrix.shape[1]
+
+    def rotate(edges):
+        start, stop = edges
+        matrix[start:stop] = np.asarray(matrix[start:stop], dtype=np.float64) @ rotation
+        return parallel.stored_gram(matrix[start:stop])
+
+    return parallel.ordered_sum(rotate, parallel.row_blocks(matrix, max(parallel.BLOCK_ENTRIES, 4 * k * k)))
+
+
+def orthonormalised(matrix: np.ndarray, *, triangle: bool = False):
+    """``Q`` of ``matrix = Q R``, written over ``matrix`` (a tall n × k array); with ``triangle``, ``R`` too."""
+    rotation, upper = orthonormalised_from_gram(matrix, parallel.gram_of(matrix))
+    rotated_in_place(matrix, rotation)
+    return (matrix, upper) if triangle else matrix
+
+
+def householder_orthonormalised(matrix: np.ndarray, *, triangle: bool = False, prior: np.ndarray | None = None):
+    """:func:`orthonormalised` by Householder QR: a tall-skinny QR over row blocks (``R`` times ``prior``).
+
+    Each row block ``A_i = Q_i R_i`` (in place, on the fit's threads), then ``[R_1; R_2; ...] = S R``
+    and ``Q = blockdiag(Q_i) S``. About one n × k array of memory instead of three.
+    """
+    k = matrix.shape[1]
+    prior = np.eye(k) if prior is None else prior
     blocks = parallel.row_blocks(matrix, max(parallel.BLOCK_ENTRIES, 4 * k * k))
     if len(blocks) > 1 and blocks[-1][1] - blocks[-1][0] < k:  # every block at least k rows tall
         blocks[-2:] = [(blocks[-2][0], blocks[-1][1])]
     if len(blocks) < 2:
-        q, _ = np.linalg.qr(matrix)
-        return q
+        q, r = np.linalg.qr(matrix)
+        matrix[:, : q.shape[1]] = q
+        if q.shape[1] < k:  # fewer rows than columns: the rest of the columns are zero
+            matrix[:, q.shape[1] :] = 0.0
+            r = np.vstack([r, np.zeros((k - r.shape[0], k))])
+        return (matrix, r @ prior) if triangle else matrix
 
     def factor(edges):
         start, stop = edges
@@ -98,14 +267,14 @@ def orthonormalised(matrix: np.ndarray) -> np.ndarray:
         return r
 
     triangles = list(parallel.ordered_map(factor, blocks))
-    stacked, _ = np.linalg.qr(np.vstack(triangles))
+    stacked, r = np.linalg.qr(np.vstack(triangles))
 
     def rotate(edges_and_index):
         (start, stop), i = edges_and_index
         matrix[start:stop] = matrix[start:stop] @ stacked[i * k : (i + 1) * k]
 
     list(parallel.ordered_map(rotate, list(zip(blocks, range(len(blocks))))))
-    return matrix
+    return (matrix, r @ prior) if triangle else matrix
 
 
 def triangular_factor(matrix: np.ndarray) -> np.ndarray:
@@ -127,12 +296,6 @@ def triangular_factor(matrix: np.ndarray) -> np.ndarray:
     return np.linalg.qr(np.vstack(triangles), mode="r")
 
 
-def _normalised(matrix: np.ndarray) -> np.ndarray:
-    """``P L`` of ``matrix = P L U`` (``matrix`` is overwritten): same column span, entries of ``L`` at most 1."""
-    permuted, _ = linalg.lu(matrix, permute_l=True, overwrite_a=True, check_finite=False)
-    return permuted
-
-
 def randomized_svd(
     operators: Sequence[Operator], rank: int, *, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -147,7 +310,7 @@ def randomized_svd(
     values
         ``rank`` singular values, decreasing (zeros where the operators have lower rank).
     """
-    basis = range_finder(operators, rank + OVERSAMPLE, rng=rng)
+    basis = range_finder(operators, rank + OVERSAMPLE, rng=rng, power_iterations=FREE_START_POWER_ITERATIONS)
     # B = Qᵀ Ã (sketch × p_total) is only needed through B Bᵀ (sketch × sketch)
     back = [op.rmatmul(basis) for op in operators]
     eigenvalues, eigenvectors = np.linalg.eigh(sum(b.T @ b for b in back))
@@ -177,10 +340,10 @@ def initial_free_codes(sources: Sequence[Operator], n_factors: int, random_basis
     return combined - H, H
 
 
-def well_conditioned(T: np.ndarray) -> bool:
-    """A square triangular ``T`` whose inverse is accurate (diagonal ratio above 1e-8)."""
+def well_conditioned(T: np.ndarray, ratio: float = 1e-8) -> bool:
+    """A square triangular ``T`` whose inverse is accurate (diagonal ratio above ``ratio``)."""
     diagonal = np.abs(np.diag(T))
-    return T.shape[0] == T.shape[1] and diagonal.min(initial=np.inf) > 1e-8 * diagonal.max(initial=0.0)
+    return T.shape[0] == T.shape[1] and diagonal.min(initial=np.inf) > ratio * diagonal.max(initial=0.0)
 
 
 def leading(operator, rank, rng):
@@ -190,11 +353,15 @@ def leading(operator, rank, rng):
 
 
 def corrected_basis(corrected: np.ndarray, scores_encoder: np.ndarray) -> tuple[Basis, np.ndarray]:
-    """The orthonormal basis of the corrected scores' leading directions, and ``T`` with ``U = S_c T``."""
-    values, vectors = np.linalg.eigh(corrected.T @ corrected)
+    """The orthonormal basis of the corrected scores' leading directions, and ``T`` with ``U = S_c T``.
+
+    The basis is written over ``corrected`` (its first columns).
+    """
+    values, vectors = np.linalg.eigh(parallel.gram_of(corrected))
     order = np.argsort(values)[::-1]
     values, vectors = values[order], vectors[:, order]
     keep = values > max(values[0], 0.0) * max(corrected.shape) * 1e-12
     to_basis = vectors[:, keep] / np.sqrt(values[keep])
-    basis = Basis(vectors=corrected @ to_basis, encoder=scores_encoder @ to_basis, values=np.sqrt(values[keep]))
+    vectors = rotated_in_place(corrected, to_basis)
+    basis = Basis(vectors=vectors, encoder=scores_encoder @ to_basis, values=np.sqrt(values[keep]))
     return basis, to_basis
