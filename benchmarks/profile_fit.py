@@ -2,8 +2,9 @@
 
     python benchmarks/profile_fit.py --n 100000        # data from scale.py's cache (generated if missing)
 
-Prints the phases (column moments, principal bases, projection of Y, iterations, loadings pass,
-codes) and the functions with the most time of their own, and writes ``results/profile_<n>.txt``.
+Prints the phases (column moments and keys, principal bases, the random effect's correction,
+projection of Y, iterations, loadings, codes) and the functions with the most time of their own,
+and writes ``results/profile_<n>.txt``.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 PHASES = {  # (file fragment, function) -> phase
-    ("operators.py", "from_data"): "column moments (one pass each)",
-    ("subspace.py", "principal_basis"): "principal bases of X and Z (range finder: 10 passes of X)",
-    ("problems.py", "build"): "projection of Y, X, Z on the bases (one pass each)",
-    ("model.py", "_iterate"): "iterations (r-space only)",
-    ("problems.py", "loadings"): "loadings over the features (one width-k pass each)",
-    ("problems.py", "codes"): "codes K = U G, H = Q G",
+    ("operators.py", "from_data"): "column moments and X's content keys (one pass each)",
+    ("subspace.py", "principal_basis"): "principal bases of X and Z (keyed sketch, 1 power iteration: 4 products of X)",
+    ("random_effects.py", "correct"): "the random effect removed from X's principal scores",
+    ("subspace.py", "corrected_basis"): "basis of the corrected scores",
+    ("problems.py", "build"): "projection of Y (and of X on a corrected basis): one pass each",
+    ("solvers.py", "iterate"): "iterations (r-space only)",
+    ("problems.py", "loadings"): "loadings over the features (kept frames: no pass)",
+    ("problems.py", "code"): "codes K = U G, H = Q G",
 }
 
 

@@ -413,11 +413,23 @@ def ratio(a, b) -> str:
     return f"{a / b:.2f}" if a and b else "—"
 
 
+def blas_settings() -> str:
+    """The BLAS libraries, kernels and threads threadpoolctl sees here, and ``OPENBLAS_CORETYPE``."""
+    import scipy.linalg  # noqa: F401  (its own OpenBLAS too)
+    from threadpoolctl import threadpool_info
+
+    kernels = sorted(
+        {f"{i['internal_api']} {i.get('version')} {i.get('architecture')} kernel" for i in threadpool_info()}
+    )
+    return f"{', '.join(kernels)}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}"
+
+
 def write_table(runs, inputs, path):
     intro = (
         f"Machine: {os.cpu_count()} cores, shared with other jobs (1-minute load average before → after each "
         f"row in the last column); k = {K}; each row one process (peak RSS = its own VmHWM; 'above input' = peak "
-        "minus RSS after loading the CSR matrices; for the streamed fits nothing is loaded)."
+        "minus RSS after loading the CSR matrices; for the streamed fits nothing is loaded). "
+        f"BLAS: {blas_settings()}."
     )
     lines = [
         "# Scale benchmark",
@@ -439,12 +451,15 @@ def write_table(runs, inputs, path):
             f"{run['load_before']:.1f}→{run['load_after']:.1f} |"
         )
     header = (
-        "| cells | input CSR (MB: Y, X, Z) | HDF5 file (MB) | LMF / PCA | LMF free iteration / bare pass "
+        "| cells | input CSR (MB: Y, X, Z) | HDF5 file (MB) | LMF / PCA | LMF / threaded bare pass "
+        "| LMF peak − input CSR (MB) | LMF free iteration / bare pass "
         "| LMF streamed peak / file | MOFA+ / LMF (per iteration, per fit) | MOFA+ / LMF memory above input |"
     )
-    lines += ["", header, "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    lines += ["", header, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for n, sizes in inputs.items():
         lmf, pca, bare = _get(runs, "lmf", n), _get(runs, "pca", n), _get(runs, "bare", n)
+        threaded = _get(runs, "bare_threaded", n)
+        above_csr = f"{lmf['peak_rss_mb'] - sum(sizes[m] for m in 'YXZ'):.0f}" if lmf else "—"
         free, mofa, streamed = _get(runs, "lmf_free", n), _get(runs, "mofa", n), _get(runs, "lmf_streamed", n)
         mofa_text = "—"
         if mofa and lmf:
@@ -458,6 +473,7 @@ def write_table(runs, inputs, path):
         lines.append(
             f"| {n:,} | {sizes['Y']:.0f}, {sizes['X']:.0f}, {sizes['Z']:.0f} | {sizes['h5_mb']:.0f} | "
             f"{ratio(lmf and lmf['seconds'], pca and pca['seconds'])} | "
+            f"{ratio(lmf and lmf['seconds'], threaded and threaded['seconds'])} | {above_csr} | "
             f"{ratio(free and free['per_iteration'], bare and bare['seconds'])} | "
             f"{ratio(streamed and streamed['peak_rss_mb'], sizes['h5_mb'])} | {mofa_text} | {memory} |"
         )

@@ -44,9 +44,9 @@ def prepare(
 
 
 def operators(ready, masks, *, center: bool, scale: bool) -> dict[str, Operator]:
-    """Operators centred and scaled by their own observed rows."""
+    """Operators centred and scaled by their own observed rows (X's content keys from the same pass)."""
     return {
-        role: Operator.from_data(matrix, center=center, scale=scale, observed=masks[role])
+        role: Operator.from_data(matrix, center=center, scale=scale, observed=masks[role], with_keys=role == "fixed")
         for role, matrix in ready.items()
     }
 

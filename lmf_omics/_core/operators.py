@@ -87,6 +87,24 @@ def content_keys(matrix, observed: np.ndarray | None = None) -> content.Keys:
     return content.finish(np.zeros(matrix.shape[1]) if by_column is None else by_column, by_row)
 
 
+def _csr_summaries(matrix, observed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, content.Keys]:
+    """Column means, variances and content keys of a CSR matrix in one pass of row blocks on the fit's threads."""
+
+    def partial(edges):
+        start, stop = edges
+        block, rows = parallel.row_block(matrix, start, stop), None if observed is None else observed[start:stop]
+        return parallel.sums_and_squares(block, rows), content.block_sums(block, rows)
+
+    parts = list(parallel.ordered_map(partial, parallel.row_blocks(matrix)))
+    p = matrix.shape[1]
+    sums = parallel.accumulate(part[0] for part in parts) if parts else np.zeros((2, p))
+    by_column = parallel.accumulate(part[1][0] for part in parts) if parts else np.zeros(p)
+    by_row = np.hstack([part[1][1] for part in parts]) if parts else np.zeros(0)
+    n = matrix.shape[0] if observed is None else int(observed.sum())
+    mean = sums[0] / n
+    return mean, np.maximum(sums[1] / n - mean**2, 0.0), content.finish(by_column, by_row)
+
+
 @dataclass(frozen=True)
 class Operator:
     """Implicitly centred and scaled view ``Ã = D (A - 1 μᵀ) diag(1/s)`` of a data matrix ``A``.
@@ -115,17 +133,23 @@ class Operator:
     keys: dict = field(default_factory=dict, repr=False, compare=False)  # "keys" → content.Keys, once computed
 
     @classmethod
-    def from_data(cls, data, *, center: bool = True, scale: bool = False, observed=None) -> Operator:
+    def from_data(
+        cls, data, *, center: bool = True, scale: bool = False, observed=None, with_keys: bool = False
+    ) -> Operator:
         """Centre (and scale to unit variance) by the data's own column moments over observed rows.
 
         Constant columns keep a divisor of 1: they are centred to zero and contribute nothing.
+        The content keys (:mod:`.keys`) come from the same pass for data on disk or on dask, and for
+        a CSR matrix ``with_keys``; otherwise when a sketch first needs them.
         """
         matrix = as_matrix(data)
         observed = None if observed is None or np.all(observed) else np.asarray(observed, dtype=bool)
         keys = {}
-        if isinstance(matrix, ChunkedMatrix):  # one pass over the chunks for both
+        if isinstance(matrix, ChunkedMatrix):
             mean, var, keys["keys"] = matrix.summaries(observed)
-        else:  # in memory: the keys when a sketch needs them
+        elif with_keys and sparse.issparse(matrix) and matrix.format == "csr":
+            mean, var, keys["keys"] = _csr_summaries(matrix, observed)
+        else:
             mean, var = column_moments(matrix, observed)
         std = np.sqrt(var)
         divisor = np.where(std > 0, std, 1.0) if scale else np.ones_like(mean)
