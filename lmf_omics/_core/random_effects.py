@@ -31,6 +31,7 @@ from typing import Protocol
 
 import numpy as np
 
+from . import parallel
 from .validation import DEFAULT_LABELS
 
 MAX_DESIGN_COLUMNS = 64  # wider Z enters through its principal scores
@@ -49,6 +50,11 @@ class Settings:
     damping: float = 0.5  # simultaneous updates of every membership oscillate without it
     max_states: int = 100
     cells_per_state: int = 30
+    tolerance: float = 1e-4  # a round's clustering stops when no membership moves more than this
+    fit_cells: int = 10_000  # with keys, the states are fitted on the cells of the smallest keys
+    apply_rounds: int = 5  # memberships ↔ correction of each cell when the correction is applied, at most
+    shift_start: bool = True
+    apply_tolerance: float = 1e-3  # … until the cell's correction moves less than this (relative to its scores)
 
 
 class RandomEffect(Protocol):
@@ -57,8 +63,13 @@ class RandomEffect(Protocol):
     name: str
     corrects_fixed: bool
 
-    def correct(self, scores: np.ndarray, design: Design, settings: Settings) -> Correction | None:
-        """The correction fitted on the training cells' scores (``None``: X is used as it is)."""
+    def correct(
+        self, scores: np.ndarray, design: Design, settings: Settings, *, keys: np.ndarray | None = None
+    ) -> Correction | None:
+        """The correction fitted on the training cells' scores (``None``: X is used as it is).
+
+        ``keys`` (uint64 per cell, order-free content hashes) may choose the cells the form is fitted on.
+        """
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,13 @@ class Design:
     center: np.ndarray  # the standardisation of the continuous columns (0 and 1 for indicators)
     scale: np.ndarray
 
+    def rows(self, cells: np.ndarray | slice) -> Design:
+        """The design of some of the cells."""
+        return replace(self, values=self.values[cells], observed=self.observed[cells])
+
+
+BLOCK_CELLS = 4096  # rows corrected at a time, on the fit's threads: a block's memberships only
+
 
 @dataclass(frozen=True)
 class Correction:
@@ -78,7 +96,9 @@ class Correction:
 
     ``coefficients`` is ``(states, 1 + q, r)``: per state (one for ``"shift"``), the intercept row
     (kept) and the random coefficients (removed). ``centroids`` (states × r, unit rows) and
-    ``means`` (states × r) place new cells in the states and estimate new levels.
+    ``means`` (states × r) place new cells in the states and estimate new levels. A cell's
+    memberships and correction alternate for at most ``rounds``, until its correction moves less
+    than ``tolerance`` times its scores' norm.
     """
 
     form: str
@@ -90,6 +110,9 @@ class Correction:
     design_center: np.ndarray
     design_scale: np.ndarray
     corrected: np.ndarray = field(repr=False)
+    rounds: int = 5
+    tolerance: float = 0.0
+    start: np.ndarray | None = None  # q × r: the states' mean coefficients, a cell's first correction
 
     def design(self, raw: np.ndarray, observed: np.ndarray) -> Design:
         """New cells' design, standardised as the training cells' was."""
@@ -97,15 +120,43 @@ class Correction:
 
     def apply(self, scores: np.ndarray, design: Design, new_levels: np.ndarray | None = None) -> np.ndarray:
         """Corrected scores of (new) cells; ``new_levels`` labels cells of levels the fit never saw (-1: none)."""
-        R = np.ones((1, scores.shape[0])) if self.form == "shift" else None
-        corrected = scores
-        for _ in range(1 if R is not None else 5):
-            states = R if R is not None else _kernel(self.centroids, cosine_rows(corrected), self.width)
-            corrected = _remove(scores, design, states, self.coefficients)
-        if new_levels is not None:
-            states = R if R is not None else _kernel(self.centroids, cosine_rows(corrected), self.width)
-            corrected = self._new_levels(corrected, states, new_levels)
+        corrected = np.empty_like(scores)
+
+        def fill(start: int) -> None:
+            block = slice(start, start + BLOCK_CELLS)
+            corrected[block] = self._apply_rows(scores[block], design.rows(block))
+
+        for _ in parallel.ordered_map(fill, range(0, scores.shape[0], BLOCK_CELLS)):
+            pass
+        if new_levels is not None and np.any(np.asarray(new_levels) >= 0):
+            cells = np.flatnonzero(np.asarray(new_levels) >= 0)
+            states = self.memberships(corrected[cells])
+            corrected[cells] = self._new_levels(corrected[cells], states, np.asarray(new_levels)[cells])
         return corrected
+
+    def memberships(self, corrected: np.ndarray) -> np.ndarray:
+        """States × cells: the kernel of the cells' corrected scores on the centroids (no diversity)."""
+        if self.form == "shift":
+            return np.ones((1, corrected.shape[0]))
+        return _kernel(self.centroids, cosine_rows(corrected), self.width)
+
+    def _apply_rows(self, scores: np.ndarray, design: Design) -> np.ndarray:
+        """A block of cells (each cell on its own: the result does not depend on the block)."""
+        if self.form == "shift":
+            return _remove(scores, design, self.memberships(scores), self.coefficients)
+        effect = np.zeros_like(scores) if self.start is None else design.values @ self.start
+        effect[~design.observed] = 0.0
+        limit = self.tolerance * np.linalg.norm(scores, axis=1)
+        active = np.arange(scores.shape[0])
+        for _ in range(self.rounds):
+            states = self.memberships(scores[active] - effect[active])
+            updated = _effect(design.rows(active), states, self.coefficients)
+            moved = np.abs(updated - effect[active]).max(axis=1) > limit[active]
+            effect[active] = updated
+            active = active[moved]
+            if not active.size:
+                break
+        return scores - effect
 
     def _new_levels(self, corrected: np.ndarray, states: np.ndarray, new_levels: np.ndarray) -> np.ndarray:
         """Each new level's effect per state as a BLUP from its own cells, removed."""
@@ -129,6 +180,9 @@ class Correction:
             "new_level_shrinkage": self.new_level_shrinkage,
             "design_center": self.design_center,
             "design_scale": self.design_scale,
+            "rounds": self.rounds,
+            "tolerance": self.tolerance,
+            **({} if self.start is None else {"start": self.start}),
         }
 
     @classmethod
@@ -143,6 +197,9 @@ class Correction:
             design_center=np.asarray(stored["design_center"], dtype=np.float64),
             design_scale=np.asarray(stored["design_scale"], dtype=np.float64),
             corrected=np.zeros((0, 0)),
+            rounds=int(stored.get("rounds", 5)),  # fits stored before these were kept: 5 rounds, all cells
+            tolerance=float(stored.get("tolerance", 0.0)),
+            start=None if stored.get("start") is None else np.asarray(stored["start"], dtype=np.float64),
         )
 
 
@@ -153,7 +210,7 @@ class ResponseOnly:
     name: str = "response"
     corrects_fixed: bool = False
 
-    def correct(self, scores, design, settings):
+    def correct(self, scores, design, settings, *, keys=None):
         return None
 
 
@@ -164,11 +221,11 @@ class Shift:
     name: str = "shift"
     corrects_fixed: bool = True
 
-    def correct(self, scores, design, settings):
+    def correct(self, scores, design, settings, *, keys=None):
         states = np.ones((1, scores.shape[0])) * design.observed
         coefficients = _fit_coefficients(scores, design, states, settings.shrinkage)
         corrected = _remove(scores, design, states, coefficients)
-        return _correction(self.name, coefficients, scores, corrected, states, design, settings)
+        return _correction(self.name, coefficients, corrected, design, scores, design, states, settings)
 
 
 @dataclass(frozen=True)
@@ -178,34 +235,55 @@ class States:
     name: str = "states"
     corrects_fixed: bool = True
 
-    def correct(self, scores, design, settings):
-        n = scores.shape[0]
-        n_states = int(min(max(round(n / settings.cells_per_state), 1), settings.max_states, n))
-        levels = design.values[:, design.indicators].T * design.observed  # B × n, the diversity's levels
-        prior = levels.sum(axis=1) / max(levels.sum(), 1.0)
-        unit = cosine_rows(scores)
-        centroids = spherical_lloyd(unit, maximin_centroids(unit, n_states), steps=5)
-        R, corrected = None, scores
-        for _ in range(settings.rounds):
-            R, centroids = soft_states(unit, centroids, levels, prior, settings, R)
-            coefficients = _fit_coefficients(scores, design, R * design.observed, settings.shrinkage)
-            corrected = _remove(scores, design, R, coefficients)
-            unit = cosine_rows(corrected)
-        return _correction(self.name, coefficients, scores, corrected, R, design, settings)
+    def correct(self, scores, design, settings, *, keys=None):
+        fit = fit_cells(keys, settings.fit_cells)
+        sample, sample_design = (scores, design) if fit is None else (scores[fit], design.rows(fit))
+        R, coefficients, corrected = fit_states(sample, sample_design, settings)
+        return _correction(self.name, coefficients, corrected, sample_design, scores, design, R, settings)
 
 
 RANDOM_EFFECTS: dict[str, RandomEffect] = {form.name: form for form in (ResponseOnly(), Shift(), States())}
 
 
-def _correction(form, coefficients, scores, corrected, states, design, settings) -> Correction:
-    """The fitted correction; the training cells' corrected scores are then those new cells would get.
+def fit_cells(keys: np.ndarray | None, limit: int) -> np.ndarray | None:
+    """The cells a correction is fitted on (``None``: all of them).
 
-    (Their states are found again from the fitted centroids, without the diversity penalty, as a new
-    cell's are, so a training cell encoded again gets exactly its code.)
+    With keys, the cells of the ``limit`` smallest keys and every cell tied with the largest of
+    them: a choice that does not depend on the order of the cells.
     """
-    centroids = states @ cosine_rows(corrected)
-    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-300)
-    means = (states @ corrected) / np.maximum(states.sum(axis=1, keepdims=True), 1e-300)
+    if keys is None or len(keys) <= limit:
+        return None
+    boundary = np.partition(keys, limit - 1)[limit - 1]
+    return np.flatnonzero(keys <= boundary)
+
+
+def fit_states(scores: np.ndarray, design: Design, settings: Settings):
+    """Soft states and their coefficients, alternated for ``settings.rounds`` (memberships, coefficients, S_c)."""
+    n = scores.shape[0]
+    n_states = int(min(max(round(n / settings.cells_per_state), 1), settings.max_states, n))
+    levels = design.values[:, design.indicators].T * design.observed  # B × n, the diversity's levels
+    prior = levels.sum(axis=1) / max(levels.sum(), 1.0)
+    unit = cosine_rows(scores)
+    centroids = spherical_lloyd(unit, maximin_centroids(unit, n_states), steps=5)
+    R, corrected = None, scores
+    for _ in range(settings.rounds):
+        R, centroids = soft_states(unit, centroids, levels, prior, settings, R)
+        coefficients = _fit_coefficients(scores, design, R * design.observed, settings.shrinkage)
+        corrected = _remove(scores, design, R, coefficients)
+        unit = cosine_rows(corrected)
+    return R, coefficients, corrected
+
+
+def _correction(form, coefficients, fit_corrected, fit_design, scores, design, states, settings) -> Correction:
+    """The fitted correction; every training cell's corrected scores are then those a new cell would get.
+
+    (Centroids and means come from the cells it was fitted on; all cells' states are found again
+    from the centroids, without the diversity penalty, as a new cell's are, so a training cell
+    encoded again gets exactly its code.)
+    """
+    centroids = cosine_rows(states @ cosine_rows(fit_corrected))
+    sizes = states.sum(axis=1)
+    means = (states @ fit_corrected) / np.maximum(sizes[:, None], 1e-300)
     fitted = Correction(
         form,
         coefficients,
@@ -213,31 +291,62 @@ def _correction(form, coefficients, scores, corrected, states, design, settings)
         means,
         settings.width,
         settings.new_level_shrinkage,
-        design.center,
-        design.scale,
-        corrected=corrected,
+        fit_design.center,
+        fit_design.scale,
+        corrected=np.zeros((0, 0)),
+        rounds=settings.apply_rounds,
+        tolerance=settings.apply_tolerance,
+        start=np.einsum("c,cjk->jk", sizes / max(sizes.sum(), 1e-300), coefficients[:, 1:])
+        if settings.shift_start
+        else None,
     )
     return replace(fitted, corrected=fitted.apply(scores, design))
 
 
+def _nonzero_columns(matrix: np.ndarray):
+    """Each column with the rows where it is non-zero (``slice(None)``: most rows)."""
+    for j, column in enumerate(matrix.T):
+        rows = np.flatnonzero(column)
+        if len(rows) > len(column) // 2:
+            yield j, slice(None), column[:, None]
+        elif len(rows):
+            yield j, rows, column[rows, None]
+
+
 def _fit_coefficients(scores: np.ndarray, design: Design, states: np.ndarray, shrinkage: float) -> np.ndarray:
-    """Per state, the ridge of ``scores`` on ``[1, D]`` weighted by the memberships (intercept unpenalised)."""
+    """Per state, the ridge of ``scores`` on ``[1, D]`` weighted by the memberships (intercept unpenalised).
+
+    The normal equations of all states at once: one product per design column, over its non-zero rows.
+    """
+    members = np.ascontiguousarray(states.T)  # cells × states: a cell's memberships are one row
     full = np.hstack([np.ones((scores.shape[0], 1)), design.values])  # n × (1 + q)
-    penalty = np.diag(np.r_[0.0, np.full(design.values.shape[1], shrinkage)])
-    coefficients = np.empty((states.shape[0], full.shape[1], scores.shape[1]))
-    for c, weights in enumerate(states):
-        weighted = full * weights[:, None]
-        system = weighted.T @ full + penalty
-        coefficients[c] = np.linalg.lstsq(system, weighted.T @ scores, rcond=None)[0]
-    return coefficients
+    p = full.shape[1]
+    gram = np.zeros((states.shape[0], p, p))
+    cross = np.zeros((states.shape[0], p, scores.shape[1]))
+    for j, rows, column in _nonzero_columns(full):
+        weighted = members[rows] * column
+        gram[:, j] = weighted.T @ full[rows]
+        cross[:, j] = weighted.T @ scores[rows]
+    gram += np.diag(np.r_[0.0, np.full(p - 1, shrinkage)])
+    try:
+        return np.linalg.solve(gram, cross)
+    except np.linalg.LinAlgError:  # a state without (observed) cells
+        return np.stack([np.linalg.lstsq(system, right, rcond=None)[0] for system, right in zip(gram, cross)])
 
 
 def _remove(scores: np.ndarray, design: Design, states: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
     """``S − Σ_c R_c ⊙ (D W_c)``: the random coefficients' part, intercepts kept; unobserved cells untouched."""
-    effect = np.zeros_like(scores)
-    for c, weights in enumerate(states):
-        effect += (design.values @ coefficients[c, 1:]) * weights[:, None]
-    return scores - effect * design.observed[:, None]
+    return scores - _effect(design, states, coefficients)
+
+
+def _effect(design: Design, states: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
+    """``Σ_c R_c ⊙ (D W_c)`` as ``Σ_j D_j ⊙ (Rᵀ W_{·j})``: one product per design column, over its non-zero rows."""
+    members = np.ascontiguousarray(states.T)  # no copy when the states are a transposed cells × states
+    effect = np.zeros((members.shape[0], coefficients.shape[2]), coefficients.dtype)
+    for j, rows, column in _nonzero_columns(design.values):
+        effect[rows] += column * (members[rows] @ coefficients[:, 1 + j])
+    effect[~design.observed] = 0.0
+    return effect
 
 
 # ----------------------------------------------------------------------- soft states
@@ -251,12 +360,17 @@ def maximin_centroids(unit: np.ndarray, n_states: int) -> np.ndarray:
     """Farthest-point centroids: independent of the order of the cells (exact ties broken by value)."""
     mean = unit.mean(axis=0)
     mean /= max(np.linalg.norm(mean), 1e-300)
-    chosen = [_argmax_by_value(1 - unit @ mean, unit)]
-    nearest = 1 - unit @ unit[chosen[0]]
+    chosen = [_argmax_by_value(1 - _dot_rows(unit, mean), unit)]
+    nearest = 1 - _dot_rows(unit, unit[chosen[0]])
     for _ in range(1, n_states):
         chosen.append(_argmax_by_value(nearest, unit))
-        nearest = np.minimum(nearest, 1 - unit @ unit[chosen[-1]])
+        np.minimum(nearest, 1 - _dot_rows(unit, unit[chosen[-1]]), out=nearest)
     return unit[chosen].copy()
+
+
+def _dot_rows(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """``matrix @ vector`` in one thread (a threaded BLAS matrix-vector product costs more than it saves here)."""
+    return np.einsum("ij,j->i", matrix, vector, optimize=False)
 
 
 def _argmax_by_value(values: np.ndarray, rows: np.ndarray) -> int:
@@ -268,40 +382,59 @@ def _argmax_by_value(values: np.ndarray, rows: np.ndarray) -> int:
 
 def spherical_lloyd(unit: np.ndarray, centroids: np.ndarray, *, steps: int) -> np.ndarray:
     """Lloyd steps of spherical k-means; a state left empty keeps its centroid."""
+    states = np.arange(len(centroids))[:, None]
     for _ in range(steps):
-        assigned = np.argmax(unit @ centroids.T, axis=1)
-        for c in range(len(centroids)):
-            members = unit[assigned == c]
-            if len(members):
-                centre = members.sum(axis=0)
-                centroids[c] = centre / max(np.linalg.norm(centre), 1e-300)
+        members = (np.argmax(unit @ centroids.T, axis=1)[None, :] == states).astype(unit.dtype)
+        filled = members.any(axis=1)
+        centroids[filled] = cosine_rows(members[filled] @ unit)
     return centroids
 
 
 def soft_states(unit, centroids, levels, prior, settings: Settings, R=None):
-    """Memberships (states × n) with Harmony's diversity penalty, all cells at once, damped."""
+    """Memberships (states × n) with Harmony's diversity penalty, all cells at once, damped.
+
+    Stops when no membership moves more than ``settings.tolerance`` in a step.
+    """
     if R is None:
         R = _kernel(centroids, unit, settings.width)
+    keep = 1 - settings.damping
     for _ in range(settings.cluster_steps):
         centroids = cosine_rows(R @ unit)
-        logits = -2 * (1 - centroids @ unit.T) / settings.width
+        logits = _logits(centroids, unit, settings.width)
         if levels.shape[0]:
             observed, expected = R @ levels.T, R.sum(axis=1, keepdims=True) * prior[None, :]
-            logits = logits + settings.diversity * np.log((expected + 1) / (observed + 1)) @ levels
-        updated = (1 - settings.damping) * _softmax(logits) + settings.damping * R
-        change, R = np.abs(updated - R).max(), updated
-        if change < 1e-7:
+            logits += (settings.diversity * np.log((expected + 1) / (observed + 1))) @ levels
+        step = _softmax(logits)
+        step -= R
+        change = keep * np.abs(step).max()
+        step *= keep
+        R = R + step
+        if change < settings.tolerance:
             break
     return R, centroids
 
 
+def _logits(left: np.ndarray, right: np.ndarray, width: float) -> np.ndarray:
+    """``−2 (1 − cos) / σ`` between unit rows (centroids and cells, either way round), less ``−2/σ``.
+
+    (The softmax over the states cancels the constant.)
+    """
+    logits = left @ right.T
+    logits *= 2 / width
+    return logits
+
+
 def _kernel(centroids: np.ndarray, unit: np.ndarray, width: float) -> np.ndarray:
-    return _softmax(-2 * (1 - centroids @ unit.T) / width)
+    """Memberships (states × cells) without the diversity penalty: the transpose of a cells × states array."""
+    return _softmax(_logits(unit, centroids, width), axis=1).T
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    weights = np.exp(logits - logits.max(axis=0))
-    return weights / weights.sum(axis=0)
+def _softmax(logits: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Softmax over the states (``axis``), in place."""
+    logits -= logits.max(axis=axis, keepdims=True)
+    np.exp(logits, out=logits)
+    logits /= logits.sum(axis=axis, keepdims=True)
+    return logits
 
 
 def design_of(raw: np.ndarray, observed: np.ndarray, *, center=None, scale=None) -> Design:
