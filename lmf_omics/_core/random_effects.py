@@ -18,10 +18,24 @@ effect accounted for*. The forms below remove the random effect from X's princip
   a few rounds. This is Harmony's mixture-of-experts correction written as a mixed model.
 
 The design ``D`` is Z's raw columns (indicators as they are, continuous columns standardised) when
-Z has few columns, else its principal scores. Everything here is O(n · r · states); nothing n × p.
-New cells (:meth:`Correction.apply`) get the reference's correction for the levels it saw; a
-level never seen is estimated from the query's own cells of that level as a BLUP (shrunk towards
-zero by ``λ_new``), and a cell of a new level alone is left uncorrected.
+Z has few columns, else its principal scores.
+
+Cost. The states (centroids, coefficients) are fitted on at most ``Settings.fit_cells`` cells when
+the cells' content keys are given: those of the smallest keys (every cell tied at the boundary
+too), a subsample that does not depend on the order of the cells; without keys, on every cell.
+Every cell is then corrected as a new cell is (:meth:`Correction.apply`), in row blocks on the
+fit's threads: memberships from the kernel of its corrected scores on the centroids, the effect
+``Σ_j D_j ⊙ (Rᵀ W_{·j})`` (one product per design column, over the cells where it is non-zero),
+starting from the states' mean coefficients and repeated until the cell's effect moves less than
+``Settings.apply_tolerance`` of its scores' norm (at most ``apply_rounds``; most cells settle in
+two). Each cell is computed on its own, so the result does not depend on the blocks, the threads or
+the order of the cells. Memory: the corrected scores and a block's memberships, nothing
+states × n beyond the fitted cells; nothing n × p. ``benchmarks/states_cost.py`` prints the
+times and the memory at 10^4-10^6 cells.
+
+New cells get the reference's correction for the levels it saw; a level never seen is estimated
+from the query's own cells of that level as a BLUP (shrunk towards zero by ``λ_new``), and a cell
+of a new level alone is left uncorrected.
 """
 
 from __future__ import annotations
@@ -53,7 +67,6 @@ class Settings:
     tolerance: float = 1e-4  # a round's clustering stops when no membership moves more than this
     fit_cells: int = 10_000  # with keys, the states are fitted on the cells of the smallest keys
     apply_rounds: int = 5  # memberships ↔ correction of each cell when the correction is applied, at most
-    shift_start: bool = True
     apply_tolerance: float = 1e-3  # … until the cell's correction moves less than this (relative to its scores)
 
 
@@ -296,9 +309,7 @@ def _correction(form, coefficients, fit_corrected, fit_design, scores, design, s
         corrected=np.zeros((0, 0)),
         rounds=settings.apply_rounds,
         tolerance=settings.apply_tolerance,
-        start=np.einsum("c,cjk->jk", sizes / max(sizes.sum(), 1e-300), coefficients[:, 1:])
-        if settings.shift_start
-        else None,
+        start=np.einsum("c,cjk->jk", sizes / max(sizes.sum(), 1e-300), coefficients[:, 1:]),
     )
     return replace(fitted, corrected=fitted.apply(scores, design))
 
