@@ -135,11 +135,10 @@ class Correction:
         """Corrected scores of (new) cells; ``new_levels`` labels cells of levels the fit never saw (-1: none)."""
         corrected = np.empty_like(scores)
 
-        def fill(start: int) -> None:
-            block = slice(start, start + BLOCK_CELLS)
+        def fill(block: slice) -> None:
             corrected[block] = self._apply_rows(scores[block], design.rows(block))
 
-        for _ in parallel.ordered_map(fill, range(0, scores.shape[0], BLOCK_CELLS)):
+        for _ in parallel.ordered_map(fill, _cell_blocks(scores.shape[0])):
             pass
         if new_levels is not None and np.any(np.asarray(new_levels) >= 0):
             cells = np.flatnonzero(np.asarray(new_levels) >= 0)
@@ -156,7 +155,7 @@ class Correction:
     def _apply_rows(self, scores: np.ndarray, design: Design) -> np.ndarray:
         """A block of cells (each cell on its own: the result does not depend on the block)."""
         if self.form == "shift":
-            return _remove(scores, design, self.memberships(scores), self.coefficients)
+            return scores - _effect(design, self.memberships(scores), self.coefficients)
         effect = np.zeros_like(scores) if self.start is None else design.values @ self.start
         effect[~design.observed] = 0.0
         limit = self.tolerance * np.linalg.norm(scores, axis=1)
@@ -327,18 +326,23 @@ def _nonzero_columns(matrix: np.ndarray):
 def _fit_coefficients(scores: np.ndarray, design: Design, states: np.ndarray, shrinkage: float) -> np.ndarray:
     """Per state, the ridge of ``scores`` on ``[1, D]`` weighted by the memberships (intercept unpenalised).
 
-    The normal equations of all states at once: one product per design column, over its non-zero rows.
+    The normal equations of all states at once: one product per design column, over its non-zero
+    rows, in blocks of cells on the fit's threads (added in block order).
     """
-    members = np.ascontiguousarray(states.T)  # cells × states: a cell's memberships are one row
-    full = np.hstack([np.ones((scores.shape[0], 1)), design.values])  # n × (1 + q)
-    p = full.shape[1]
-    gram = np.zeros((states.shape[0], p, p))
-    cross = np.zeros((states.shape[0], p, scores.shape[1]))
-    for j, rows, column in _nonzero_columns(full):
-        weighted = members[rows] * column
-        gram[:, j] = weighted.T @ full[rows]
-        cross[:, j] = weighted.T @ scores[rows]
-    gram += np.diag(np.r_[0.0, np.full(p - 1, shrinkage)])
+    n_states, p, r = states.shape[0], 1 + design.values.shape[1], scores.shape[1]
+
+    def normal_equations(block):  # states × p × (p + r): [Σ w f fᵀ, Σ w f sᵀ] over the block's cells
+        members = np.ascontiguousarray(states[:, block].T)  # cells × states: a cell's memberships are one row
+        full = np.hstack([np.ones((members.shape[0], 1)), design.values[block]])
+        part = np.zeros((n_states, p, p + r))
+        for j, rows, column in _nonzero_columns(full):
+            weighted = (members[rows] * column).T
+            part[:, j, :p] = weighted @ full[rows]
+            part[:, j, p:] = weighted @ scores[block][rows]
+        return part
+
+    total = parallel.ordered_sum(normal_equations, _cell_blocks(scores.shape[0]))
+    gram, cross = total[:, :, :p] + np.diag(np.r_[0.0, np.full(p - 1, shrinkage)]), total[:, :, p:]
     try:
         return np.linalg.solve(gram, cross)
     except np.linalg.LinAlgError:  # a state without (observed) cells
@@ -347,7 +351,19 @@ def _fit_coefficients(scores: np.ndarray, design: Design, states: np.ndarray, sh
 
 def _remove(scores: np.ndarray, design: Design, states: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
     """``S − Σ_c R_c ⊙ (D W_c)``: the random coefficients' part, intercepts kept; unobserved cells untouched."""
-    return scores - _effect(design, states, coefficients)
+    corrected = np.empty_like(scores)
+
+    def fill(block):
+        corrected[block] = scores[block] - _effect(design.rows(block), states[:, block], coefficients)
+
+    for _ in parallel.ordered_map(fill, _cell_blocks(scores.shape[0])):
+        pass
+    return corrected
+
+
+def _cell_blocks(n: int) -> list[slice]:
+    """Row blocks of ``BLOCK_CELLS`` cells (the threads' share of the work; sums added in this order)."""
+    return [slice(start, start + BLOCK_CELLS) for start in range(0, n, BLOCK_CELLS)]
 
 
 def _effect(design: Design, states: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
@@ -404,22 +420,33 @@ def spherical_lloyd(unit: np.ndarray, centroids: np.ndarray, *, steps: int) -> n
 def soft_states(unit, centroids, levels, prior, settings: Settings, R=None):
     """Memberships (states × n) with Harmony's diversity penalty, all cells at once, damped.
 
-    Stops when no membership moves more than ``settings.tolerance`` in a step.
+    Stops when no membership moves more than ``settings.tolerance`` in a step. Blocks of cells on
+    the fit's threads; the sums over the cells are added in block order.
     """
-    if R is None:
-        R = _kernel(centroids, unit, settings.width)
-    keep = 1 - settings.damping
+    R = np.array(_kernel(centroids, unit, settings.width) if R is None else R, order="C")  # updated in place
+    blocks, r, keep = _cell_blocks(unit.shape[0]), unit.shape[1], 1 - settings.damping
+
+    def sums(block):  # states × (r + B + 1): Σ R unit, Σ R levels, Σ R over the block's cells
+        part = R[:, block]
+        return np.hstack([part @ unit[block], part @ levels[:, block].T, part.sum(axis=1, keepdims=True)])
+
+    def step(block, centroids, penalty):  # the block's damped update; its largest move
+        logits = _logits(centroids, unit[block], settings.width)
+        if penalty is not None:
+            logits += penalty @ levels[:, block]
+        move = _softmax(logits)
+        move -= R[:, block]
+        move *= keep
+        R[:, block] += move
+        return np.abs(move).max()
+
     for _ in range(settings.cluster_steps):
-        centroids = cosine_rows(R @ unit)
-        logits = _logits(centroids, unit, settings.width)
+        total = parallel.ordered_sum(sums, blocks)
+        centroids, penalty = cosine_rows(total[:, :r]), None
         if levels.shape[0]:
-            observed, expected = R @ levels.T, R.sum(axis=1, keepdims=True) * prior[None, :]
-            logits += (settings.diversity * np.log((expected + 1) / (observed + 1))) @ levels
-        step = _softmax(logits)
-        step -= R
-        change = keep * np.abs(step).max()
-        step *= keep
-        R = R + step
+            observed, expected = total[:, r:-1], total[:, -1:] * prior[None, :]
+            penalty = settings.diversity * np.log((expected + 1) / (observed + 1))
+        change = max(parallel.ordered_map(lambda block: step(block, centroids, penalty), blocks))  # noqa: B023
         if change < settings.tolerance:
             break
     return R, centroids

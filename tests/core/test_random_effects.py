@@ -10,7 +10,7 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.neighbors import KNeighborsClassifier
 
 from lmf_omics import LinearMixedForms
-from lmf_omics._core import random_effects
+from lmf_omics._core import parallel, random_effects
 from lmf_omics._core.random_effects import (
     RANDOM_EFFECTS,
     Correction,
@@ -182,9 +182,9 @@ def test_states_fitted_on_the_smallest_keys_agree_with_all_cells(larger, monkeyp
     assert np.linalg.norm(sampled - full) < 0.05 * np.linalg.norm(full)
 
 
-def _permuted_correction(scores, design, keys, order):
+def _permuted_correction(scores, design, keys, order, fit=300):
     again = replace(design, values=design.values[order], observed=design.observed[order])
-    return States().correct(scores[order], again, Settings(fit_cells=300), keys=None if keys is None else keys[order])
+    return States().correct(scores[order], again, Settings(fit_cells=fit), keys=None if keys is None else keys[order])
 
 
 @settings(max_examples=8, deadline=None)
@@ -207,3 +207,17 @@ def test_training_cells_applied_again_get_their_corrected_scores_exactly(larger)
     np.testing.assert_array_equal(stored.apply(scores, design), correction.corrected)
     rounds = replace(correction, tolerance=0.0).apply(scores, design)  # every cell all rounds
     assert _relative(correction.corrected, rounds) < 1e-3  # the tolerance 1e-3 of a cell's norm
+
+
+def test_blocks_on_threads_give_the_same_correction_bit_for_bit(larger, monkeypatch):
+    scores, design, keys, _, _ = larger
+    monkeypatch.setattr(random_effects, "BLOCK_CELLS", 256)  # several blocks of the fitted and applied cells
+    runs = []
+    for jobs in (1, 2):
+        with parallel.workers(jobs):
+            runs.append(States().correct(scores, design, Settings(fit_cells=900), keys=keys).corrected)
+    np.testing.assert_array_equal(runs[0], runs[1])
+    order = np.random.default_rng(7).permutation(len(scores))
+    with parallel.workers(2):
+        again = _permuted_correction(scores, design, keys, order, fit=900).corrected
+    assert _relative(again, runs[0][order]) <= 1e-10
