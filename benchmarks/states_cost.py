@@ -8,7 +8,8 @@ scores that ``EncodedProblem.for_fit`` runs once per fit), as a fit runs it: ins
 ``parallel.workers(None)`` (every core for the row blocks, BLAS on one thread; ``--bare``: outside,
 BLAS on its own threads), and, separately, its ``tracemalloc`` peak,
 reported in units of one more ``n × r`` float64 array beyond ``S`` and the corrected scores (the
-result itself is one of them). "no keys" fits the states on every cell (up to 10^5 here).
+result itself is one of them), and how often the apply computes a cell's effect (1: every cell
+settles after one correction). "no keys" fits the states on every cell (up to 10^5 here).
 
 The scores are a planted mixture, not a PCA: ``r = 60`` components whose variance decays as
 ``1/(1 + k)``, 20 cell types, 8 batches that shift each type differently (random slopes by state)
@@ -28,7 +29,7 @@ from contextlib import nullcontext
 import numpy as np
 import threadpoolctl
 
-from lmf_omics._core import parallel
+from lmf_omics._core import parallel, random_effects
 from lmf_omics._core.random_effects import Settings, States, design_of
 
 R, TYPES, BATCHES = 60, 20, 8
@@ -71,6 +72,24 @@ def measure(scores, design, keys, repeats: int) -> tuple[float, float, float]:
     return wall, cpu, peak / scores.nbytes
 
 
+def corrections_per_cell(scores, design, keys) -> float:
+    """How often the apply computes a cell's effect, on average (1: every cell settles after one)."""
+    counted, effect = [], random_effects._effect
+
+    def counting(design, states, coefficients):
+        counted.append(states.shape[1])
+        return effect(design, states, coefficients)
+
+    random_effects._effect = counting
+    try:
+        correction = States().correct(scores, design, Settings(), keys=keys)
+        counted.clear()
+        correction.apply(scores, design)
+    finally:
+        random_effects._effect = effect
+    return sum(counted) / scores.shape[0]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
@@ -83,8 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"BLAS: {blas}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}; cores: {os.cpu_count()}")
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     print(f"context: {'bare call' if args.bare else 'as in a fit: parallel.workers(None)'}")
-    print("| n | keys | fitted on | wall (s) | CPU (s) | tracemalloc peak (n × r float64) | load |")
-    print("|---|---|---|---|---|---|---|")
+    print("| n | keys | fitted on | wall (s) | CPU (s) | tracemalloc peak (n × r f64) | corrections per cell | load |")
+    print("|---|---|---|---|---|---|---|---|")
     settings = Settings()
     for n in args.sizes:
         scores, raw, _, _ = planted_scores(n)
@@ -96,7 +115,9 @@ def main(argv: list[str] | None = None) -> None:
             fitted = n if given is None else min(n, settings.fit_cells)
             with nullcontext() if args.bare else parallel.workers(None):
                 wall, cpu, peak = measure(scores, design, given, args.repeats if n < 1_000_000 else 2)
-            row = f"| {n:,} | {label} | {fitted:,} | {wall:.3f} | {cpu:.3f} | {peak:.2f} | {os.getloadavg()[0]:.2f} |"
+                rounds = corrections_per_cell(scores, design, given)
+            load = os.getloadavg()[0]
+            row = f"| {n:,} | {label} | {fitted:,} | {wall:.3f} | {cpu:.3f} | {peak:.2f} | {rounds:.3f} | {load:.2f} |"
             print(row, flush=True)
 
 

@@ -24,11 +24,12 @@ Cost. The states (centroids, coefficients) are fitted on at most ``Settings.fit_
 the cells' content keys are given: those of the smallest keys (every cell tied at the boundary
 too), a subsample that does not depend on the order of the cells; without keys, on every cell.
 Every cell is then corrected as a new cell is (:meth:`Correction.apply`), in row blocks on the
-fit's threads: memberships from the kernel of its corrected scores on the centroids, the effect
-``Σ_j D_j ⊙ (Rᵀ W_{·j})`` (one product per design column, over the cells where it is non-zero),
-starting from the states' mean coefficients and repeated until the cell's effect moves less than
-``Settings.apply_tolerance`` of its scores' norm (at most ``apply_rounds``; most cells settle in
-two). Each cell is computed on its own, so the result does not depend on the blocks, the threads or
+fit's threads: from the states' mean coefficients, memberships from the kernel of its corrected
+scores on the centroids, then the effect ``Σ_j D_j ⊙ (Rᵀ W_{·j})`` (one product per design
+column, over the cells where it is non-zero), again until its memberships move less than
+``Settings.apply_tolerance`` (at most ``apply_rounds``; most cells settle after one correction,
+the corrections per cell of ``benchmarks/states_cost.py``).
+Each cell is computed on its own, so the result does not depend on the blocks, the threads or
 the order of the cells. Memory: the corrected scores and a block's memberships, nothing
 states × n beyond the fitted cells; nothing n × p. ``benchmarks/states_cost.py`` prints the
 times and the memory at 10^4-10^6 cells.
@@ -67,7 +68,7 @@ class Settings:
     tolerance: float = 1e-4  # a round's clustering stops when no membership moves more than this
     fit_cells: int = 10_000  # with keys, the states are fitted on the cells of the smallest keys
     apply_rounds: int = 5  # memberships ↔ correction of each cell when the correction is applied, at most
-    apply_tolerance: float = 1e-3  # … until the cell's correction moves less than this (relative to its scores)
+    apply_tolerance: float = 1e-4  # … until no membership of the cell moves more than this
 
 
 class RandomEffect(Protocol):
@@ -110,8 +111,8 @@ class Correction:
     ``coefficients`` is ``(states, 1 + q, r)``: per state (one for ``"shift"``), the intercept row
     (kept) and the random coefficients (removed). ``centroids`` (states × r, unit rows) and
     ``means`` (states × r) place new cells in the states and estimate new levels. A cell's
-    memberships and correction alternate for at most ``rounds``, until its correction moves less
-    than ``tolerance`` times its scores' norm.
+    memberships and correction alternate for at most ``rounds``, from ``start`` (the states' mean
+    coefficients), until its memberships move less than ``tolerance``.
     """
 
     form: str
@@ -153,21 +154,28 @@ class Correction:
         return _kernel(self.centroids, cosine_rows(corrected), self.width)
 
     def _apply_rows(self, scores: np.ndarray, design: Design) -> np.ndarray:
-        """A block of cells (each cell on its own: the result does not depend on the block)."""
+        """A block of cells (each cell on its own: the result does not depend on the block).
+
+        A cell's memberships and effect alternate until its memberships move less than
+        ``tolerance`` (a cell whose memberships stay keeps its effect).
+        """
         if self.form == "shift":
             return scores - _effect(design, self.memberships(scores), self.coefficients)
         effect = np.zeros_like(scores) if self.start is None else design.values @ self.start
         effect[~design.observed] = 0.0
-        limit = self.tolerance * np.linalg.norm(scores, axis=1)
-        active = np.arange(scores.shape[0])
-        for _ in range(self.rounds):
-            states = self.memberships(scores[active] - effect[active])
-            updated = _effect(design.rows(active), states, self.coefficients)
-            moved = np.abs(updated - effect[active]).max(axis=1) > limit[active]
-            effect[active] = updated
-            active = active[moved]
-            if not active.size:
-                break
+        members = np.zeros((scores.shape[0], self.centroids.shape[0]))  # cells × states, the last used
+        active: np.ndarray | slice = slice(None)  # every cell, then those still moving
+        for step in range(self.rounds):
+            states = self.memberships(scores[active] - effect[active]).T
+            if step:
+                moved = np.abs(states - members[active]).max(axis=1) > self.tolerance
+                active, states = active[moved], states[moved]
+                if not active.size:
+                    break
+            effect[active] = _effect(design.rows(active), states.T, self.coefficients)
+            members[active] = states
+            if isinstance(active, slice):
+                active = np.arange(scores.shape[0])
         return scores - effect
 
     def _new_levels(self, corrected: np.ndarray, states: np.ndarray, new_levels: np.ndarray) -> np.ndarray:
@@ -371,7 +379,10 @@ def _effect(design: Design, states: np.ndarray, coefficients: np.ndarray) -> np.
     members = np.ascontiguousarray(states.T)  # no copy when the states are a transposed cells × states
     effect = np.zeros((members.shape[0], coefficients.shape[2]), coefficients.dtype)
     for j, rows, column in _nonzero_columns(design.values):
-        effect[rows] += column * (members[rows] @ coefficients[:, 1 + j])
+        part = members[rows] @ coefficients[:, 1 + j]
+        if not (design.indicators[j] and isinstance(rows, np.ndarray)):  # else the column's 1s
+            part *= column
+        effect[rows] += part
     effect[~design.observed] = 0.0
     return effect
 
@@ -379,8 +390,12 @@ def _effect(design: Design, states: np.ndarray, coefficients: np.ndarray) -> np.
 # ----------------------------------------------------------------------- soft states
 def cosine_rows(matrix: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero)."""
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    norms = _row_norms(matrix)[:, None]
     return matrix / np.where(norms > 0, norms, 1.0)
+
+
+def _row_norms(matrix: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
 
 
 def maximin_centroids(unit: np.ndarray, n_states: int) -> np.ndarray:
@@ -463,8 +478,18 @@ def _logits(left: np.ndarray, right: np.ndarray, width: float) -> np.ndarray:
 
 
 def _kernel(centroids: np.ndarray, unit: np.ndarray, width: float) -> np.ndarray:
-    """Memberships (states × cells) without the diversity penalty: the transpose of a cells × states array."""
-    return _softmax(_logits(unit, centroids, width), axis=1).T
+    """Memberships (states × cells) without the diversity penalty: the transpose of a cells × states array.
+
+    The logits of unit rows are at most ``2/σ``, the shift that keeps every exponential ≤ 1 (when
+    no state could underflow, i.e. ``4/σ`` below exp's range; else the softmax's own shift).
+    """
+    if 4 / width > 700:
+        return _softmax(_logits(unit, centroids, width), axis=1).T
+    weights = unit @ (centroids.T * (2 / width))
+    weights -= 2 / width
+    np.exp(weights, out=weights)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return weights.T
 
 
 def _softmax(logits: np.ndarray, axis: int = 0) -> np.ndarray:

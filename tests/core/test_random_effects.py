@@ -206,7 +206,7 @@ def test_training_cells_applied_again_get_their_corrected_scores_exactly(larger)
     stored = Correction.from_arrays(correction.arrays())
     np.testing.assert_array_equal(stored.apply(scores, design), correction.corrected)
     rounds = replace(correction, tolerance=0.0).apply(scores, design)  # every cell all rounds
-    assert _relative(correction.corrected, rounds) < 1e-3  # the tolerance 1e-3 of a cell's norm
+    assert _relative(correction.corrected, rounds) < 1e-6  # memberships settled to 1e-4: measured 1e-8
 
 
 def test_blocks_on_threads_give_the_same_correction_bit_for_bit(larger, monkeypatch):
