@@ -18,10 +18,25 @@ effect accounted for*. The forms below remove the random effect from X's princip
   a few rounds. This is Harmony's mixture-of-experts correction written as a mixed model.
 
 The design ``D`` is Z's raw columns (indicators as they are, continuous columns standardised) when
-Z has few columns, else its principal scores. Everything here is O(n · r · states); nothing n × p.
-New cells (:meth:`Correction.apply`) get the reference's correction for the levels it saw; a
-level never seen is estimated from the query's own cells of that level as a BLUP (shrunk towards
-zero by ``λ_new``), and a cell of a new level alone is left uncorrected.
+Z has few columns, else its principal scores.
+
+Cost. The states (centroids, coefficients) are fitted on at most ``Settings.fit_cells`` cells when
+the cells' content keys are given: those of the smallest keys (every cell tied at the boundary
+too), a subsample that does not depend on the order of the cells; without keys, on every cell.
+Every cell is then corrected as a new cell is (:meth:`Correction.apply`), in row blocks on the
+fit's threads: from the states' mean coefficients, memberships from the kernel of its corrected
+scores on the centroids, then the effect ``Σ_j D_j ⊙ (Rᵀ W_{·j})`` (one product per design
+column, over the cells where it is non-zero), again until its memberships move less than
+``Settings.apply_tolerance`` (at most ``apply_rounds``; most cells settle after one correction,
+the corrections per cell of ``benchmarks/states_cost.py``).
+Each cell is computed on its own, so the result does not depend on the blocks, the threads or
+the order of the cells. Memory: the corrected scores and a block's memberships, nothing
+states × n beyond the fitted cells; nothing n × p. ``benchmarks/states_cost.py`` prints the
+times and the memory at 10^4-10^6 cells.
+
+New cells get the reference's correction for the levels it saw; a level never seen is estimated
+from the query's own cells of that level as a BLUP (shrunk towards zero by ``λ_new``), and a cell
+of a new level alone is left uncorrected.
 """
 
 from __future__ import annotations
@@ -31,6 +46,7 @@ from typing import Protocol
 
 import numpy as np
 
+from . import parallel
 from .validation import DEFAULT_LABELS
 
 MAX_DESIGN_COLUMNS = 64  # wider Z enters through its principal scores
@@ -49,6 +65,10 @@ class Settings:
     damping: float = 0.5  # simultaneous updates of every membership oscillate without it
     max_states: int = 100
     cells_per_state: int = 30
+    tolerance: float = 1e-4  # a round's clustering stops when no membership moves more than this
+    fit_cells: int = 10_000  # with keys, the states are fitted on the cells of the smallest keys
+    apply_rounds: int = 5  # memberships ↔ correction of each cell when the correction is applied, at most
+    apply_tolerance: float = 1e-4  # … until no membership of the cell moves more than this
 
 
 class RandomEffect(Protocol):
@@ -57,8 +77,13 @@ class RandomEffect(Protocol):
     name: str
     corrects_fixed: bool
 
-    def correct(self, scores: np.ndarray, design: Design, settings: Settings) -> Correction | None:
-        """The correction fitted on the training cells' scores (``None``: X is used as it is)."""
+    def correct(
+        self, scores: np.ndarray, design: Design, settings: Settings, *, keys: np.ndarray | None = None
+    ) -> Correction | None:
+        """The correction fitted on the training cells' scores (``None``: X is used as it is).
+
+        ``keys`` (uint64 per cell, order-free content hashes) may choose the cells the form is fitted on.
+        """
 
 
 @dataclass(frozen=True)
@@ -71,6 +96,13 @@ class Design:
     center: np.ndarray  # the standardisation of the continuous columns (0 and 1 for indicators)
     scale: np.ndarray
 
+    def rows(self, cells: np.ndarray | slice) -> Design:
+        """The design of some of the cells."""
+        return replace(self, values=self.values[cells], observed=self.observed[cells])
+
+
+BLOCK_CELLS = 4096  # rows corrected at a time, on the fit's threads: a block's memberships only
+
 
 @dataclass(frozen=True)
 class Correction:
@@ -78,7 +110,9 @@ class Correction:
 
     ``coefficients`` is ``(states, 1 + q, r)``: per state (one for ``"shift"``), the intercept row
     (kept) and the random coefficients (removed). ``centroids`` (states × r, unit rows) and
-    ``means`` (states × r) place new cells in the states and estimate new levels.
+    ``means`` (states × r) place new cells in the states and estimate new levels. A cell's
+    memberships and correction alternate for at most ``rounds``, from ``start`` (the states' mean
+    coefficients), until its memberships move less than ``tolerance``.
     """
 
     form: str
@@ -90,6 +124,9 @@ class Correction:
     design_center: np.ndarray
     design_scale: np.ndarray
     corrected: np.ndarray = field(repr=False)
+    rounds: int = 5
+    tolerance: float = 0.0
+    start: np.ndarray | None = None  # q × r: the states' mean coefficients, a cell's first correction
 
     def design(self, raw: np.ndarray, observed: np.ndarray) -> Design:
         """New cells' design, standardised as the training cells' was."""
@@ -97,15 +134,49 @@ class Correction:
 
     def apply(self, scores: np.ndarray, design: Design, new_levels: np.ndarray | None = None) -> np.ndarray:
         """Corrected scores of (new) cells; ``new_levels`` labels cells of levels the fit never saw (-1: none)."""
-        R = np.ones((1, scores.shape[0])) if self.form == "shift" else None
-        corrected = scores
-        for _ in range(1 if R is not None else 5):
-            states = R if R is not None else _kernel(self.centroids, cosine_rows(corrected), self.width)
-            corrected = _remove(scores, design, states, self.coefficients)
-        if new_levels is not None:
-            states = R if R is not None else _kernel(self.centroids, cosine_rows(corrected), self.width)
-            corrected = self._new_levels(corrected, states, new_levels)
+        corrected = np.empty_like(scores)
+
+        def fill(block: slice) -> None:
+            corrected[block] = self._apply_rows(scores[block], design.rows(block))
+
+        for _ in parallel.ordered_map(fill, _cell_blocks(scores.shape[0])):
+            pass
+        if new_levels is not None and np.any(np.asarray(new_levels) >= 0):
+            cells = np.flatnonzero(np.asarray(new_levels) >= 0)
+            states = self.memberships(corrected[cells])
+            corrected[cells] = self._new_levels(corrected[cells], states, np.asarray(new_levels)[cells])
         return corrected
+
+    def memberships(self, corrected: np.ndarray) -> np.ndarray:
+        """States × cells: the kernel of the cells' corrected scores on the centroids (no diversity)."""
+        if self.form == "shift":
+            return np.ones((1, corrected.shape[0]))
+        return _kernel(self.centroids, cosine_rows(corrected), self.width)
+
+    def _apply_rows(self, scores: np.ndarray, design: Design) -> np.ndarray:
+        """A block of cells (each cell on its own: the result does not depend on the block).
+
+        A cell's memberships and effect alternate until its memberships move less than
+        ``tolerance`` (a cell whose memberships stay keeps its effect).
+        """
+        if self.form == "shift":
+            return scores - _effect(design, self.memberships(scores), self.coefficients)
+        effect = np.zeros_like(scores) if self.start is None else design.values @ self.start
+        effect[~design.observed] = 0.0
+        members = np.zeros((scores.shape[0], self.centroids.shape[0]))  # cells × states, the last used
+        active: np.ndarray | slice = slice(None)  # every cell, then those still moving
+        for step in range(self.rounds):
+            states = self.memberships(scores[active] - effect[active]).T
+            if step:
+                moved = np.abs(states - members[active]).max(axis=1) > self.tolerance
+                active, states = active[moved], states[moved]
+                if not active.size:
+                    break
+            effect[active] = _effect(design.rows(active), states.T, self.coefficients)
+            members[active] = states
+            if isinstance(active, slice):
+                active = np.arange(scores.shape[0])
+        return scores - effect
 
     def _new_levels(self, corrected: np.ndarray, states: np.ndarray, new_levels: np.ndarray) -> np.ndarray:
         """Each new level's effect per state as a BLUP from its own cells, removed."""
@@ -129,6 +200,9 @@ class Correction:
             "new_level_shrinkage": self.new_level_shrinkage,
             "design_center": self.design_center,
             "design_scale": self.design_scale,
+            "rounds": self.rounds,
+            "tolerance": self.tolerance,
+            **({} if self.start is None else {"start": self.start}),
         }
 
     @classmethod
@@ -143,6 +217,9 @@ class Correction:
             design_center=np.asarray(stored["design_center"], dtype=np.float64),
             design_scale=np.asarray(stored["design_scale"], dtype=np.float64),
             corrected=np.zeros((0, 0)),
+            rounds=int(stored.get("rounds", 5)),  # fits stored before these were kept: 5 rounds, all cells
+            tolerance=float(stored.get("tolerance", 0.0)),
+            start=None if stored.get("start") is None else np.asarray(stored["start"], dtype=np.float64),
         )
 
 
@@ -153,7 +230,7 @@ class ResponseOnly:
     name: str = "response"
     corrects_fixed: bool = False
 
-    def correct(self, scores, design, settings):
+    def correct(self, scores, design, settings, *, keys=None):
         return None
 
 
@@ -164,11 +241,11 @@ class Shift:
     name: str = "shift"
     corrects_fixed: bool = True
 
-    def correct(self, scores, design, settings):
+    def correct(self, scores, design, settings, *, keys=None):
         states = np.ones((1, scores.shape[0])) * design.observed
         coefficients = _fit_coefficients(scores, design, states, settings.shrinkage)
         corrected = _remove(scores, design, states, coefficients)
-        return _correction(self.name, coefficients, scores, corrected, states, design, settings)
+        return _correction(self.name, coefficients, corrected, design, scores, design, states, settings)
 
 
 @dataclass(frozen=True)
@@ -178,34 +255,55 @@ class States:
     name: str = "states"
     corrects_fixed: bool = True
 
-    def correct(self, scores, design, settings):
-        n = scores.shape[0]
-        n_states = int(min(max(round(n / settings.cells_per_state), 1), settings.max_states, n))
-        levels = design.values[:, design.indicators].T * design.observed  # B × n, the diversity's levels
-        prior = levels.sum(axis=1) / max(levels.sum(), 1.0)
-        unit = cosine_rows(scores)
-        centroids = spherical_lloyd(unit, maximin_centroids(unit, n_states), steps=5)
-        R, corrected = None, scores
-        for _ in range(settings.rounds):
-            R, centroids = soft_states(unit, centroids, levels, prior, settings, R)
-            coefficients = _fit_coefficients(scores, design, R * design.observed, settings.shrinkage)
-            corrected = _remove(scores, design, R, coefficients)
-            unit = cosine_rows(corrected)
-        return _correction(self.name, coefficients, scores, corrected, R, design, settings)
+    def correct(self, scores, design, settings, *, keys=None):
+        fit = fit_cells(keys, settings.fit_cells)
+        sample, sample_design = (scores, design) if fit is None else (scores[fit], design.rows(fit))
+        R, coefficients, corrected = fit_states(sample, sample_design, settings)
+        return _correction(self.name, coefficients, corrected, sample_design, scores, design, R, settings)
 
 
 RANDOM_EFFECTS: dict[str, RandomEffect] = {form.name: form for form in (ResponseOnly(), Shift(), States())}
 
 
-def _correction(form, coefficients, scores, corrected, states, design, settings) -> Correction:
-    """The fitted correction; the training cells' corrected scores are then those new cells would get.
+def fit_cells(keys: np.ndarray | None, limit: int) -> np.ndarray | None:
+    """The cells a correction is fitted on (``None``: all of them).
 
-    (Their states are found again from the fitted centroids, without the diversity penalty, as a new
-    cell's are, so a training cell encoded again gets exactly its code.)
+    With keys, the cells of the ``limit`` smallest keys and every cell tied with the largest of
+    them: a choice that does not depend on the order of the cells.
     """
-    centroids = states @ cosine_rows(corrected)
-    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-300)
-    means = (states @ corrected) / np.maximum(states.sum(axis=1, keepdims=True), 1e-300)
+    if keys is None or len(keys) <= limit:
+        return None
+    boundary = np.partition(keys, limit - 1)[limit - 1]
+    return np.flatnonzero(keys <= boundary)
+
+
+def fit_states(scores: np.ndarray, design: Design, settings: Settings):
+    """Soft states and their coefficients, alternated for ``settings.rounds`` (memberships, coefficients, S_c)."""
+    n = scores.shape[0]
+    n_states = int(min(max(round(n / settings.cells_per_state), 1), settings.max_states, n))
+    levels = design.values[:, design.indicators].T * design.observed  # B × n, the diversity's levels
+    prior = levels.sum(axis=1) / max(levels.sum(), 1.0)
+    unit = cosine_rows(scores)
+    centroids = spherical_lloyd(unit, maximin_centroids(unit, n_states), steps=5)
+    R, corrected = None, scores
+    for _ in range(settings.rounds):
+        R, centroids = soft_states(unit, centroids, levels, prior, settings, R)
+        coefficients = _fit_coefficients(scores, design, R * design.observed, settings.shrinkage)
+        corrected = _remove(scores, design, R, coefficients)
+        unit = cosine_rows(corrected)
+    return R, coefficients, corrected
+
+
+def _correction(form, coefficients, fit_corrected, fit_design, scores, design, states, settings) -> Correction:
+    """The fitted correction; every training cell's corrected scores are then those a new cell would get.
+
+    (Centroids and means come from the cells it was fitted on; all cells' states are found again
+    from the centroids, without the diversity penalty, as a new cell's are, so a training cell
+    encoded again gets exactly its code.)
+    """
+    centroids = cosine_rows(states @ cosine_rows(fit_corrected))
+    sizes = states.sum(axis=1)
+    means = (states @ fit_corrected) / np.maximum(sizes[:, None], 1e-300)
     fitted = Correction(
         form,
         coefficients,
@@ -213,50 +311,108 @@ def _correction(form, coefficients, scores, corrected, states, design, settings)
         means,
         settings.width,
         settings.new_level_shrinkage,
-        design.center,
-        design.scale,
-        corrected=corrected,
+        fit_design.center,
+        fit_design.scale,
+        corrected=np.zeros((0, 0)),
+        rounds=settings.apply_rounds,
+        tolerance=settings.apply_tolerance,
+        start=np.einsum("c,cjk->jk", sizes / max(sizes.sum(), 1e-300), coefficients[:, 1:]),
     )
     return replace(fitted, corrected=fitted.apply(scores, design))
 
 
+def _nonzero_columns(matrix: np.ndarray):
+    """Each column with the rows where it is non-zero (``slice(None)``: most rows)."""
+    for j, column in enumerate(matrix.T):
+        rows = np.flatnonzero(column)
+        if len(rows) > len(column) // 2:
+            yield j, slice(None), column[:, None]
+        elif len(rows):
+            yield j, rows, column[rows, None]
+
+
 def _fit_coefficients(scores: np.ndarray, design: Design, states: np.ndarray, shrinkage: float) -> np.ndarray:
-    """Per state, the ridge of ``scores`` on ``[1, D]`` weighted by the memberships (intercept unpenalised)."""
-    full = np.hstack([np.ones((scores.shape[0], 1)), design.values])  # n × (1 + q)
-    penalty = np.diag(np.r_[0.0, np.full(design.values.shape[1], shrinkage)])
-    coefficients = np.empty((states.shape[0], full.shape[1], scores.shape[1]))
-    for c, weights in enumerate(states):
-        weighted = full * weights[:, None]
-        system = weighted.T @ full + penalty
-        coefficients[c] = np.linalg.lstsq(system, weighted.T @ scores, rcond=None)[0]
-    return coefficients
+    """Per state, the ridge of ``scores`` on ``[1, D]`` weighted by the memberships (intercept unpenalised).
+
+    The normal equations of all states at once: one product per design column, over its non-zero
+    rows, in blocks of cells on the fit's threads (added in block order).
+    """
+    n_states, p, r = states.shape[0], 1 + design.values.shape[1], scores.shape[1]
+
+    def normal_equations(block):  # states × p × (p + r): [Σ w f fᵀ, Σ w f sᵀ] over the block's cells
+        members = np.ascontiguousarray(states[:, block].T)  # cells × states: a cell's memberships are one row
+        full = np.hstack([np.ones((members.shape[0], 1)), design.values[block]])
+        part = np.zeros((n_states, p, p + r))
+        for j, rows, column in _nonzero_columns(full):
+            weighted = (members[rows] * column).T
+            part[:, j, :p] = weighted @ full[rows]
+            part[:, j, p:] = weighted @ scores[block][rows]
+        return part
+
+    total = parallel.ordered_sum(normal_equations, _cell_blocks(scores.shape[0]))
+    gram, cross = total[:, :, :p] + np.diag(np.r_[0.0, np.full(p - 1, shrinkage)]), total[:, :, p:]
+    try:
+        return np.linalg.solve(gram, cross)
+    except np.linalg.LinAlgError:  # a state without (observed) cells
+        return np.stack([np.linalg.lstsq(system, right, rcond=None)[0] for system, right in zip(gram, cross)])
 
 
 def _remove(scores: np.ndarray, design: Design, states: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
     """``S − Σ_c R_c ⊙ (D W_c)``: the random coefficients' part, intercepts kept; unobserved cells untouched."""
-    effect = np.zeros_like(scores)
-    for c, weights in enumerate(states):
-        effect += (design.values @ coefficients[c, 1:]) * weights[:, None]
-    return scores - effect * design.observed[:, None]
+    corrected = np.empty_like(scores)
+
+    def fill(block):
+        corrected[block] = scores[block] - _effect(design.rows(block), states[:, block], coefficients)
+
+    for _ in parallel.ordered_map(fill, _cell_blocks(scores.shape[0])):
+        pass
+    return corrected
+
+
+def _cell_blocks(n: int) -> list[slice]:
+    """Row blocks of ``BLOCK_CELLS`` cells (the threads' share of the work; sums added in this order)."""
+    return [slice(start, start + BLOCK_CELLS) for start in range(0, n, BLOCK_CELLS)]
+
+
+def _effect(design: Design, states: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
+    """``Σ_c R_c ⊙ (D W_c)`` as ``Σ_j D_j ⊙ (Rᵀ W_{·j})``: one product per design column, over its non-zero rows."""
+    members = np.ascontiguousarray(states.T)  # no copy when the states are a transposed cells × states
+    effect = np.zeros((members.shape[0], coefficients.shape[2]), coefficients.dtype)
+    for j, rows, column in _nonzero_columns(design.values):
+        part = members[rows] @ coefficients[:, 1 + j]
+        if not (design.indicators[j] and isinstance(rows, np.ndarray)):  # else the column's 1s
+            part *= column
+        effect[rows] += part
+    effect[~design.observed] = 0.0
+    return effect
 
 
 # ----------------------------------------------------------------------- soft states
 def cosine_rows(matrix: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero)."""
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    norms = _row_norms(matrix)[:, None]
     return matrix / np.where(norms > 0, norms, 1.0)
+
+
+def _row_norms(matrix: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
 
 
 def maximin_centroids(unit: np.ndarray, n_states: int) -> np.ndarray:
     """Farthest-point centroids: independent of the order of the cells (exact ties broken by value)."""
     mean = unit.mean(axis=0)
     mean /= max(np.linalg.norm(mean), 1e-300)
-    chosen = [_argmax_by_value(1 - unit @ mean, unit)]
-    nearest = 1 - unit @ unit[chosen[0]]
+    chosen = [_argmax_by_value(1 - _dot_rows(unit, mean), unit)]
+    nearest = 1 - _dot_rows(unit, unit[chosen[0]])
     for _ in range(1, n_states):
         chosen.append(_argmax_by_value(nearest, unit))
-        nearest = np.minimum(nearest, 1 - unit @ unit[chosen[-1]])
+        np.minimum(nearest, 1 - _dot_rows(unit, unit[chosen[-1]]), out=nearest)
     return unit[chosen].copy()
+
+
+def _dot_rows(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """``matrix @ vector`` in one thread (a threaded BLAS matrix-vector product costs more than it saves here)."""
+    return np.einsum("ij,j->i", matrix, vector, optimize=False)
 
 
 def _argmax_by_value(values: np.ndarray, rows: np.ndarray) -> int:
@@ -268,40 +424,80 @@ def _argmax_by_value(values: np.ndarray, rows: np.ndarray) -> int:
 
 def spherical_lloyd(unit: np.ndarray, centroids: np.ndarray, *, steps: int) -> np.ndarray:
     """Lloyd steps of spherical k-means; a state left empty keeps its centroid."""
+    states = np.arange(len(centroids))[:, None]
     for _ in range(steps):
-        assigned = np.argmax(unit @ centroids.T, axis=1)
-        for c in range(len(centroids)):
-            members = unit[assigned == c]
-            if len(members):
-                centre = members.sum(axis=0)
-                centroids[c] = centre / max(np.linalg.norm(centre), 1e-300)
+        members = (np.argmax(unit @ centroids.T, axis=1)[None, :] == states).astype(unit.dtype)
+        filled = members.any(axis=1)
+        centroids[filled] = cosine_rows(members[filled] @ unit)
     return centroids
 
 
 def soft_states(unit, centroids, levels, prior, settings: Settings, R=None):
-    """Memberships (states × n) with Harmony's diversity penalty, all cells at once, damped."""
-    if R is None:
-        R = _kernel(centroids, unit, settings.width)
+    """Memberships (states × n) with Harmony's diversity penalty, all cells at once, damped.
+
+    Stops when no membership moves more than ``settings.tolerance`` in a step. Blocks of cells on
+    the fit's threads; the sums over the cells are added in block order.
+    """
+    R = np.array(_kernel(centroids, unit, settings.width) if R is None else R, order="C")  # updated in place
+    blocks, r, keep = _cell_blocks(unit.shape[0]), unit.shape[1], 1 - settings.damping
+
+    def sums(block):  # states × (r + B + 1): Σ R unit, Σ R levels, Σ R over the block's cells
+        part = R[:, block]
+        return np.hstack([part @ unit[block], part @ levels[:, block].T, part.sum(axis=1, keepdims=True)])
+
+    def step(block, centroids, penalty):  # the block's damped update; its largest move
+        logits = _logits(centroids, unit[block], settings.width)
+        if penalty is not None:
+            logits += penalty @ levels[:, block]
+        move = _softmax(logits)
+        move -= R[:, block]
+        move *= keep
+        R[:, block] += move
+        return np.abs(move).max()
+
     for _ in range(settings.cluster_steps):
-        centroids = cosine_rows(R @ unit)
-        logits = -2 * (1 - centroids @ unit.T) / settings.width
+        total = parallel.ordered_sum(sums, blocks)
+        centroids, penalty = cosine_rows(total[:, :r]), None
         if levels.shape[0]:
-            observed, expected = R @ levels.T, R.sum(axis=1, keepdims=True) * prior[None, :]
-            logits = logits + settings.diversity * np.log((expected + 1) / (observed + 1)) @ levels
-        updated = (1 - settings.damping) * _softmax(logits) + settings.damping * R
-        change, R = np.abs(updated - R).max(), updated
-        if change < 1e-7:
+            observed, expected = total[:, r:-1], total[:, -1:] * prior[None, :]
+            penalty = settings.diversity * np.log((expected + 1) / (observed + 1))
+        change = max(parallel.ordered_map(lambda block: step(block, centroids, penalty), blocks))  # noqa: B023
+        if change < settings.tolerance:
             break
     return R, centroids
 
 
+def _logits(left: np.ndarray, right: np.ndarray, width: float) -> np.ndarray:
+    """``−2 (1 − cos) / σ`` between unit rows (centroids and cells, either way round), less ``−2/σ``.
+
+    (The softmax over the states cancels the constant.)
+    """
+    logits = left @ right.T
+    logits *= 2 / width
+    return logits
+
+
 def _kernel(centroids: np.ndarray, unit: np.ndarray, width: float) -> np.ndarray:
-    return _softmax(-2 * (1 - centroids @ unit.T) / width)
+    """Memberships (states × cells) without the diversity penalty: the transpose of a cells × states array.
+
+    The logits of unit rows are at most ``2/σ``, the shift that keeps every exponential ≤ 1 (when
+    no state could underflow, i.e. ``4/σ`` below exp's range; else the softmax's own shift).
+    """
+    if 4 / width > 700:
+        return _softmax(_logits(unit, centroids, width), axis=1).T
+    weights = unit @ (centroids.T * (2 / width))
+    weights -= 2 / width
+    np.exp(weights, out=weights)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return weights.T
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    weights = np.exp(logits - logits.max(axis=0))
-    return weights / weights.sum(axis=0)
+def _softmax(logits: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Softmax over the states (``axis``), in place."""
+    logits -= logits.max(axis=axis, keepdims=True)
+    np.exp(logits, out=logits)
+    logits /= logits.sum(axis=axis, keepdims=True)
+    return logits
 
 
 def design_of(raw: np.ndarray, observed: np.ndarray, *, center=None, scale=None) -> Design:
