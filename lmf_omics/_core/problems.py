@@ -280,7 +280,8 @@ class EncodedProblem:
         scores = fixed.vectors
         scores *= fixed.values.astype(scores.dtype)  # S = U Σ, over the basis (not needed after)
         del fixed
-        correction = form.correct(scores.astype(np.float64), random_design(data.random), Settings())
+        keys = data.fixed.content_keys().cells  # an order-free subsample of cells fits the states
+        correction = form.correct(scores, random_design(data.random), Settings(), keys=keys, out=scores)
         del scores
         corrected, to_basis = corrected_basis(correction.corrected, scores_encoder)  # over S_c
         correction = replace(correction, corrected=np.zeros((0, 0)))

@@ -78,11 +78,12 @@ class RandomEffect(Protocol):
     corrects_fixed: bool
 
     def correct(
-        self, scores: np.ndarray, design: Design, settings: Settings, *, keys: np.ndarray | None = None
+        self, scores: np.ndarray, design: Design, settings: Settings, *, keys: np.ndarray | None = None, out=None
     ) -> Correction | None:
         """The correction fitted on the training cells' scores (``None``: X is used as it is).
 
-        ``keys`` (uint64 per cell, order-free content hashes) may choose the cells the form is fitted on.
+        ``keys`` (uint64 per cell, order-free content hashes) may choose the cells the form is fitted on;
+        the corrected scores go to ``out`` if given (``scores`` itself: corrected in place).
         """
 
 
@@ -132,12 +133,18 @@ class Correction:
         """New cells' design, standardised as the training cells' was."""
         return design_of(raw, observed, center=self.design_center, scale=self.design_scale)
 
-    def apply(self, scores: np.ndarray, design: Design, new_levels: np.ndarray | None = None) -> np.ndarray:
-        """Corrected scores of (new) cells; ``new_levels`` labels cells of levels the fit never saw (-1: none)."""
-        corrected = np.empty_like(scores)
+    def apply(
+        self, scores: np.ndarray, design: Design, new_levels: np.ndarray | None = None, *, out=None
+    ) -> np.ndarray:
+        """Corrected scores of (new) cells; ``new_levels`` labels cells of levels the fit never saw (-1: none).
+
+        Each block of cells is corrected in float64 and stored in ``out`` (``scores`` itself may be
+        ``out``: a cell's correction reads only its own row), else in a new array of ``scores``' dtype.
+        """
+        corrected = np.empty_like(scores) if out is None else out
 
         def fill(block: slice) -> None:
-            corrected[block] = self._apply_rows(scores[block], design.rows(block))
+            corrected[block] = self._apply_rows(np.asarray(scores[block], dtype=np.float64), design.rows(block))
 
         for _ in parallel.ordered_map(fill, _cell_blocks(scores.shape[0])):
             pass
@@ -230,7 +237,7 @@ class ResponseOnly:
     name: str = "response"
     corrects_fixed: bool = False
 
-    def correct(self, scores, design, settings, *, keys=None):
+    def correct(self, scores, design, settings, *, keys=None, out=None):
         return None
 
 
@@ -241,11 +248,11 @@ class Shift:
     name: str = "shift"
     corrects_fixed: bool = True
 
-    def correct(self, scores, design, settings, *, keys=None):
+    def correct(self, scores, design, settings, *, keys=None, out=None):
         states = np.ones((1, scores.shape[0])) * design.observed
         coefficients = _fit_coefficients(scores, design, states, settings.shrinkage)
         corrected = _remove(scores, design, states, coefficients)
-        return _correction(self.name, coefficients, corrected, design, scores, design, states, settings)
+        return _correction(self.name, coefficients, corrected, design, scores, design, states, settings, out)
 
 
 @dataclass(frozen=True)
@@ -255,11 +262,12 @@ class States:
     name: str = "states"
     corrects_fixed: bool = True
 
-    def correct(self, scores, design, settings, *, keys=None):
+    def correct(self, scores, design, settings, *, keys=None, out=None):
         fit = fit_cells(keys, settings.fit_cells)
         sample, sample_design = (scores, design) if fit is None else (scores[fit], design.rows(fit))
+        sample = np.asarray(sample, dtype=np.float64)  # sums over cells in float64 (float32 scores at scale)
         R, coefficients, corrected = fit_states(sample, sample_design, settings)
-        return _correction(self.name, coefficients, corrected, sample_design, scores, design, R, settings)
+        return _correction(self.name, coefficients, corrected, sample_design, scores, design, R, settings, out)
 
 
 RANDOM_EFFECTS: dict[str, RandomEffect] = {form.name: form for form in (ResponseOnly(), Shift(), States())}
@@ -294,7 +302,7 @@ def fit_states(scores: np.ndarray, design: Design, settings: Settings):
     return R, coefficients, corrected
 
 
-def _correction(form, coefficients, fit_corrected, fit_design, scores, design, states, settings) -> Correction:
+def _correction(form, coefficients, fit_corrected, fit_design, scores, design, states, settings, out) -> Correction:
     """The fitted correction; every training cell's corrected scores are then those a new cell would get.
 
     (Centroids and means come from the cells it was fitted on; all cells' states are found again
@@ -318,7 +326,7 @@ def _correction(form, coefficients, fit_corrected, fit_design, scores, design, s
         tolerance=settings.apply_tolerance,
         start=np.einsum("c,cjk->jk", sizes / max(sizes.sum(), 1e-300), coefficients[:, 1:]),
     )
-    return replace(fitted, corrected=fitted.apply(scores, design))
+    return replace(fitted, corrected=fitted.apply(scores, design, out=out))
 
 
 def _nonzero_columns(matrix: np.ndarray):
