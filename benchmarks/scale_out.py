@@ -1,9 +1,12 @@
 """Scale-out benchmark: 10^7 cells streamed from an on-disk h5ad, and a dask.distributed LocalCluster fit.
 
-    python benchmarks/scale_out.py                          # everything (about 40 min on 2 cores)
+    python benchmarks/scale_out.py                          # everything (over an hour on 2 cores: see the README)
     python benchmarks/scale_out.py --write-only             # only the 10^7-cell h5ad
     python benchmarks/scale_out.py --sizes 10000 100000 --skip-dask   # a quick run
+    python benchmarks/scale_out.py --only-shift             # only the streamed fits with random_effect="shift"
     python benchmarks/scale_out.py --report                 # redo the table and figure from the CSV
+
+A new run of a task at a size replaces that row of the CSV; the others are kept.
 
 Data (``--scratch``, default ``/work/scratch/scaleout``):
 
@@ -19,9 +22,10 @@ Data (``--scratch``, default ``/work/scratch/scaleout``):
 Each fit runs in its own process, reporting wall time, its own peak RSS (``VmHWM``), the load average and
 its BLAS (threadpoolctl); a watchdog kills a process tree whose RSS passes ``--max-rss-gb`` or when the
 machine's available memory falls under 1.5 GB. Tasks: ``streamed`` (StreamedMatrix on each element of the
-h5ad), ``memory`` (the same cells loaded as scipy/numpy), ``scale_memory`` / ``scale_streamed`` (the
-scale set in memory / streamed), ``dask`` (the scale set as dask arrays of CSR chunks that the workers
-of a 2-process LocalCluster read from the file; bytes that reach the client are counted).
+h5ad; ``streamed_shift`` the same with ``random_effect="shift"``), ``memory`` (the same cells loaded as
+scipy/numpy), ``scale_memory`` / ``scale_streamed`` (the scale set in memory / streamed), ``dask`` (the
+scale set as dask arrays of CSR chunks that the workers of a 2-process LocalCluster read from the file;
+bytes that reach the client are counted).
 
 Writes ``results/scale_out.md``, ``results/scale_out_runs.csv`` and ``results/scale_out.png``.
 """
@@ -409,9 +413,10 @@ def run_task(args) -> None:
     load = os.getloadavg()[0]
     loaded = baseline
     h5ad = args.scratch / f"cells_{args.file_n}.h5ad"
-    if args.task == "streamed":
+    if args.task in ("streamed", "streamed_shift"):
+        options = {"random_effect": "shift"} if args.task == "streamed_shift" else {}
         with h5py.File(h5ad, "r") as f:
-            result = scale.task_lmf(h5ad_elements(f, args.n))
+            result = scale.task_lmf(h5ad_elements(f, args.n), **options)
     elif args.task == "memory":
         with h5py.File(h5ad, "r") as f:
             data = load_prefix(f, args.n)
@@ -500,12 +505,15 @@ def prepare(args) -> dict:
     """The h5ad of ``--file-n`` cells and the scale set's HDF5 file (each written once)."""
     info = {}
     h5ad = args.scratch / f"cells_{args.file_n}.h5ad"
+    written = h5ad.with_name(h5ad.name + ".json")  # the write's time, kept beside the file
     if not h5ad.exists():
         print(f"writing {h5ad} ({args.file_n:,} cells, {CHUNK:,} per chunk) ...", flush=True)
         start = time.perf_counter()
         write_h5ad(h5ad, args.file_n, processes=args.processes, log=print)
-        info["write_seconds"] = time.perf_counter() - start
-        info["write_peak_mb"] = scale._own_peak_rss_mb()
+        seconds = time.perf_counter() - start
+        written.write_text(json.dumps({"write_seconds": seconds, "write_peak_mb": scale._own_peak_rss_mb()}))
+    if written.exists():
+        info |= json.loads(written.read_text())
     info |= {"file_n": args.file_n, "file_bytes": h5ad.stat().st_size} | describe(h5ad)
     if not args.skip_dask:
         h5 = args.scratch / f"cells_{args.dask_n}.h5"
@@ -543,6 +551,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--processes", type=int, default=2, help="processes drawing the chunks")
     parser.add_argument("--max-rss-gb", type=float, default=20.0, help="the watchdog's limit on a run's RSS")
+    parser.add_argument(
+        "--shift-sizes",
+        type=int,
+        nargs="*",
+        default=[100_000, 1_000_000],
+        help="sizes of the streamed fit with random_effect='shift' (the default's cost without states)",
+    )
+    parser.add_argument("--only-shift", action="store_true", help="run only the shift fits (merged into the CSV)")
     parser.add_argument("--skip-dask", action="store_true")
     parser.add_argument("--write-only", action="store_true")
     parser.add_argument("--report", action="store_true", help="only redo the table and figure from --out")
@@ -565,7 +581,11 @@ def main() -> None:
     old = json.loads(inputs_path.read_text()) if inputs_path.exists() else {}
     inputs_path.write_text(json.dumps(old | info, indent=1))
     print(f"load average at start: {os.getloadavg()}", flush=True)
-    runs = []
+    runs = [measure("streamed_shift", n, args) for n in args.shift_sizes]
+    if args.only_shift:
+        write_csv(runs, args.out / "scale_out_runs.csv")
+        report(args.out)
+        return
     if not args.skip_dask:
         runs += [measure(task, args.dask_n, args) for task in ("dask", "scale_memory", "scale_streamed")]
     runs += [measure("memory", n, args) for n in args.memory_sizes]
@@ -595,6 +615,7 @@ def read_csv(path: Path) -> list[dict]:
 
 LABELS = {
     "streamed": "streamed from the h5ad (StreamedMatrix)",
+    "streamed_shift": "streamed, random_effect='shift'",
     "memory": "in memory (scipy CSR, from the h5ad)",
     "scale_memory": "scale set, in memory",
     "scale_streamed": "scale set, streamed from HDF5",
@@ -602,12 +623,12 @@ LABELS = {
 }
 
 
-def per_cell_bytes(runs) -> tuple[float, float] | None:
-    """Least-squares slope and intercept of (peak − baseline) MB against cells for the streamed fits."""
+def per_cell_bytes(runs, task: str = "streamed") -> tuple[float, float] | None:
+    """Least-squares slope (bytes per cell) and intercept (MB) of (peak − baseline) against cells."""
     points = [
         (r["n"], r["peak_rss_mb"] - r["baseline_rss_mb"])
         for r in runs
-        if r["task"] == "streamed" and r["n"] >= 100_000 and "error" not in r
+        if r["task"] == task and r["n"] >= 100_000 and "error" not in r
     ]
     if len(points) < 2:
         return None
@@ -620,7 +641,8 @@ def write_table(runs, info, path: Path) -> None:
     lines = [
         "# Scale-out benchmark",
         "",
-        f"Machine: {os.cpu_count()} cores, 24 GiB, k = {scale.K}. h5ad: {info.get('file_n', 0):,} cells, "
+        f"Machine: {os.cpu_count()} cores, 24 GiB, shared with other jobs, k = {scale.K}; BLAS as threadpoolctl "
+        "reports it after the fit (during one the core holds it to one thread). h5ad: {info.get('file_n', 0):,} cells, "
         f"{info.get('file_bytes', 0) / 1e9:.2f} GB; Y (`X`) {info.get('Y_shape')} at density "
         f"{info.get('Y_density', 0):.4f}, X (`obsm/fixed`) {info.get('X_shape')} at density "
         f"{info.get('X_density', 0):.4f}, Z (`obsm/covariates`, dense) {info.get('Z_shape')}"
@@ -636,7 +658,11 @@ def write_table(runs, info, path: Path) -> None:
     ]
     for run in sorted(runs, key=lambda r: (r["task"], r["n"])):
         if "error" in run:
-            lines.append(f"| {run['n']:,} | {LABELS[run['task']]} | failed: {run['error']} | | | | | | |")
+            reason = "stopped from outside (SIGKILL)" if run["error"] == "exit -9" else run["error"]
+            lines.append(
+                f"| {run['n']:,} | {LABELS[run['task']]} | {reason} after {run['seconds']:.0f} s | | "
+                f"{run['tree_peak_mb']:,.0f} so far (watchdog's sample) | | | | |"
+            )
             continue
         above = run["peak_rss_mb"] - run["baseline_rss_mb"]
         lines.append(
@@ -644,13 +670,14 @@ def write_table(runs, info, path: Path) -> None:
             f"{run['peak_rss_mb']:,.0f} | {above:,.0f} | {above * 1e6 / run['n']:,.0f} | "
             f"{run['load_before']:.1f}→{run['load_after']:.1f} | {run['blas']} |"
         )
-    fit = per_cell_bytes(ok)
-    if fit:
-        lines += [
-            "",
-            f"Streamed fits, peak above baseline ≈ {fit[0]:,.0f} bytes per cell + {fit[1]:,.0f} MB "
-            f"(least squares over 10^5 cells and more); {fit[0] / 8:,.0f} float64 values per cell.",
-        ]
+    for task in ("streamed", "streamed_shift"):
+        fit = per_cell_bytes(ok, task)
+        if fit:
+            lines += [
+                "",
+                f"{LABELS[task]}: peak above baseline ≈ {fit[0]:,.0f} bytes per cell + {fit[1]:,.0f} MB "
+                f"(least squares over 10^5 cells and more); {fit[0] / 8:,.0f} float64 values per cell.",
+            ]
     dask = next((r for r in ok if r["task"] == "dask"), None)
     if dask:
         memory = next((r for r in ok if r["task"] == "scale_memory" and r["n"] == dask["n"]), None)
@@ -667,8 +694,9 @@ def write_table(runs, info, path: Path) -> None:
             f"client process (scheduler included) peak {dask['peak_rss_mb']:,.0f} MB.",
             "",
             f"Bytes to the client: {dask['counted_to_client_bytes'] / 1e6:,.1f} MB of results counted by the "
-            f"DaskMatrix wrapper ({dask['counted_tall_bytes'] / 1e6:,.1f} MB of n × k products = "
-            f"{dask['counted_tall_bytes'] / dask['n_by_k_bytes']:.1f} n × k float64 matrices; rows brought whole "
+            f"DaskMatrix wrapper ({dask['counted_tall_bytes'] / 1e6:,.1f} MB of them the n-row results of `A @ B`, "
+            f"{dask['counted_tall_bytes'] / dask['n_by_k_bytes']:.1f}× an n × {scale.K} float64 matrix; "
+            "rows brought whole "
             f"by `chunks()`: {dask['chunks_to_client_bytes'] / 1e6:,.1f} MB); TCP bytes read by the client's process "
             f"(`TcpBytes`): {dask['tcp_from_scheduler_bytes'] / 1e6:,.1f} MB by the Client from the scheduler, "
             f"{dask['tcp_from_workers_bytes'] / 1e6:,.1f} MB by the in-process scheduler from the workers, "
@@ -684,10 +712,11 @@ def plot(runs, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2), sharex=True)
     styles = {
         "streamed": {"marker": "o"},
         "memory": {"marker": "s"},
+        "streamed_shift": {"marker": "v", "linestyle": "--"},
         "scale_memory": {"marker": "D", "linestyle": "none", "fillstyle": "none", "markersize": 9},
         "scale_streamed": {"marker": "o", "linestyle": "none", "fillstyle": "none", "markersize": 11},
         "dask": {"marker": "*", "linestyle": "none", "markersize": 14},
@@ -701,8 +730,10 @@ def plot(runs, path: Path) -> None:
             for ax, values in zip(axes, (seconds, rss)):
                 ax.plot(n, values, label=LABELS[task], **style)
     for run in runs:
-        if "error" in run:
-            axes[1].plot(run["n"], run["tree_peak_mb"], "rx", markersize=12, label=f"{LABELS[run['task']]}: killed")
+        if "error" in run and run["tree_peak_mb"] > 1000:  # a run stopped part way: its memory so far
+            how = "killed by the watchdog" if "watchdog" in run["error"] else "stopped"
+            label = f"{LABELS[run['task']]}: {how} after {run['seconds']:.0f} s (its RSS then)"
+            axes[1].plot(run["n"], run["tree_peak_mb"], "rx", markersize=12, label=label)
     axes[0].axhline(15 * 60, color="grey", linestyle=":", label="targets: 15 min, 6 GB")
     axes[1].axhline(6000, color="grey", linestyle=":")
     for ax, label in zip(axes, ("wall time of the fit (s)", "peak RSS of the process (MB)")):
@@ -713,8 +744,8 @@ def plot(runs, path: Path) -> None:
     handles, labels = axes[0].get_legend_handles_labels()
     extra = [(h, lab) for h, lab in zip(*axes[1].get_legend_handles_labels()) if lab not in labels]
     handles, labels = handles + [h for h, _ in extra], labels + [lab for _, lab in extra]
-    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=9, frameon=False)
-    fig.tight_layout(rect=(0, 0.14, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.17, 1, 1))
     fig.savefig(path, dpi=130)
 
 
