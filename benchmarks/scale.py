@@ -130,7 +130,7 @@ def task_bare(data, repeats=2, threaded=False):
     return {"seconds": min(times), "iterations": 1}
 
 
-def task_lmf(data, codes="encoded", max_iter=500, source=None):
+def task_lmf(data, codes="encoded", max_iter=500, source=None, **options):
     from lmf_omics import LinearMixedForms
     from lmf_omics._core import fitting
 
@@ -144,7 +144,7 @@ def task_lmf(data, codes="encoded", max_iter=500, source=None):
         return result
 
     fitting.iterate = timed
-    model = LinearMixedForms(K, codes=codes, max_iter=max_iter, progress=False)
+    model = LinearMixedForms(K, codes=codes, max_iter=max_iter, progress=False, **options)
     start = time.perf_counter()
     model.fit(data["Y"], data["X"], data["Z"])
     seconds = time.perf_counter() - start
