@@ -508,21 +508,29 @@ def _softmax(logits: np.ndarray, axis: int = 0) -> np.ndarray:
     return logits
 
 
-def design_of(raw: np.ndarray, observed: np.ndarray, *, center=None, scale=None) -> Design:
+def design_of(raw: np.ndarray, observed: np.ndarray, *, center=None, scale=None, copy: bool = True) -> Design:
     """Z's raw columns as a design: 0/1 columns are levels, the others standardised.
 
     The training cells' standardisation (over their observed cells) is ``center``/``scale`` for
-    new cells; unobserved cells get zero rows.
+    new cells; unobserved cells get zero rows. Column by column, in place (over a copy of ``raw``
+    unless ``copy=False``): the temporaries are one column's, not n × q.
     """
-    values = np.array(raw, dtype=np.float64)
-    seen = values[observed]
+    values = np.array(raw, dtype=np.float64, copy=copy or None)
+    q, everyone = values.shape[1], bool(np.all(observed))
+    binary = np.zeros(q, bool)
+    stats = np.zeros((2, q))
+    for j in range(q):
+        seen = values[:, j] if everyone else values[observed, j]
+        binary[j] = seen.size > 0 and bool(np.all((seen == 0) | (seen == 1)))
+        if seen.size:
+            stats[:, j] = seen.mean(), seen.std()
     if center is None:
-        indicators = np.all((seen == 0) | (seen == 1), axis=0) & (seen.shape[0] > 0)
-        center = np.where(indicators, 0.0, seen.mean(axis=0) if seen.shape[0] else 0.0)
-        spread = seen.std(axis=0) if seen.shape[0] else np.ones(values.shape[1])
-        scale = np.where(indicators | (spread == 0), 1.0, spread)
-    indicators = (center == 0) & (scale == 1) & np.all((seen == 0) | (seen == 1), axis=0)
-    values = (values - center) / scale
+        center = np.where(binary, 0.0, stats[0])
+        scale = np.where(binary | (stats[1] == 0), 1.0, stats[1])
+    indicators = (center == 0) & (scale == 1) & binary
+    for j in range(q):
+        values[:, j] -= center[j]
+        values[:, j] /= scale[j]
     values[~observed] = 0.0
     return Design(values=values, indicators=indicators, observed=observed, center=center, scale=scale)
 
@@ -531,7 +539,7 @@ def random_design(operator) -> Design:
     """The random modality's raw columns (``Z``, not ``Z̃``) as a design, from its operator (any rows)."""
     raw = operator.raw_columns()  # exact: 0/1 columns stay 0/1 whatever the order of the cells
     observed = np.ones(operator.shape[0], bool) if operator.observed is None else operator.observed
-    return design_of(raw, observed)
+    return design_of(raw, observed, copy=False)  # raw: a fresh array
 
 
 def check_random_form(form: str, random, labels) -> None:
