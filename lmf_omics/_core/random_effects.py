@@ -251,8 +251,7 @@ class Shift:
     def correct(self, scores, design, settings, *, keys=None, out=None):
         states = np.ones((1, scores.shape[0])) * design.observed
         coefficients = _fit_coefficients(scores, design, states, settings.shrinkage)
-        corrected = _remove(scores, design, states, coefficients)
-        return _correction(self.name, coefficients, corrected, design, scores, design, states, settings, out)
+        return _correction(self.name, coefficients, None, design, scores, design, states, settings, out)
 
 
 @dataclass(frozen=True)
@@ -309,9 +308,9 @@ def _correction(form, coefficients, fit_corrected, fit_design, scores, design, s
     from the centroids, without the diversity penalty, as a new cell's are, so a training cell
     encoded again gets exactly its code.)
     """
-    centroids = cosine_rows(states @ cosine_rows(fit_corrected))
+    placeholder = fit_corrected is None  # "shift": every cell in one state, so apply needs no centroids
+    centroids, means = (np.zeros((1, scores.shape[1])),) * 2 if placeholder else _centres(states, fit_corrected)
     sizes = states.sum(axis=1)
-    means = (states @ fit_corrected) / np.maximum(sizes[:, None], 1e-300)
     fitted = Correction(
         form,
         coefficients,
@@ -326,7 +325,24 @@ def _correction(form, coefficients, fit_corrected, fit_design, scores, design, s
         tolerance=settings.apply_tolerance,
         start=np.einsum("c,cjk->jk", sizes / max(sizes.sum(), 1e-300), coefficients[:, 1:]),
     )
-    return replace(fitted, corrected=fitted.apply(scores, design, out=out))
+    corrected = fitted.apply(scores, design, out=out)
+    if placeholder:  # centroid and mean of the corrected cells themselves
+        centroids, means = _centres(states, corrected)
+        fitted = replace(fitted, centroids=centroids, means=means)
+    return replace(fitted, corrected=corrected)
+
+
+def _centres(states: np.ndarray, corrected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per state, the unit centroid of the cells' directions and the mean corrected scores (by blocks, in float64)."""
+
+    def sums(block):
+        rows = np.asarray(corrected[block], dtype=np.float64)
+        return np.hstack([states[:, block] @ cosine_rows(rows), states[:, block] @ rows])
+
+    total = parallel.ordered_sum(sums, _cell_blocks(corrected.shape[0]))
+    r = corrected.shape[1]
+    sizes = states.sum(axis=1)
+    return cosine_rows(total[:, :r]), total[:, r:] / np.maximum(sizes[:, None], 1e-300)
 
 
 def _nonzero_columns(matrix: np.ndarray):
