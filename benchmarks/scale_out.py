@@ -47,6 +47,7 @@ from scipy import sparse
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))  # this checkout's lmf_omics, not an installed one
 import scale  # noqa: E402  (the generator's pieces, the fit task and the RSS readers)
 
 CHUNK = 100_000  # cells per chunk written (chunk i is drawn from the seed (seed, i))
@@ -287,10 +288,11 @@ def counting_dask_matrix():
             calls, total = self.counts.get(method, (0, 0))
             self.counts[method] = (calls + 1, total + int(nbytes))
 
-        def matmul(self, right):
-            out = super().matmul(right)
-            self._count("matmul", out.nbytes)
-            return out
+        def matmul(self, right, out=None, **options):
+            result = super().matmul(right, out=out, **options)
+            product = result[0] if isinstance(result, tuple) else result
+            self._count("matmul", product.shape[0] * product.shape[1] * 8)  # the float64 parts that travel
+            return result
 
         def rmatmul(self, left):
             out = super().rmatmul(left)
@@ -301,6 +303,11 @@ def counting_dask_matrix():
             mean, variance = super().column_moments(observed)
             self._count("column_moments", mean.nbytes + variance.nbytes)
             return mean, variance
+
+        def content_keys(self, observed):
+            keys = super().content_keys(observed)
+            self._count("content_keys", keys.features.nbytes + keys.cells.nbytes)  # p and n: one column each
+            return keys
 
         def scan(self, observed):
             out = super().scan(observed)
