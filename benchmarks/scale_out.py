@@ -649,7 +649,8 @@ def write_table(runs, info, path: Path) -> None:
         "# Scale-out benchmark",
         "",
         f"Machine: {os.cpu_count()} cores, 24 GiB, shared with other jobs, k = {scale.K}; BLAS as threadpoolctl "
-        "reports it after the fit (during one the core holds it to one thread). h5ad: {info.get('file_n', 0):,} cells, "
+        "reports it after the fit (during one the core holds it to one thread). "
+        f"h5ad: {info.get('file_n', 0):,} cells, "
         f"{info.get('file_bytes', 0) / 1e9:.2f} GB; Y (`X`) {info.get('Y_shape')} at density "
         f"{info.get('Y_density', 0):.4f}, X (`obsm/fixed`) {info.get('X_shape')} at density "
         f"{info.get('X_density', 0):.4f}, Z (`obsm/covariates`, dense) {info.get('Z_shape')}"
