@@ -531,7 +531,7 @@ def design_of(raw: np.ndarray, observed: np.ndarray, *, center=None, scale=None,
     new cells; unobserved cells get zero rows. Column by column, in place (over a copy of ``raw``
     unless ``copy=False``): the temporaries are one column's, not n × q.
     """
-    values = np.array(raw, dtype=np.float64, copy=copy or None)
+    values = np.array(raw, dtype=np.float64) if copy else np.asarray(raw, dtype=np.float64)  # NumPy 1.x: no copy=None
     q, everyone = values.shape[1], bool(np.all(observed))
     binary = np.zeros(q, bool)
     stats = np.zeros((2, q))
