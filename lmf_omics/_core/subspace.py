@@ -18,7 +18,7 @@ from .operators import Operator
 
 OVERSAMPLE = 10
 FREE_START_POWER_ITERATIONS = 4  # the free codes' start: a randomised SVD of [Ỹ | X̃]
-POWER_ITERATIONS = 1  # chosen by benchmarks/principal_bases.py (accuracy and cost against 0, 1, 2, 4)
+POWER_ITERATIONS = 1  # measured in benchmarks/principal_bases.py against 0, 2, 4: kept to the pass budget
 
 
 FLOAT32_ABOVE_BYTES = 1 << 28  # thin n × (r + 10) arrays of float32 data larger than this (in float64) are float32

@@ -16,22 +16,21 @@ from lmf_omics._core import subspace
 RELATIVE = 1e-8  # of the codes' largest entry
 
 
-@pytest.fixture(scope="module")
-def cite(shared_data):
-    adata = datasets.eccite_pbmc_500()
+def _log_hvg(adata, n_top_genes: int):
     sc.pp.normalize_total(adata, target_sum=1e4)
     sc.pp.log1p(adata)
-    sc.pp.highly_variable_genes(adata, n_top_genes=2000, subset=True)
+    sc.pp.highly_variable_genes(adata, n_top_genes=n_top_genes, subset=True)
     return adata
+
+
+@pytest.fixture(scope="module")
+def cite(shared_data):
+    return _log_hvg(datasets.eccite_pbmc_500(), 2000)
 
 
 @pytest.fixture(scope="module")
 def chemistries(shared_data):
-    adata = datasets.pbmc_3chemistries_1200()
-    sc.pp.normalize_total(adata, target_sum=1e4)
-    sc.pp.log1p(adata)
-    sc.pp.highly_variable_genes(adata, n_top_genes=1500, subset=True)
-    return adata
+    return _log_hvg(datasets.pbmc_3chemistries_1200(), 1500)
 
 
 CITE = {"response": "obsm:protein_counts", "fixed": "X", "random": "obs:hashtag", "n_factors": 10, "tol": 1e-10}
