@@ -23,6 +23,10 @@ PBMC set); PCA with 30 components on the HVGs; LMF as
     python benchmarks/integration.py                                  # writes benchmarks/results/integration.*
     python benchmarks/integration.py --lmf-variant '{"random_effect": "states"}' --lmf-variant '{"codes": "free"}'
     python benchmarks/integration.py --datasets pbmc --no-scvi --no-mapping   # a quick look
+    python benchmarks/integration.py --lmf-variant '{"states_settings": {"rounds": 5, "cluster_steps": 20}}'
+
+``states_settings`` is not an option of ``tl.lmf``: fields of ``lmf_omics._core.random_effects.Settings``
+(the states correction's internal settings) for that row only, to compare them side by side.
 
 Peers: ``pip install ".[bench]"`` (harmonypy, scanorama, bbknn, scvi-tools, symphonypy, scib-metrics); a
 missing peer is skipped and the table says so. Times are wall-clock on whatever machine runs it.
@@ -31,12 +35,14 @@ missing peer is skipped and the table says so. Times are wall-clock on whatever 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import integration_metrics as metrics  # noqa: E402
 
 import lmf_omics as lmf  # noqa: E402
+from lmf_omics._core import problems  # noqa: E402
 from lmf_omics.datasets import read_shared  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -58,6 +65,7 @@ N_TOP_GENES = 2000
 TRANSFER_NEIGHBOURS = 15
 LMF_DEFAULT: dict = {}
 LMF_BUILTIN_VARIANTS = ({"codes": "free"}, {"solver": "paper"})
+STATES_SETTINGS = "states_settings"  # a variant's key for random_effects.Settings fields (not a tl.lmf option)
 
 
 # ------------------------------------------------------------------------------------ data
@@ -194,18 +202,32 @@ def scvi(adata: AnnData, batch: str) -> Output:
     return Output(model.get_latent_representation(), note=f"n_latent {N_COMPS}, 2 layers, default epochs")
 
 
+@contextmanager
+def states_settings(fields: dict | None) -> Iterator[None]:
+    """The states correction fitted with these ``Settings`` fields (the package's defaults otherwise)."""
+    original = problems.Settings
+    if fields:
+        problems.Settings = functools.partial(original, **fields)
+    try:
+        yield
+    finally:
+        problems.Settings = original
+
+
 def lmf_fit(adata: AnnData, batch: str, options: dict) -> AnnData:
     fit = adata.copy()
-    lmf.tl.lmf(
-        fit,
-        response="X",
-        fixed="X",
-        random=f"obs:{batch}",
-        mask_var="highly_variable",
-        n_factors=N_COMPS,
-        progress=False,
-        **options,
-    )
+    options = dict(options)
+    with states_settings(options.pop(STATES_SETTINGS, None)):
+        lmf.tl.lmf(
+            fit,
+            response="X",
+            fixed="X",
+            random=f"obs:{batch}",
+            mask_var="highly_variable",
+            n_factors=N_COMPS,
+            progress=False,
+            **options,
+        )
     return fit
 
 
@@ -217,7 +239,10 @@ def lmf_method(options: dict) -> Callable[[AnnData, str], Output]:
 
 
 def lmf_name(options: dict) -> str:
-    return "LMF K, default" if not options else "LMF K, " + ", ".join(f"{k}={v}" for k, v in options.items())
+    def shown(value):
+        return " ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else value
+
+    return "LMF K, default" if not options else "LMF K, " + ", ".join(f"{k}={shown(v)}" for k, v in options.items())
 
 
 def methods(variants: list[dict], with_scvi: bool) -> list[Method]:
@@ -521,14 +546,17 @@ def figure(scores: pd.DataFrame, mapping: pd.DataFrame, path: Path) -> None:
     panels = list(labelled.unique()) + (["breast"] if (datasets == "breast").any() else [])
     mapping = mapping[mapping["dataset"] == "pbmc"] if len(mapping) else mapping
     panels += ["mapping"] if len(mapping) else []
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), squeeze=False)
+    methods_mapped = mapping["method"].nunique() if len(mapping) else 0
+    height = max(4.6, 0.75 * methods_mapped + 1.0)  # room for each mapped method's wrapped name
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), height), squeeze=False)
     for ax, panel in zip(axes[0], panels):
         if panel == "mapping":
             import textwrap
 
             wide = mapping.pivot_table(index="method", columns="held_out", values="accuracy", sort=False)
-            wide.index = [textwrap.fill(name, 24) for name in wide.index]
+            wide.index = [textwrap.fill(name, 30) for name in wide.index]
             wide.plot.barh(ax=ax, width=0.8)
+            ax.legend(title="held out", fontsize=7, loc="lower left", bbox_to_anchor=(1.0, 0.0))
             ax.set_xlim(0.6, 1.0)
             ax.set_ylabel("")
             ax.set_xlabel("kNN label-transfer accuracy")

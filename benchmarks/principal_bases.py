@@ -1,4 +1,4 @@
-"""How many power iterations the principal basis needs: accuracy and cost against 0, 1, 2 and 4.
+"""How many power iterations the principal basis needs: accuracy and cost against 0, 1, 2 and 4, and the exact basis.
 
     python benchmarks/principal_bases.py                 # the real sets and 10^5 synthetic cells
     python benchmarks/principal_bases.py --cells 1000000 # also the scale set's 10^6 (cached by scale.py)
@@ -8,9 +8,11 @@ For each X (the fixed-effect data of a default fit) and each number of power ite
 for k = 30), the share of X̃'s variance in the leading 60 directions the basis captures against
 the best possible (numpy's SVD where X fits densely, else the basis with q = 8), and the default
 fit's final objective and response R² (``random_effect="response"``, so only the basis changes).
-Writes ``results/principal_bases.md``. The default (``lmf_omics._core.subspace.POWER_ITERATIONS``)
-is one iteration: within 1.6 % of four iterations' objective on the real sets, at two products of X
-fewer than two iterations (which come within 0.5 %); see ``benchmarks/README.md``.
+Writes ``results/principal_bases.md``. The randomised rows are forced (``EXACT_ENTRIES = 0``);
+where X has at most ``subspace.EXACT_ENTRIES`` entries the default is the ``exact`` row (the
+eigenvectors of X̃'s smaller Gram matrix, :func:`lmf_omics._core.subspace.exact_basis`), else one
+power iteration (``POWER_ITERATIONS``), kept to the pass budget of fits at scale; see
+``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 QS = (0, 1, 2, 4)
+EXACT = "exact"
 N_PCS, K = 60, 30
 
 
@@ -83,16 +86,21 @@ def run(name: str, data: dict) -> list[dict]:
     with parallel.workers(None):
         best, reference = best_share(operator, data["X"], np.random.default_rng(0))
     rows = []
-    default = subspace.POWER_ITERATIONS
+    default, exact_entries = subspace.POWER_ITERATIONS, subspace.EXACT_ENTRIES
+    variants = ([EXACT] if subspace.exact_applies(operator, N_PCS) else []) + list(QS)
     try:
-        for q in QS:
+        for q in variants:
+            subspace.EXACT_ENTRIES = exact_entries if q == EXACT else 0
+            iterations = default if q == EXACT else q
             with parallel.workers(None):
                 start = time.perf_counter()
-                basis = subspace.principal_basis(operator, N_PCS, rng=np.random.default_rng(0), power_iterations=q)
+                basis = subspace.principal_basis(
+                    operator, N_PCS, rng=np.random.default_rng(0), power_iterations=iterations
+                )
                 seconds = time.perf_counter() - start
                 share = captured_share(operator, basis) / best
-            subspace.POWER_ITERATIONS = q
-            subspace.principal_basis.__kwdefaults__["power_iterations"] = q
+            subspace.POWER_ITERATIONS = iterations
+            subspace.principal_basis.__kwdefaults__["power_iterations"] = iterations
             model = LinearMixedForms(K if data["X"].shape[1] > K else 10, random_effect="response", progress=False)
             start = time.perf_counter()
             model.fit(data["Y"], data["X"], data["Z"])
@@ -101,7 +109,7 @@ def run(name: str, data: dict) -> list[dict]:
                     "set": name,
                     "cells": data["X"].shape[0],
                     "q": q,
-                    "products": 2 * q + 2,
+                    "products": "Gram + 1" if q == EXACT else str(2 * q + 2),
                     "basis_s": seconds,
                     "captured": share,
                     "reference": reference,
@@ -112,7 +120,7 @@ def run(name: str, data: dict) -> list[dict]:
             )
             print(rows[-1], flush=True)
     finally:
-        subspace.POWER_ITERATIONS = default
+        subspace.POWER_ITERATIONS, subspace.EXACT_ENTRIES = default, exact_entries
         subspace.principal_basis.__kwdefaults__["power_iterations"] = default
     return rows
 
@@ -120,12 +128,16 @@ def run(name: str, data: dict) -> list[dict]:
 def table(rows: list[dict]) -> list[str]:
     from threadpoolctl import threadpool_info
 
+    from lmf_omics._core import subspace
+
     blas = "; ".join(f"{i['internal_api']} {i['version']} {i['num_threads']} threads" for i in threadpool_info())
     lines = [
-        "# Principal bases: power iterations against accuracy and cost",
+        "# Principal bases: power iterations and the exact basis against accuracy and cost",
         "",
         f"`python benchmarks/principal_bases.py` — BLAS: {blas}; OPENBLAS_CORETYPE="
-        f"{os.environ.get('OPENBLAS_CORETYPE', 'unset')}; load {os.getloadavg()[0]:.1f}; n_pcs = {N_PCS}.",
+        f"{os.environ.get('OPENBLAS_CORETYPE', 'unset')}; load {os.getloadavg()[0]:.1f}; n_pcs = {N_PCS}. "
+        f"Default: `exact` where X has at most {subspace.EXACT_ENTRIES:,} entries, "
+        f"else q = {subspace.POWER_ITERATIONS}.",
         "",
         "| set | cells | q | products of X | basis (s) | variance captured / best | best from "
         "| fit objective | vs q = 4 | response R² |",

@@ -133,7 +133,7 @@ print(leak.to_string())
 # neither does the fixed code K (the table above; 0.02 with the paper's random effect): it is an encoding of the
 # RNA with the hashtag removed from its principal scores (the default `random_effect="states"`), the
 # representation of the cells *with the random effect accounted for*, as in a mixed model. `X_lmf` = K + H is
-# another matter (0.66):
+# another matter (0.64):
 # it adds the random code, which encodes the hashtag by construction (it must reconstruct Z), so the
 # hashtag becomes a direction of the embedding and Leiden splits cell types by it. That is what K + H is
 # for when the random effect matters (a treatment, a donor effect one wants to see); down-weighting Z
@@ -142,7 +142,7 @@ print(leak.to_string())
 # codes (the paper's form) K is a free parameter fitted jointly with H in `Y ≈ (K + H) αᵀ`; it partly
 # cancels H's hashtag offsets there (the free fit's `response_random_code`, printed above, is negative:
 # H alone moves the proteins away from the data) and so picks up some of the hashtag itself (at the time
-# of writing NMI 0.07 for K, 0.49 for K + H). With the encoded default, K can carry only what the RNA
+# of writing NMI 0.12 for K, 0.45 for K + H). With the encoded default, K can carry only what the RNA
 # carries. The table printed above is the one to read.
 #
 # ## Clusters and UMAP on the fixed code
@@ -282,9 +282,9 @@ fig.savefig(OUT / "predicted_vs_measured.png", dpi=120)
 # **`predicted_vs_measured.png`**: for six marker proteins, the held-out cells' predicted level (from
 # their RNA and hashtag) against the measured one; the dashed line is equality, r the Pearson correlation.
 # At the time of writing the held-out R² over all 49 proteins was 0.41 (0 is predicting each protein by
-# its training mean), and the lineage markers were predicted well: CD8 0.87, CD11b 0.86, HLA-DR 0.85,
-# CD4 0.83, CD19 0.79. Rare populations are harder: CD14 (r 0.54) is predicted for some monocytes but stays near
-# zero for others, and CD56 (0.35), high on a few NK cells only, is barely predicted; the worst proteins
+# its training mean), and the lineage markers were predicted well: CD11b 0.87, CD8 0.87, HLA-DR 0.85,
+# CD4 0.80, CD19 0.80. Rare populations are harder: CD14 (r 0.54) is predicted for some monocytes but stays near
+# zero for others, and CD56 (0.39), high on a few NK cells only, is barely predicted; the worst proteins
 # (r 0.2-0.3, printed above) are mostly markers these cells hardly express (CD1a, CD66b, CD138, C-kit),
 # whose measured levels are background. The same call works for a genuinely new sample: `tl.predict(new, adata)`,
 # with a hashtag (or batch) never seen in training giving a zero random code, as a mixed model predicts a
@@ -368,9 +368,9 @@ print("MOFA+:", mofa_status)
 # The table printed above is the comparison for the run in front of you (times measured on the machine
 # running it). LMF reconstructs the RNA from the fixed code K alone and the proteins from K + H; MOFA+'s
 # factors reconstruct both views. Without mofapy2 the MOFA+ row is missing and the line below the table
-# says so. At the time of writing, on a shared 2-core machine under load (mofapy2 0.7.5, muon 0.1.9), the
-# codes of the MuData fit equalled those of the AnnData fit exactly (difference 0), LMF took 0.2 s and MOFA+
-# 58 s, and the share reconstructed was 0.55 of the proteins and 0.32 of the RNA for LMF against 0.63 and
+# says so. At the time of writing, on a quiet 2-core machine (mofapy2 0.7.5, muon 0.1.9), the
+# codes of the MuData fit equalled those of the AnnData fit exactly (difference 0), LMF took 0.08 s and MOFA+
+# 2.7 s, and the share reconstructed was 0.55 of the proteins and 0.32 of the RNA for LMF against 0.63 and
 # 0.23 for MOFA+ (15 factors each). `lmf.tl.transform(new_mdata, mdata)` and `lmf.tl.predict` take MuData
 # too, and `mdata.write_h5mu` keeps a fit that `lmf.get.model` rebuilds.
 

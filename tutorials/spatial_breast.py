@@ -129,12 +129,12 @@ fig.savefig(OUT / "morans_i.png", dpi=130)
 # %% [markdown]
 # **`morans_i.png`**: Moran's I of each factor of K (left bars) and H (right bars). The random code,
 # an encoding of the neighbourhood average, is spatially smooth for every factor (at the time of writing
-# Moran's I 0.89-0.96, median 0.92). The fixed code is far less smooth: its first factors keep some spatial
-# structure (0.44 and 0.22 for factors 1 and 2: tissue domains are real and the spot's own expression shows
-# them), the others are close to spatial noise (-0.03 to 0.14; median over the ten factors 0.06): with the
+# Moran's I 0.90-0.95, median 0.92). The fixed code is far less smooth: its first factors keep some spatial
+# structure (0.39 and 0.15 for factors 1 and 2: tissue domains are real and the spot's own expression shows
+# them), the others are close to spatial noise (-0.02 to 0.08; median over the ten factors 0.03): with the
 # default `random_effect="states"` the niche average (Z) is removed from the genes' principal scores before K
 # is fitted, so K keeps what is particular to each spot. The variance split printed above (`response_fixed_code`
-# against `response_random_code`, at the time of writing 0.058 and 0.036 of the 0.078 explained) says that the
+# against `response_random_code`, at the time of writing 0.060 and 0.037 of the 0.081 explained) says that the
 # expression is reproduced mostly through K; the niche adds a smooth, smaller part.
 
 # %%

@@ -220,6 +220,62 @@ class Operator:
         """``A`` itself as a dense n × p array (for few columns): ``A @ I``, exact (no centring to undo)."""
         return _raw_matmul(self.matrix, np.eye(self.shape[1]))
 
+    @property
+    def in_memory(self) -> bool:
+        """The data are a numpy array or a scipy matrix (not read in chunks from disk or dask)."""
+        return not isinstance(self.matrix, ChunkedMatrix)
+
+    def small_gram(self) -> np.ndarray:
+        """The smaller Gram matrix of ``Ã`` in float64: ``ÃᵀÃ`` (p × p) if p ≤ n, else ``ÃÃᵀ`` (n × n).
+
+        In memory, from ``A``'s own product (sparse × sparse for a sparse ``A``: one pass over the
+        non-zeros, never densified) with the centring applied to the small result,
+        ``ÃᵀÃ = S⁻¹(AᵀA − c μᵀ − μ cᵀ + m μμᵀ)S⁻¹`` over the observed rows (``c`` their column
+        sums, ``m`` their count); a dense ``A`` is centred first (no cancellation). On disk or dask:
+        ``Ã`` times the identity (an n × p array: the exact basis is used only for small ``Ã``).
+        """
+        n, p = self.shape
+        if not self.in_memory:
+            if p <= n:
+                return parallel.gram_of(self.matmul(np.eye(p)))
+            transposed = self.rmatmul(np.eye(n))
+            return transposed.T @ transposed
+        if sparse.issparse(self.matrix):
+            rows = self.matrix if self.observed is None else self.matrix[self.observed]
+            gram = self._sparse_gram(rows.astype(np.float64), by_rows=p > n)
+        elif p > n:  # n × n from an n × p centred copy: small whenever the exact basis is used
+            centred = self._centred_rows(slice(None))
+            gram = centred @ centred.T
+        else:  # p × p, by row blocks: no n × p copy of a tall dense matrix
+            gram = sum(
+                (block.T @ block for block in map(self._centred_rows, _row_slices(n, DENSE_GRAM_ROWS))),
+                start=np.zeros((p, p)),
+            )
+        if p > n and sparse.issparse(self.matrix) and self.observed is not None:  # unobserved: zero rows of Ã
+            full = np.zeros((n, n))
+            full[np.ix_(self.observed, self.observed)] = gram
+            gram = full
+        return gram
+
+    def _centred_rows(self, rows: slice) -> np.ndarray:
+        """Rows of a dense ``Ã`` as a float64 array (unobserved rows zero)."""
+        centred = (np.asarray(self.matrix[rows], dtype=np.float64) - self.mean) / self.scale
+        if self.observed is not None:
+            centred[~self.observed[rows]] = 0.0
+        return centred
+
+    def _sparse_gram(self, rows: sparse.spmatrix, *, by_rows: bool) -> np.ndarray:
+        scaled_mean = self.mean / self.scale
+        unscaled = np.all(self.scale == 1.0)
+        scaled = rows if unscaled else rows @ sparse.diags(1.0 / self.scale)  # B = A S⁻¹: Ã = B − 1 (μ/s)ᵀ
+        if by_rows:  # ÃÃᵀ = BBᵀ − b1ᵀ − 1bᵀ + ‖μ/s‖² 11ᵀ, b = B μ/s
+            shifted = np.asarray(scaled @ scaled_mean).ravel()
+            gram = _filled(scaled @ scaled.T) - shifted[:, None] - shifted[None, :]
+            return gram + scaled_mean @ scaled_mean
+        sums = np.asarray(scaled.sum(axis=0)).ravel()
+        gram = _filled(scaled.T @ scaled) - np.outer(sums, scaled_mean) - np.outer(scaled_mean, sums)
+        return gram + rows.shape[0] * np.outer(scaled_mean, scaled_mean)
+
     def gram(self, code: np.ndarray) -> np.ndarray:
         """``Cᵀ D C``: the Gram matrix of a code over the observed rows."""
         rows = code if self.observed is None else code[self.observed]
@@ -237,6 +293,22 @@ class Operator:
         observed = None if self.observed is None else self.observed[index]
         matrix = self.matrix.take(index) if isinstance(self.matrix, ChunkedMatrix) else self.matrix[index]
         return Operator(matrix, self.mean, self.scale, observed)
+
+
+DENSE_GRAM_ROWS = 65_536  # rows of a dense matrix centred at a time for its p × p Gram matrix
+
+
+def _row_slices(n: int, rows: int) -> list[slice]:
+    return [slice(start, min(start + rows, n)) for start in range(0, n, rows)]
+
+
+def _filled(small: sparse.spmatrix) -> np.ndarray:
+    """A small sparse product (a Gram matrix of at most ``EXACT_ENTRIES``) as a dense array."""
+    small = sparse.csr_matrix(small)
+    small.sum_duplicates()
+    out = np.zeros(small.shape)
+    out[np.repeat(np.arange(small.shape[0]), np.diff(small.indptr)), small.indices] = small.data
+    return out
 
 
 def _raw_matmul(matrix, right: np.ndarray, out=None, *, offset=None, divisor=None, gram=False):

@@ -19,6 +19,7 @@ from .operators import Operator
 OVERSAMPLE = 10
 FREE_START_POWER_ITERATIONS = 4  # the free codes' start: a randomised SVD of [Ỹ | X̃]
 POWER_ITERATIONS = 1  # measured in benchmarks/principal_bases.py against 0, 2, 4: kept to the pass budget
+EXACT_ENTRIES = 1 << 22  # an Ã of at most 4 M entries gets its exact basis (benchmarks/principal_bases.py)
 
 
 FLOAT32_ABOVE_BYTES = 1 << 28  # thin n × (r + 10) arrays of float32 data larger than this (in float64) are float32
@@ -67,7 +68,8 @@ def principal_basis(
 ) -> Basis:
     """The leading ``max_rank`` principal directions of ``Ã`` (fewer where its numerical rank is lower).
 
-    Exact when ``Ã`` has at most ``max_rank + 10`` columns (:func:`exact_basis`). Otherwise a
+    Exact (:func:`exact_basis`) when ``Ã`` has at most ``max_rank + 10`` rows or columns, or at
+    most ``EXACT_ENTRIES`` entries (wherever it is stored, so a file gives the in-memory fit). Otherwise a
     randomised range finder (Halko et al. 2011) whose Gaussian sketch is keyed by the features'
     contents (:func:`.keys.keyed_gaussian`), so the basis does not depend on the order of the
     features or the cells however far the range finder is from converged: ``S = Ã (ÃᵀÃ)^q Ω``
@@ -78,7 +80,7 @@ def principal_basis(
     ``vectors`` are stored as ``dtype`` (float32 halves the n × r arrays; every product and Gram
     matrix of them is still formed in float64, block by block).
     """
-    if min(operator.shape) <= max_rank + OVERSAMPLE:
+    if exact_applies(operator, max_rank):
         return exact_basis(operator, max_rank, dtype=dtype)
     sketch, gram, (right,) = power_sketch(
         [operator], max_rank + OVERSAMPLE, seed=_seed(rng), iterations=power_iterations, dtype=dtype
@@ -99,27 +101,54 @@ def principal_basis(
     return Basis(vectors=vectors, encoder=encoder, values=values[:keep], frame=frame)
 
 
-def exact_basis(operator: Operator, max_rank: int, *, dtype=np.float64) -> Basis:
-    """The principal directions of an ``Ã`` with few columns or few rows, from ``Ã`` itself (one pass).
+def exact_applies(operator: Operator, max_rank: int) -> bool:
+    """Whether :func:`principal_basis` is exact for ``operator`` (a rule on its size alone, not its order)."""
+    n, p = operator.shape
+    return min(n, p) <= max_rank + OVERSAMPLE or n * p <= EXACT_ENTRIES
 
-    Few columns: ``ÃᵀÃ = V Λ Vᵀ``, ``vectors = Ã V Λ^{-½}``, ``encoder = V Λ^{-½}``, ``frame = V``
-    (``Ãᵀ vectors = V Λ^{½}``). Few rows: the SVD ``Ã = U Σ Vᵀ``, ``vectors = U``, ``encoder = V Σ⁻¹``.
+
+def exact_basis(operator: Operator, max_rank: int, *, dtype=np.float64) -> Basis:
+    """The leading principal directions of ``Ã`` from the eigenvectors of its smaller Gram matrix.
+
+    ``ÃᵀÃ = V Λ Vᵀ`` (p ≤ n): ``frame = V``, ``encoder = V Λ^{-½}``, ``vectors = Ã encoder``.
+    ``ÃÃᵀ = U Λ Uᵀ`` (n < p): ``vectors = U``, ``frame = Ãᵀ U Λ^{-½}``, ``encoder = frame Λ^{-½}``.
+    One product of ``Ã`` after the Gram matrix (:meth:`.Operator.small_gram`); with at most
+    ``max_rank + 10`` columns, ``Ã I`` alone, its Gram matrix and its rotation. Each direction's sign
+    puts the largest entry of its frame positive, so no order of the cells or features flips it.
     """
     n, p = operator.shape
-    if n < p:
-        left, values, right_t = np.linalg.svd(operator.rmatmul(np.eye(n)).T, full_matrices=False)
-        keep = _numerical_rank(values, max_rank, p)
-        frame = right_t[:keep].T
-        vectors = left[:, :keep].astype(dtype)
-        return Basis(vectors=vectors, encoder=frame / values[:keep], values=values[:keep], frame=frame)
-    projected = operator.matmul(np.eye(p), out=np.empty((n, p), dtype=dtype))
-    squares, vectors = np.linalg.eigh(parallel.gram_of(projected))
-    order = np.argsort(squares)[::-1][:max_rank]
-    values, vectors = np.sqrt(np.maximum(squares[order], 0.0)), vectors[:, order]
-    keep = _numerical_rank(values, max_rank, n)
-    vectors, values = vectors[:, :keep], values[:keep]
-    whiten = vectors / values
-    return Basis(vectors=rotated_in_place(projected, whiten), encoder=whiten, values=values, frame=vectors)
+    projected = None
+    if p <= min(n, max_rank + OVERSAMPLE):  # few columns: Ã is as thin as a basis; one product gives both
+        projected = operator.matmul(np.eye(p), out=np.empty((n, p), dtype=dtype))
+        gram = parallel.gram_of(projected)
+    else:
+        gram = operator.small_gram()
+    size = len(gram)
+    top = min(max_rank, size)
+    squares, eigen = linalg.eigh(gram, subset_by_index=[size - top, size - 1], check_finite=False)
+    squares, eigen = squares[::-1], eigen[:, ::-1]
+    values = np.sqrt(np.maximum(squares, 0.0))
+    keep = _numerical_rank(values, max_rank, max(n, p))
+    values, eigen = values[:keep], np.ascontiguousarray(eigen[:, :keep])
+    if p <= n:
+        frame = eigen * _signs(eigen)
+        encoder = frame / values
+        if projected is not None:
+            vectors = rotated_in_place(projected, encoder)
+        else:
+            vectors = operator.matmul(encoder, out=np.empty((n, keep), dtype=dtype))
+        return Basis(vectors=vectors, encoder=encoder, values=values, frame=frame)
+    frame = operator.rmatmul(eigen) / values
+    signs = _signs(frame)
+    frame *= signs
+    vectors = (eigen * signs).astype(dtype)
+    return Basis(vectors=vectors, encoder=frame / values, values=values, frame=frame)
+
+
+def _signs(frame: np.ndarray) -> np.ndarray:
+    """+1 or −1 per column: the sign of the column's largest entry in absolute value."""
+    largest = frame[np.argmax(np.abs(frame), axis=0), np.arange(frame.shape[1])]
+    return np.where(largest < 0, -1.0, 1.0)
 
 
 def _numerical_rank(values: np.ndarray, max_rank: int, size: int) -> int:

@@ -7,6 +7,7 @@ import pytest
 from scipy import sparse
 
 from lmf_omics import LinearMixedForms
+from lmf_omics._core import subspace
 from lmf_omics._core.operators import Operator
 from lmf_omics._core.problems import FreeProblem
 
@@ -78,8 +79,9 @@ def test_sparse_fit_equals_dense_fit(codes):
 
 
 @pytest.mark.parametrize("codes", ["encoded", "free"])
-def test_same_seed_identical_results(codes):
-    sim = simulate(p_x=120, seed=9)  # X wider than the principal sketch: its basis is randomised
+def test_same_seed_identical_results(codes, monkeypatch):
+    monkeypatch.setattr(subspace, "EXACT_ENTRIES", 0)  # X's basis randomised (it is exact at this size)
+    sim = simulate(p_x=120, seed=9)  # X wider than the principal sketch
 
     def fit(seed):
         return LinearMixedForms(3, codes=codes, max_iter=30, random_state=seed).fit(sim["Y"], sim["X"], sim["Z"])
@@ -89,6 +91,17 @@ def test_same_seed_identical_results(codes):
     assert np.array_equal(first.objective_history_, second.objective_history_)
     assert not np.array_equal(first.codes_, other.codes_)
     assert canonical_correlations(first.codes_, other.codes_).min() > 0.99
+
+
+def test_small_data_get_the_same_encoded_fit_whatever_the_seed():
+    """Their bases are exact (``subspace.EXACT_ENTRIES``): no sketch, so the seed has nothing to choose."""
+    sim = simulate(p_x=120, seed=9)
+
+    def fit(seed):
+        return LinearMixedForms(3, max_iter=30, random_state=seed).fit(sim["Y"], sim["X"], sim["Z"])
+
+    first, other = fit(0), fit(1)
+    np.testing.assert_allclose(other.codes_, first.codes_, rtol=0, atol=1e-12 * np.abs(first.codes_).max())
 
 
 def test_canonical_form(fitted):

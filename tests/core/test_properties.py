@@ -12,14 +12,16 @@ rounding-level change. So the fits are compared where they are defined without t
 reconstructions ``(K + H)αᵀ``, ``Kβᵀ``, ``Huᵀ`` and the objective.
 
 Feature order and the randomised basis: encoded codes live in the leading ``n_pcs`` principal
-subspace of X̃, found by a randomised range finder when X is wider than ``n_pcs + 10``; free
-codes start from a randomised SVD. Both sketches are keyed by the features' contents, not their
+subspace of X̃, exact for small X (``subspace.EXACT_ENTRIES``) and otherwise found by a randomised
+range finder when X is wider than ``n_pcs + 10`` (forced below on small X too); free codes start
+from a randomised SVD. Both sketches are keyed by the features' contents, not their
 positions (``lmf_omics._core.keys``), so a permuted X meets the same sketch, permuted: the fits
 agree to rounding (1e-8 relative is asserted) even where the leading subspace is not separated
 from the rest (pure noise below), for any permutation of the cells and of every modality's features.
 """
 
 import os
+from unittest import mock
 
 import numpy as np
 from hypothesis import HealthCheck, assume, given, settings
@@ -27,6 +29,7 @@ from hypothesis import strategies as st
 from scipy import sparse
 
 from lmf_omics import LinearMixedForms
+from lmf_omics._core import subspace
 
 FAST = settings(
     max_examples=int(os.environ.get("LMF_HYPOTHESIS_EXAMPLES", "20")),
@@ -151,10 +154,12 @@ def test_fit_does_not_depend_on_the_order_of_features(problem, codes, order):
     codes=CODES,
     sparse_input=st.booleans(),
     order=st.randoms(use_true_random=False),
+    exact=st.booleans(),
 )
-def test_wide_data_in_any_order_give_the_same_fit_to_rounding(seed, n_pcs, codes, sparse_input, order):
+def test_wide_data_in_any_order_give_the_same_fit_to_rounding(seed, n_pcs, codes, sparse_input, order, exact):
     """Y and X wider than any sketch, no gap between the leading directions and the rest (noise
-    with a weak signal): every permutation of cells and features gives the same fit to 1e-8."""
+    with a weak signal): every permutation of cells and features gives the same fit to 1e-8,
+    with X's basis exact (its default at this size) or randomised."""
     rng = np.random.default_rng(seed)
     n, k = 60, 2
     latent = rng.standard_normal((n, k))
@@ -163,12 +168,13 @@ def test_wide_data_in_any_order_give_the_same_fit_to_rounding(seed, n_pcs, codes
     Z = np.eye(3)[rng.integers(0, 3, n)]
     X[rng.random(X.shape) < 0.5] = 0.0
     data = {"Y": Y, "X": sparse.csr_matrix(X) if sparse_input else X, "Z": Z}
-    assert X.shape[1] > n_pcs + 10 and Y.shape[1] + X.shape[1] > k + 10  # the sketched paths
+    assert X.shape[1] > n_pcs + 10 and Y.shape[1] + X.shape[1] > k + 10  # the sketched paths (unless exact)
     cells = np.array(order.sample(range(n), n))
     features = {name: np.array(order.sample(range(m.shape[1]), m.shape[1])) for name, m in data.items()}
     permuted = {name: m[cells][:, features[name]] for name, m in data.items()}
     options = {"codes": codes, "n_pcs": n_pcs, "max_iter": 300, "tol": 1e-12, "progress": False}
-    first = LinearMixedForms(k, **options).fit(data["Y"], data["X"], data["Z"])
-    second = LinearMixedForms(k, **options).fit(permuted["Y"], permuted["X"], permuted["Z"])
+    with mock.patch.object(subspace, "EXACT_ENTRIES", subspace.EXACT_ENTRIES if exact else 0):
+        first = LinearMixedForms(k, **options).fit(data["Y"], data["X"], data["Z"])
+        second = LinearMixedForms(k, **options).fit(permuted["Y"], permuted["X"], permuted["Z"])
     back = {role: np.argsort(features[name]) for role, name in (("response", "Y"), ("fixed", "X"), ("random", "Z"))}
     _assert_same_fit(first, second, rows=np.argsort(cells), columns=back, rtol=1e-8)
