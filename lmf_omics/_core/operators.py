@@ -220,11 +220,6 @@ class Operator:
         """``A`` itself as a dense n × p array (for few columns): ``A @ I``, exact (no centring to undo)."""
         return _raw_matmul(self.matrix, np.eye(self.shape[1]))
 
-    @property
-    def in_memory(self) -> bool:
-        """The data are a numpy array or a scipy matrix (not read in chunks from disk or dask)."""
-        return not isinstance(self.matrix, ChunkedMatrix)
-
     def small_gram(self) -> np.ndarray:
         """The smaller Gram matrix of ``Ã`` in float64: ``ÃᵀÃ`` (p × p) if p ≤ n, else ``ÃÃᵀ`` (n × n).
 
@@ -235,30 +230,33 @@ class Operator:
         ``Ã`` times the identity (an n × p array: the exact basis is used only for small ``Ã``).
         """
         n, p = self.shape
-        if not self.in_memory:
+        if isinstance(self.matrix, ChunkedMatrix):
             if p <= n:
                 return parallel.gram_of(self.matmul(np.eye(p)))
             transposed = self.rmatmul(np.eye(n))
             return transposed.T @ transposed
         if sparse.issparse(self.matrix):
             rows = self.matrix if self.observed is None else self.matrix[self.observed]
-            gram = self._sparse_gram(rows.astype(np.float64), by_rows=p > n)
+            gram = self._sparse_gram(rows.astype(np.float64, copy=False), by_rows=p > n)
+            if p > n and self.observed is not None:  # unobserved cells are zero rows of Ã
+                full = np.zeros((n, n))
+                full[np.ix_(self.observed, self.observed)] = gram
+                gram = full
         elif p > n:  # n × n from an n × p centred copy: small whenever the exact basis is used
-            centred = self._centred_rows(slice(None))
+            centred = self._centred_rows((0, n))
             gram = centred @ centred.T
-        else:  # p × p, by row blocks: no n × p copy of a tall dense matrix
-            gram = sum(
-                (block.T @ block for block in map(self._centred_rows, _row_slices(n, DENSE_GRAM_ROWS))),
-                start=np.zeros((p, p)),
-            )
-        if p > n and sparse.issparse(self.matrix) and self.observed is not None:  # unobserved: zero rows of Ã
-            full = np.zeros((n, n))
-            full[np.ix_(self.observed, self.observed)] = gram
-            gram = full
+        else:  # p × p, by row blocks added in order: no n × p copy of a tall dense matrix
+
+            def block_gram(edges):
+                centred = self._centred_rows(edges)
+                return centred.T @ centred
+
+            gram = parallel.ordered_sum(block_gram, parallel.row_blocks(self.matrix))
         return gram
 
-    def _centred_rows(self, rows: slice) -> np.ndarray:
-        """Rows of a dense ``Ã`` as a float64 array (unobserved rows zero)."""
+    def _centred_rows(self, edges: tuple[int, int]) -> np.ndarray:
+        """Rows ``start:stop`` of a dense ``Ã`` as a float64 array (unobserved rows zero)."""
+        rows = slice(*edges)
         centred = (np.asarray(self.matrix[rows], dtype=np.float64) - self.mean) / self.scale
         if self.observed is not None:
             centred[~self.observed[rows]] = 0.0
@@ -293,13 +291,6 @@ class Operator:
         observed = None if self.observed is None else self.observed[index]
         matrix = self.matrix.take(index) if isinstance(self.matrix, ChunkedMatrix) else self.matrix[index]
         return Operator(matrix, self.mean, self.scale, observed)
-
-
-DENSE_GRAM_ROWS = 65_536  # rows of a dense matrix centred at a time for its p × p Gram matrix
-
-
-def _row_slices(n: int, rows: int) -> list[slice]:
-    return [slice(start, min(start + rows, n)) for start in range(0, n, rows)]
 
 
 def _filled(small: sparse.spmatrix) -> np.ndarray:
