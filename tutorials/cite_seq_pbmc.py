@@ -191,9 +191,9 @@ print(lmf.get.variance_explained(adata).head(6).round(3))
 # and 11% for factors 1 and 2) and, at the same time, several % of the RNA (2,000 noisy genes in 500
 # cells), which is what ties genes to proteins. The hashtag is a four-level one-hot of rank 3: the random
 # code is an exact encoding of it (total R² of Z is 1), carried mostly by three factors that explain little
-# protein variance (at the time of writing factors 3, 7 and 9, about 30-36% of Z each). Factors are
+# protein variance (at the time of writing factors 6, 7 and 9, about 29-36% of Z each). Factors are
 # ordered by the protein variance of K + H and not split into "fixed" and "random" ones, so a factor can
-# carry both: factor 3 explains a few % of the proteins *and* a third of the hashtag. That is why K and H
+# carry both: factor 6 explains a few % of the proteins *and* a third of the hashtag. That is why K and H
 # are stored separately (`X_lmf_fixed`, `X_lmf_random`). **`convergence.png`**: the objective of the
 # exact block-coordinate solver, falling at every iteration (steeply in the first few) until its relative
 # change is below `tol`.
@@ -235,12 +235,12 @@ plt.close(axes[0, 0].figure)
 # table printed above (also `genes_and_proteins_per_factor.csv`) lists, for the four leading factors,
 # the proteins and genes at both ends. At the time of writing the first two were the classic PBMC axes,
 # with the proteins' own transcripts among the top genes: Factor 1 put myeloid and antigen-presenting
-# proteins (HLA-DR, CD31, CD11b) with *LYZ*, *S100A8*, *HLA-DRA*, *CD74*, *CST3* against CD8, CD2,
+# proteins (HLA-DR, CD31, CD11b) with *LYZ*, *S100A8*, *S100A9*, *CST3*, *HLA-DRA* against CD8, CD2,
 # CD7 with the cytotoxic *GNLY*, *NKG7*, *CCL5*; Factor 2 naive CD4 T cells (CD4, CD27, CD28 with
-# *TCF7*, *SELL*) against cytotoxic cells (CD8 with *GNLY*, *NKG7*, *CCL5*, *CST7*). Factor 3, which also
-# carries a third of the hashtag (above), is less clean: actin and motility genes (*ACTG1*, *ACTB*,
-# *COTL1*) against immediate-early genes (*JUNB*, *ZFP36L2*), the kind of difference hashed samples
-# handled apart can show; Factor 4 the B cells (CD19, HLA-DR with *CD74*, *CD79A*, *MS4A1*). Read the
+# *TCF7*, *SELL*) against cytotoxic cells (CD8 with *GNLY*, *NKG7*, *CCL5*, *CST7*). Factor 3 the B
+# cells (CD19, HLA-DR with *CD74*, *HLA-DRA*, *MS4A1*, *CD79A*); Factor 4 naive CD8 T cells (CD27, CD62L
+# with *SELL*, *CD8B*, *CD8A*, *TCF7*) against CD4 and HLA-DR with *S100A4*, *IL32*. The hashtag is
+# carried by factors 6, 7 and 9 (above), little by these four (at most 8.5% of Z, factor 1). Read the
 # printed table for the run in front of you.
 
 # %% [markdown]
@@ -282,8 +282,8 @@ fig.savefig(OUT / "predicted_vs_measured.png", dpi=120)
 # **`predicted_vs_measured.png`**: for six marker proteins, the held-out cells' predicted level (from
 # their RNA and hashtag) against the measured one; the dashed line is equality, r the Pearson correlation.
 # At the time of writing the held-out R² over all 49 proteins was 0.41 (0 is predicting each protein by
-# its training mean), and the lineage markers were predicted well: CD11b 0.87, CD8 0.87, HLA-DR 0.85,
-# CD4 0.80, CD19 0.80. Rare populations are harder: CD14 (r 0.54) is predicted for some monocytes but stays near
+# its training mean), and the lineage markers were predicted well: CD11b 0.87, CD8 0.87, HLA-DR 0.86,
+# CD4 0.81, CD19 0.80. Rare populations are harder: CD14 (r 0.54) is predicted for some monocytes but stays near
 # zero for others, and CD56 (0.39), high on a few NK cells only, is barely predicted; the worst proteins
 # (r 0.2-0.3, printed above) are mostly markers these cells hardly express (CD1a, CD66b, CD138, C-kit),
 # whose measured levels are background. The same call works for a genuinely new sample: `tl.predict(new, adata)`,
@@ -370,7 +370,7 @@ print("MOFA+:", mofa_status)
 # factors reconstruct both views. Without mofapy2 the MOFA+ row is missing and the line below the table
 # says so. At the time of writing, on a quiet 2-core machine (mofapy2 0.7.5, muon 0.1.9), the
 # codes of the MuData fit equalled those of the AnnData fit exactly (difference 0), LMF took 0.08 s and MOFA+
-# 2.7 s, and the share reconstructed was 0.55 of the proteins and 0.32 of the RNA for LMF against 0.63 and
+# 4.5 s, and the share reconstructed was 0.55 of the proteins and 0.32 of the RNA for LMF against 0.63 and
 # 0.23 for MOFA+ (15 factors each). `lmf.tl.transform(new_mdata, mdata)` and `lmf.tl.predict` take MuData
 # too, and `mdata.write_h5mu` keeps a fit that `lmf.get.model` rebuilds.
 

@@ -144,17 +144,17 @@ fig.savefig(OUT / "ari_nmi.png", dpi=130)
 # PCA, on the combined code K + H and on the fixed code K, all 15-dimensional with the same graph. The
 # numbers are printed above and written to `ari_nmi.csv`; read them there rather than from this text.
 #
-# At the time of writing (seeded, every option explicit) the fixed code K came out ahead on average, by a
-# small margin: averaged over the five resolutions ARI was 0.49 for K, 0.43 for PCA and 0.46 for K + H,
-# and NMI 0.65, 0.63 and 0.63. It does not win everywhere: PCA has the best ARI and NMI at the coarsest
-# resolution (0.51 and 0.66 at 0.4, against 0.44 and 0.64 for K); K has the best single NMI (0.67 at 0.8)
-# and K + H the best single ARI (0.52 at 1.0, level with K). Differences of 0.01-0.02 on one dataset with one seed
+# At the time of writing (seeded, every option explicit) both LMF codes came out ahead of PCA on average,
+# by a small margin: averaged over the five resolutions ARI was 0.48 for K, 0.49 for K + H and 0.43 for
+# PCA, and NMI 0.64, 0.63 and 0.63. They do not win everywhere: PCA has the best ARI and NMI at the coarsest
+# resolution (0.51 and 0.66 at 0.4, against 0.44 and 0.64 for K) and the best single NMI; K has the best
+# single ARI (0.52 at 0.8 and 1.0, level with K + H at 1.0). Differences of 0.01-0.02 on one dataset with one seed
 # are not a strong result; what the comparison supports is that taking the covariates out into H costs
 # nothing here and, if anything, helps a little, as expected when the curated labels follow identity
 # rather than the cell cycle.
 #
 # The covariate R² table above shows what the default `random_effect="states"` removes: K predicts the S
-# score with R² 0.10 (PCA 0.65), the G2M score with 0.06 (PCA 0.51) and depth with 0.29 (PCA 0.41): the
+# score with R² 0.10 (PCA 0.65), the G2M score with 0.05 (PCA 0.51) and depth with 0.29 (PCA 0.41): the
 # covariates' linear trace is mostly gone from K, though not all of it (depth is only partly linear in the
 # expression, and the correction acts within soft cell states, shrunk). H (R² 1.0 for every covariate) is an
 # exact encoding of Z, and K + H predicts every covariate better than PCA: it carries them by construction.
@@ -202,7 +202,7 @@ plt.close(axes[0, 0].figure)
 # covariates (Z) are explained by a handful of later factors of their own, which explain little
 # expression. **`covariate_loadings.png`** shows the covariate loadings u of the four factors that explain
 # most of Z: which mix of cell-cycle phase and scores, depth and mitochondrial fraction each one encodes.
-# At the time of writing these were factors 9, 7, 5 and 12 (35%, 25%, 15% and 13% of Z, printed above; each
+# At the time of writing these were factors 9, 7, 5 and 12 (34%, 24%, 16% and 13% of Z, printed above; each
 # under 1.5% of the expression) and four distinct axes: the S phase and S score against G1 (9), the G2M phase
 # and score (7), depth (`n_counts`, against the mitochondrial fraction and G2M) (5) and the mitochondrial
 # fraction with depth (12).

@@ -198,8 +198,8 @@ plt.close(fig)
 # well as random neighbours would be (0.60 against about 0.65). K + H puts the chemistry back in both forms
 # (batch R² 0.97 response-only, 0.93 default; mixing 0.01 and 0.02): H encodes the chemistry, and K + H is
 # what to use only when the batch is wanted. Against the cell types, Leiden on the default K scored NMI 0.73
-# and ARI 0.51, against 0.62 and 0.35 for PCA and 0.67 and 0.39 for the response-only K. Harmony
-# (harmonypy was installed at the time of writing) left more batch (R² 0.26, mixing 0.54) and scored the
+# and ARI 0.52, against 0.62 and 0.35 for PCA and 0.67 and 0.39 for the response-only K. Harmony
+# (harmonypy was installed at the time of writing) left more batch (R² 0.26, mixing 0.54) and scored about the
 # same (NMI 0.73, ARI 0.51). One dataset, one seed, one resolution: differences of a few hundredths are not a result
 # (the benchmark scores a grid of resolutions).
 

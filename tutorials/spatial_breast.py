@@ -129,12 +129,12 @@ fig.savefig(OUT / "morans_i.png", dpi=130)
 # %% [markdown]
 # **`morans_i.png`**: Moran's I of each factor of K (left bars) and H (right bars). The random code,
 # an encoding of the neighbourhood average, is spatially smooth for every factor (at the time of writing
-# Moran's I 0.90-0.95, median 0.92). The fixed code is far less smooth: its first factors keep some spatial
-# structure (0.39 and 0.15 for factors 1 and 2: tissue domains are real and the spot's own expression shows
-# them), the others are close to spatial noise (-0.02 to 0.08; median over the ten factors 0.03): with the
+# Moran's I 0.90-0.96, median 0.92). The fixed code is far less smooth: its first factors keep some spatial
+# structure (0.39 and 0.18 for factors 1 and 2: tissue domains are real and the spot's own expression shows
+# them), the others are close to spatial noise (-0.02 to 0.06; median over the ten factors 0.03): with the
 # default `random_effect="states"` the niche average (Z) is removed from the genes' principal scores before K
 # is fitted, so K keeps what is particular to each spot. The variance split printed above (`response_fixed_code`
-# against `response_random_code`, at the time of writing 0.060 and 0.037 of the 0.081 explained) says that the
+# against `response_random_code`, at the time of writing 0.065 and 0.036 of the 0.084 explained) says that the
 # expression is reproduced mostly through K; the niche adds a smooth, smaller part.
 
 # %%
@@ -148,10 +148,9 @@ plt.close(axes[0, 0].figure)
 # and about 8% in total for 10 factors), whereas the niche (an average of six spots, 15 PCs) is
 # explained almost completely (about 91%), about half of it by factor 1. **`gene_loadings.png`**: the genes
 # with the largest response loadings on the first three factors. At the time of writing factors 1 and 2
-# had the stromal and extracellular-matrix genes (*FN1*, *POSTN*, *COL3A1*, *COL1A1/2*, *LUM*) at one end:
-# factor 1 at its negative end (with *PRSS23*), factor 2 at its positive end (with *SFRP2*, *HLA-DRA*,
-# *CD74*): the tumour-stroma axis of these sections; factor 3 put *CST3*, *APOE*, *IGLL5*, *APOD* (immune
-# and antigen-presentation genes) against collagens.
+# had the stromal and extracellular-matrix genes (*FN1*, *POSTN*, *COL3A1*, *COL1A1/2*, *LUM*) at their
+# positive end: factor 1 with *PRSS23*, factor 2 with *SFRP2*, *HLA-DRA*, *MMP14*: the tumour-stroma axis
+# of these sections; factor 3 put *CST3*, *APOD* and *RPS3* against the collagens, *FN1* and *LUM*.
 #
 # ## The section as the random effect
 # With `random="obs:slice"` the random code is an encoding of the section, a per-section offset. We

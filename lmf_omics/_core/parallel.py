@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
@@ -97,20 +98,38 @@ def _on_control_thread(function: Callable):
     return _BLAS_CONTROL[0].submit(function).result()
 
 
-def ordered_map(function: Callable, items: Sequence) -> Iterator:
-    """``map(function, items)`` on the current threads, results in order, a few at a time."""
+def ordered_map(function: Callable, items: Sequence, *, ahead: int = 1) -> Iterator:
+    """``map(function, items)`` on the current threads, results in order.
+
+    A sliding window: ``ahead`` calls beyond one per thread wait in the queue, so while the caller
+    takes a result (adds a block's partial, say) every thread already runs its next item, and a
+    slow item holds back no thread but its own; at most ``threads + ahead`` results are alive at a
+    time. ``ahead=0`` starts the next call only once the caller has taken a result, for results as
+    large as the data (at most ``threads`` alive).
+    """
     current = _POOL.get()
     if current is None or len(items) < 2:
         yield from map(function, items)
         return
     pool, threads = current
-    for first in range(0, len(items), threads):  # at most one pending result per thread
-        yield from pool.map(function, items[first : first + threads])
+    window = threads + ahead
+    pending = deque(pool.submit(function, item) for item in items[:window])
+    for item in items[window:]:
+        done = pending.popleft().result()
+        if ahead:
+            pending.append(pool.submit(function, item))
+            yield done
+        else:
+            yield done
+            del done  # the caller is done with it: freed before the next call starts
+            pending.append(pool.submit(function, item))
+    while pending:
+        yield pending.popleft().result()
 
 
-def ordered_sum(function: Callable, items: Sequence):
-    """``Σ function(item)`` added in the order of ``items`` (whatever the threads)."""
-    return accumulate(ordered_map(function, items))
+def ordered_sum(function: Callable, items: Sequence, *, ahead: int = 1):
+    """``Σ function(item)`` added in the order of ``items`` (whatever the threads; ``ahead``: :func:`ordered_map`)."""
+    return accumulate(ordered_map(function, items, ahead=ahead))
 
 
 def accumulate(arrays) -> np.ndarray | None:
@@ -268,7 +287,7 @@ def _transposed_product(matrix, left: np.ndarray, *, wide: bool) -> np.ndarray:
         start, stop = edges
         return np.asarray(row_block(matrix, start, stop).T @ np.asarray(left[start:stop], dtype=np.float64))
 
-    total = ordered_sum(partial, blocks)
+    total = ordered_sum(partial, blocks, ahead=0 if wide else 1)  # wide partials: as many alive as before
     return np.zeros((matrix.shape[1], left.shape[1])) if total is None else total
 
 

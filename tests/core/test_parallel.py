@@ -75,6 +75,32 @@ def test_fit_is_bit_identical_on_any_number_of_threads(codes):
         assert np.array_equal(other.objective_history_, fits[0].objective_history_)
 
 
+@pytest.mark.parametrize("ahead", [0, 1])
+@pytest.mark.parametrize("threads", [2, 3])
+def test_ordered_map_keeps_the_order_and_at_most_threads_plus_ahead_calls_alive(threads, ahead):
+    """Results in the items' order, whatever finishes first; a full window, never more than threads + ahead."""
+    rng = np.random.default_rng(threads)
+    delays = rng.uniform(0, 0.004, 40)  # items finish out of order
+    delays[0] = 0.05  # the first is slowest: the other threads go on while the caller waits for it
+    lock, alive, most = threading.Lock(), [0], [0]
+
+    def work(i):
+        with lock:
+            alive[0] += 1
+            most[0] = max(most[0], alive[0])
+        threading.Event().wait(delays[i])
+        return i * i
+
+    out = []
+    with parallel.workers(threads):
+        for value in parallel.ordered_map(work, list(range(40)), ahead=ahead):
+            with lock:
+                alive[0] -= 1  # taken by the caller
+            out.append(value)
+    assert out == [i * i for i in range(40)]
+    assert most[0] == threads + ahead
+
+
 def test_workers_hold_blas_to_one_thread_and_restore_it():
     threadpoolctl = pytest.importorskip("threadpoolctl")
 

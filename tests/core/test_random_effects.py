@@ -205,8 +205,25 @@ def test_training_cells_applied_again_get_their_corrected_scores_exactly(larger)
     np.testing.assert_array_equal(correction.apply(scores, design), correction.corrected)
     stored = Correction.from_arrays(correction.arrays())
     np.testing.assert_array_equal(stored.apply(scores, design), correction.corrected)
-    rounds = replace(correction, tolerance=0.0).apply(scores, design)  # every cell all rounds
-    assert _relative(correction.corrected, rounds) < 1e-6  # memberships settled to 1e-4: measured 1e-8
+    earlier = replace(correction, rounds=5, tolerance=1e-4)  # as a fit stored by an earlier version applies
+    every_round = replace(earlier, tolerance=0.0).apply(scores, design)  # every cell all 5 rounds
+    assert _relative(earlier.apply(scores, design), every_round) < 1e-6  # memberships settled to 1e-4
+
+
+def test_a_cell_is_corrected_once_from_its_memberships_after_the_mean_effect(larger):
+    scores, design, keys, _, _ = larger
+    covariate = np.random.default_rng(7).normal(2.0, 3.0, len(scores))  # a continuous column too (standardised)
+    design = design_of(np.column_stack([design.values, covariate]), design.observed)
+    correction = States().correct(scores, design, Settings(fit_cells=900), keys=keys)
+    assert correction.rounds == 1 and not design.indicators[-1]
+    # independent reference: memberships of S − D W̄ on the centroids, then S − Σ_c R_c ⊙ (D W_c), all at once
+    shifted = scores - design.values @ correction.start
+    cosines = (shifted / np.linalg.norm(shifted, axis=1, keepdims=True)) @ correction.centroids.T
+    weights = np.exp((cosines - cosines.max(axis=1, keepdims=True)) * 2 / correction.width)
+    R = weights / weights.sum(axis=1, keepdims=True)  # cells × states
+    effect = np.einsum("ic,ij,cjk->ik", R, design.values, correction.coefficients[:, 1:])
+    assert _relative(correction.corrected, scores - effect) < 1e-12
+    assert _relative(correction.corrected, scores) > 0.1  # the effect is no small part of the scores
 
 
 def test_blocks_on_threads_give_the_same_correction_bit_for_bit(larger, monkeypatch):
