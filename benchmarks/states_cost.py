@@ -8,8 +8,9 @@ scores that ``EncodedProblem.for_fit`` runs once per fit), as a fit runs it: ins
 ``parallel.workers(None)`` (every core for the row blocks, BLAS on one thread; ``--bare``: outside,
 BLAS on its own threads), and, separately, its ``tracemalloc`` peak,
 reported in units of one more ``n × r`` float64 array beyond ``S`` and the corrected scores (the
-result itself is one of them), and how often the apply computes a cell's effect (1: every cell
-settles after one correction). "no keys" fits the states on every cell (up to 10^5 here).
+result itself is one of them), and how often the apply computes a cell's effect (1 with the
+default single correction per cell; more only for settings with ``apply_rounds`` above 1).
+"no keys" fits the states on every cell (up to 10^5 here).
 
 The scores are a planted mixture, not a PCA: ``r = 60`` components whose variance decays as
 ``1/(1 + k)``, 20 cell types, 8 batches that shift each type differently (random slopes by state)
@@ -73,7 +74,7 @@ def measure(scores, design, keys, repeats: int) -> tuple[float, float, float]:
 
 
 def corrections_per_cell(scores, design, keys) -> float:
-    """How often the apply computes a cell's effect, on average (1: every cell settles after one)."""
+    """How often the apply computes a cell's effect, on average (1: one correction per cell, the default)."""
     counted, effect = [], random_effects._effect
 
     def counting(design, states, coefficients):
