@@ -27,7 +27,10 @@ sys.path.insert(0, str(HERE.parent))
 
 
 def lockstep_map(function, items, *, ahead=1):
-    """The previous schedule: groups of ``threads`` items, each group finished before the next starts."""
+    """The previous schedule: groups of ``threads`` items, each group finished before the next starts.
+
+    (``ahead`` is accepted, as ``parallel.ordered_map`` takes it, and has no meaning here.)
+    """
     from lmf_omics._core import parallel
 
     current = parallel._POOL.get()

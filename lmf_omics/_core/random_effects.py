@@ -172,7 +172,7 @@ class Correction:
             return scores - _effect(design, self.memberships(scores), self.coefficients)
         effect = np.zeros_like(scores) if self.start is None else design.values @ self.start
         effect[~design.observed] = 0.0
-        members = np.zeros((scores.shape[0], self.centroids.shape[0]))  # cells × states, the last used
+        members = None  # cells × states, the last used: kept only for a next round to compare with
         active: np.ndarray | slice = slice(None)  # every cell, then those still moving
         for step in range(self.rounds):
             states = self.memberships(scores[active] - effect[active]).T
@@ -182,9 +182,11 @@ class Correction:
                 if not active.size:
                     break
             effect[active] = _effect(design.rows(active), states.T, self.coefficients)
+            if step + 1 == self.rounds:  # the last round (the only one by default): nothing to compare with
+                break
+            if members is None:
+                members, active = np.empty((scores.shape[0], states.shape[1])), np.arange(scores.shape[0])
             members[active] = states
-            if isinstance(active, slice):
-                active = np.arange(scores.shape[0])
         return scores - effect
 
     def _new_levels(self, corrected: np.ndarray, states: np.ndarray, new_levels: np.ndarray) -> np.ndarray:
