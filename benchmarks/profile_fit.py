@@ -24,7 +24,7 @@ sys.path.insert(0, str(HERE.parent))
 
 PHASES = {  # (file fragment, function) -> phase
     ("operators.py", "from_data"): "column moments and X's content keys (one pass each)",
-    ("subspace.py", "principal_basis"): "principal bases of X and Z (keyed sketch, 1 power iteration: 4 products of X)",
+    ("subspace.py", "principal_basis"): "principal bases of X and Z (keyed sketch, q = 1: 4 products of X, 2 reads)",
     ("random_effects.py", "correct"): "the random effect removed from X's principal scores",
     ("subspace.py", "corrected_basis"): "basis of the corrected scores",
     ("problems.py", "build"): "projection of Y (and of X on a corrected basis): one pass each",

@@ -299,6 +299,14 @@ def counting_dask_matrix():
             self._count("rmatmul", out.nbytes)
             return out
 
+        def gram_product(self, right, **options):
+            total = super().gram_product(right, **options)
+            rows = options.get("out")  # the n-row product travels only when it is kept, in its own dtype
+            self._count("gram_product", sum(part.nbytes for part in total))  # p × k, k and k × k sums
+            if rows is not None:
+                self._count("gram_product_rows", rows.nbytes)
+            return total
+
         def column_moments(self, observed):
             mean, variance = super().column_moments(observed)
             self._count("column_moments", mean.nbytes + variance.nbytes)
@@ -391,7 +399,7 @@ def task_dask(h5: Path, workers: int = 2) -> dict:
     result.update(
         worker_peak_mb=", ".join(f"{mb:,.0f}" for mb in sorted(peaks.values())),
         counted_to_client_bytes=sum(b for c in counts.values() for _, b in c.values()),
-        counted_tall_bytes=sum(c.get("matmul", (0, 0))[1] for c in counts.values()),
+        counted_tall_bytes=sum(c.get(m, (0, 0))[1] for c in counts.values() for m in ("matmul", "gram_product_rows")),
         chunks_to_client_bytes=sum(c.get("chunks", (0, 0))[1] for c in counts.values()),
         counts=json.dumps(counts),
         tcp_from_scheduler_bytes=tcp.bytes["from_scheduler"],
@@ -702,7 +710,8 @@ def write_table(runs, info, path: Path) -> None:
             f"client process (scheduler included) peak {dask['peak_rss_mb']:,.0f} MB.",
             "",
             f"Bytes to the client: {dask['counted_to_client_bytes'] / 1e6:,.1f} MB of results counted by the "
-            f"DaskMatrix wrapper ({dask['counted_tall_bytes'] / 1e6:,.1f} MB of them the n-row results of `A @ B`, "
+            f"DaskMatrix wrapper ({dask['counted_tall_bytes'] / 1e6:,.1f} MB of them the n-row results of `A @ B` "
+            "and the kept rows of `gram_product`, "
             f"{dask['counted_tall_bytes'] / dask['n_by_k_bytes']:.1f}× an n × {scale.K} float64 matrix; "
             "rows brought whole "
             f"by `chunks()`: {dask['chunks_to_client_bytes'] / 1e6:,.1f} MB); TCP bytes read by the client's process "

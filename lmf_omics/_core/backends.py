@@ -50,23 +50,44 @@ class ChunkedMatrix:
         return 2
 
     def chunks(self) -> Iterator[tuple[int, int, np.ndarray | sparse.csr_matrix]]:
-        """``(start, stop, rows)`` in order, ``rows`` in memory (dense or CSR)."""
+        """``(start, stop, rows)`` in order, ``rows`` in memory and checked (float dense, or canonical float CSR)."""
         raise NotImplementedError
 
     def matmul(self, right: np.ndarray, out=None, *, offset=None, divisor=None, gram: bool = False):
         """``(A @ right - offset) / divisor`` (see :func:`.parallel.matmul`, also for ``gram``), chunk by chunk."""
+        right = np.asarray(right, dtype=np.float64)
         out = np.empty((self.shape[0], right.shape[1])) if out is None else out
         total = np.zeros((right.shape[1], right.shape[1]))
-        for start, stop, rows in self.chunks():
-            out[start:stop] = parallel.centred(_block_matmul(rows, right), offset, divisor)
+        for start, stop, rows in self.chunks():  # each chunk's product written in place: no chunk-sized copy
+            done = parallel.matmul(
+                _non_finite_as_zero(rows), right, out=out[start:stop], offset=offset, divisor=divisor, gram=gram
+            )
             if gram:
-                total += parallel.stored_gram(out[start:stop])
+                total += done[1]
         return (out, total) if gram else out
+
+    def gram_product(self, right: np.ndarray, *, offset=None, divisor=None, observed=None, out=None, gram=True):
+        """:func:`.parallel.gram_product` chunk by chunk: each chunk read once for both products."""
+        right = np.asarray(right, dtype=np.float64)
+        total = None
+        for start, stop, rows in self.chunks():
+            part = parallel.gram_product(
+                _non_finite_as_zero(rows),
+                right,
+                offset=offset,
+                divisor=divisor,
+                observed=None if observed is None else observed[start:stop],
+                out=None if out is None else out[start:stop],
+                gram=gram,
+            )
+            total = part if total is None else [a.__iadd__(b) for a, b in zip(total, part)]
+        k = right.shape[1]
+        return total or [np.zeros((self.shape[1], k)), np.zeros(k), np.zeros((k, k))]
 
     def rmatmul(self, left) -> np.ndarray:
         total = np.zeros((self.shape[1], left.shape[1]))
         for start, stop, rows in self.chunks():
-            total += _block_rmatmul(rows, left[start:stop])
+            total += parallel.rmatmul(_non_finite_as_zero(rows), left[start:stop])
         return total
 
     def column_moments(self, observed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -82,7 +103,7 @@ class ChunkedMatrix:
         sums, by_column, by_row = np.zeros((2, self.shape[1])), np.zeros(self.shape[1]), []
         count = 0
         for start, stop, rows in self.chunks():
-            rows, rows_observed = _in_memory(rows), None if observed is None else observed[start:stop]
+            rows_observed = None if observed is None else observed[start:stop]
             sums += parallel.sums_and_squares(rows, rows_observed)
             columns, cells = content.block_sums(_non_finite_as_zero(rows), rows_observed)
             by_column += columns
@@ -177,7 +198,10 @@ class StreamedMatrix(ChunkedMatrix):
     def chunks(self):
         for start, stop in self._edges():
             rows = self._read(start, stop)
-            yield start, stop, rows if self.columns is None else rows[:, self.columns]
+            if self.columns is not None:  # integer columns out of order would leave a CSR chunk's indices unsorted
+                rows = rows[:, self.columns]
+                rows = canonical_sparse(rows, self._name, first_row=start) if self.is_sparse else rows
+            yield start, stop, rows
 
     def _read(self, start: int, stop: int):
         if not self.is_sparse:
@@ -256,6 +280,30 @@ class DaskMatrix(ChunkedMatrix):
                 total += parallel.stored_gram(out[a:b])
         return (out, total) if gram else out
 
+    def gram_product(self, right: np.ndarray, *, offset=None, divisor=None, observed=None, out=None, gram=True):
+        """:func:`.parallel.gram_product` as one dask graph: each chunk read once by its task.
+
+        The p × k, k and k × k partials are added pairwise on the workers (in chunk order); only
+        with ``out`` do the n × k rows come to the client.
+        """
+        from dask import compute, delayed
+
+        right = np.asarray(right, dtype=np.float64)
+        pending = delayed(right)
+        keep = None if out is None else out.dtype  # the rows stored (and sent) in out's dtype
+        parts = [
+            delayed(_block_gram, nout=2)(
+                block, pending, offset, divisor, None if observed is None else observed[a:b], keep, gram
+            )
+            for block, (a, b) in zip(self._blocks(), self._row_slices())
+        ]
+        summed = _pairwise([part[0] for part in parts], delayed(_added))
+        total, *rows = compute(summed, *([part[1] for part in parts] if out is not None else []))
+        if out is not None:  # the rows as the workers stored them: their partials were formed from the same values
+            for block_rows, (a, b) in zip(rows, self._row_slices()):
+                out[a:b] = block_rows
+        return total
+
     def rmatmul(self, left: np.ndarray) -> np.ndarray:
         parts = [(_block_rmatmul, block, left[a:b]) for block, (a, b) in zip(self._blocks(), self._row_slices())]
         return _tree_sum(parts)
@@ -300,14 +348,30 @@ def _tree_sum(tasks: list) -> np.ndarray:
     """Compute ``Σ f(block, extra)`` on dask, adding partials pairwise in a fixed order."""
     from dask import compute, delayed
 
-    level = [delayed(f)(block, extra) for f, block, extra in tasks]
+    return compute(_pairwise([delayed(f)(block, extra) for f, block, extra in tasks], delayed(np.add)))[0]
+
+
+def _pairwise(level: list, add):
+    """The delayed sum of ``level``, added pairwise in order (neighbours first, an odd last one carried up)."""
     while len(level) > 1:
-        level = [delayed(np.add)(a, b) for a, b in zip(level[::2], level[1::2])] + level[len(level) - len(level) % 2 :]
-    return compute(level[0])[0]
+        level = [add(a, b) for a, b in zip(level[::2], level[1::2])] + level[len(level) - len(level) % 2 :]
+    return level[0]
 
 
 def _block_matmul(block, right):
     return parallel.matmul(_non_finite_as_zero(_in_memory(block)), right)
+
+
+def _block_gram(block, right, offset, divisor, observed, keep, gram):
+    """One chunk's ``[Aᵀy, 1ᵀy, yᵀy]`` and, if ``keep`` (a dtype), its rows ``y`` stored in that dtype."""
+    block = _non_finite_as_zero(_in_memory(block))
+    rows = None if keep is None else np.empty((block.shape[0], right.shape[1]), dtype=keep)
+    total = parallel.gram_product(block, right, offset=offset, divisor=divisor, observed=observed, out=rows, gram=gram)
+    return total, rows
+
+
+def _added(left: list, right: list) -> list:
+    return [a + b for a, b in zip(left, right)]
 
 
 def _block_rmatmul(block, left):

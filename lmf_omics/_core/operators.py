@@ -199,6 +199,34 @@ class Operator:
             product[~self.observed] = 0.0
         return (product, parallel.gram_of(product)) if gram else product
 
+    def gram_product(
+        self, right: np.ndarray, out: np.ndarray | None = None, *, gram: bool = True
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(Ãᵀ S, SᵀS)`` for ``S = Ã @ right`` (written into ``out`` if given, and used as stored there).
+
+        Each row block (chunk) of ``A`` is read once for both products; in memory the result equals
+        ``rmatmul(matmul(right))`` bit for bit. A CSC ``A`` (no row blocks) takes the two products.
+        Without ``gram``: ``(Ãᵀ S, None)``, and no k × k sums are formed.
+        """
+        if sparse.issparse(self.matrix) and self.matrix.format == "csc":
+            product, small = self.matmul(right, out, gram=True)
+            return self.rmatmul(product), small if gram else None
+        single = self.scale.min() == self.scale.max()
+        scaled = right if single else right / self.scale[:, None]
+        back, totals, small = _raw_gram_product(
+            self.matrix,
+            scaled,
+            offset=self.mean @ scaled,
+            divisor=self.scale[0] if single else None,
+            observed=self.observed,
+            out=out,
+            gram=gram,
+        )
+        for column, total in enumerate(totals):  # Ãᵀ S = (Aᵀ S − μ 1ᵀS) / s, in place
+            back[:, column] -= total * self.mean
+        back /= self.scale[:, None]
+        return back, small if gram else None
+
     def rmatmul(self, left) -> np.ndarray:
         """``Ãᵀ @ left`` for a thin dense ``left`` (n × k, or a :class:`~.parallel.SideBySide`), as p × k float64."""
         if self.observed is not None:
@@ -307,6 +335,13 @@ def _raw_matmul(matrix, right: np.ndarray, out=None, *, offset=None, divisor=Non
     if isinstance(matrix, ChunkedMatrix):
         return matrix.matmul(right, out=out, offset=offset, divisor=divisor, gram=gram)
     return parallel.matmul(matrix, right, out=out, offset=offset, divisor=divisor, gram=gram)
+
+
+def _raw_gram_product(matrix, right: np.ndarray, **options) -> list:
+    """:func:`.parallel.gram_product` (``[Aᵀy, 1ᵀy, yᵀy]``), whatever holds ``A``."""
+    if isinstance(matrix, ChunkedMatrix):
+        return matrix.gram_product(right, **options)
+    return parallel.gram_product(matrix, right, **options)
 
 
 def _raw_rmatmul(matrix, left: np.ndarray) -> np.ndarray:

@@ -251,6 +251,37 @@ def matmul(matrix, right: np.ndarray, out=None, *, offset=None, divisor=None, gr
     return out, np.zeros((out.shape[1], out.shape[1])) if total is None else total
 
 
+def gram_product(
+    matrix, right: np.ndarray, *, offset=None, divisor=None, observed=None, out=None, gram: bool = True
+) -> list:
+    """``[Aᵀy, 1ᵀy, yᵀy]`` (float64) for ``y = (A @ right - offset) / divisor`` with unobserved rows zero.
+
+    (``yᵀy`` is a k × k of zeros unless ``gram``.)
+    One read of each row block for both products: ``y`` is formed block by block and multiplied
+    back at once (stored into ``out`` first if given, in its dtype, and used as stored). The
+    blocks and the order their partials are added in are :func:`matmul`'s and :func:`rmatmul`'s, so
+    ``Aᵀy`` equals ``rmatmul(A, matmul(A, right))`` bit for bit. A dense or CSR ``A``.
+    """
+    right = np.asarray(right, dtype=np.float64)
+    k = right.shape[1]
+
+    def partial(edges):
+        start, stop = edges
+        block = row_block(matrix, start, stop)
+        rows = centred(block @ right, offset, divisor)
+        if observed is not None:
+            rows[~observed[start:stop]] = 0.0
+        if out is not None:
+            out[start:stop] = rows
+            rows = np.asarray(out[start:stop], dtype=np.float64)
+        return [np.asarray(block.T @ rows), rows.sum(axis=0), rows.T @ rows if gram else np.zeros((k, k))]
+
+    total = None
+    for part in ordered_map(partial, row_blocks(matrix)):
+        total = part if total is None else [a.__iadd__(b) for a, b in zip(total, part)]
+    return total or [np.zeros((matrix.shape[1], k)), np.zeros(k), np.zeros((k, k))]
+
+
 def stored_gram(block: np.ndarray) -> np.ndarray:
     """``BᵀB`` in float64 of a block as stored (a float32 block is promoted for it)."""
     block = np.asarray(block, dtype=np.float64)

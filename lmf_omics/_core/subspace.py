@@ -73,21 +73,24 @@ def principal_basis(
     randomised range finder (Halko et al. 2011) whose Gaussian sketch is keyed by the features'
     contents (:func:`.keys.keyed_gaussian`), so the basis does not depend on the order of the
     features or the cells however far the range finder is from converged: ``S = Ã (ÃᵀÃ)^q Ω``
-    with an orthonormalisation between products, ``S = Q R``, then Rayleigh–Ritz on ``Q``:
-    ``ÃᵀQ = F Σ Wᵀ`` gives ``vectors = Q W``, ``encoder = C R⁻¹ W`` (``S = Ã C``) and ``frame = F``,
-    since ``Ãᵀ Q W = F Σ`` (kept when ``Ã`` has no more features than cells). Products of ``Ã``:
-    ``2q + 2``; memory: one n × (r + 10) array and two p × (r + 10), each rotated in place.
+    with an orthonormalisation between products (:func:`fused_power_sketch`), ``S = Q R``, then
+    Rayleigh–Ritz on ``Q``: ``ÃᵀQ = ÃᵀS R⁻¹ = F Σ Wᵀ`` gives ``vectors = Q W``, ``encoder = C R⁻¹ W``
+    (``S = Ã C``) and ``frame = F``, since ``Ãᵀ Q W = F Σ`` (kept when ``Ã`` has no more features
+    than cells). Products of ``Ã``: ``2q + 2``, in ``q + 1`` reads of it; memory: one
+    n × (r + 10) array and two p × (r + 10), each rotated in place.
     ``vectors`` are stored as ``dtype`` (float32 halves the n × r arrays; every product and Gram
     matrix of them is still formed in float64, block by block).
     """
     if exact_applies(operator, max_rank):
         return exact_basis(operator, max_rank, dtype=dtype)
-    sketch, gram, (right,) = power_sketch(
-        [operator], max_rank + OVERSAMPLE, seed=_seed(rng), iterations=power_iterations, dtype=dtype
+    sketch, gram, right, back = fused_power_sketch(
+        operator, max_rank + OVERSAMPLE, seed=_seed(rng), iterations=power_iterations, dtype=dtype
     )
     rotation, triangle = orthonormalised_from_gram(sketch, gram)  # Q = sketch · rotation, S = Q R
     n, p = operator.shape
-    back = rotated_in_place(operator.rmatmul(sketch), rotation)  # ÃᵀQ = F₀ R₀ = (F₀ A) Σ Wᵀ with R₀ = A Σ Wᵀ
+    back = rotated_in_place(back, linalg.solve_triangular(triangle, np.eye(len(triangle)), check_finite=False))
+    # ÃᵀQ = ÃᵀS R⁻¹, in place (p × r: no copy for wide data)
+    # ÃᵀQ = F₀ R₀ = (F₀ A) Σ Wᵀ with R₀ = A Σ Wᵀ
     if p <= n:  # the frame F = F₀ A is kept (no larger than the basis), so no pass over Ã needs it
         _, square = householder_orthonormalised(back, triangle=True)
     else:
@@ -159,6 +162,27 @@ def _numerical_rank(values: np.ndarray, max_rank: int, size: int) -> int:
 
 def _seed(rng: np.random.Generator) -> int:
     return int(rng.integers(2**63))
+
+
+def fused_power_sketch(
+    operator: Operator, size: int, *, seed: int, iterations: int, dtype=np.float64
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``S = Ã C`` (n × size), ``SᵀS``, ``C`` and ``ÃᵀS`` after ``iterations`` power iterations, one read of ``Ã`` each.
+
+    ``C`` starts as :func:`power_sketch`'s keyed Gaussian and each iteration is ``C ← Q`` of
+    ``ÃᵀÃ C = Q R`` (a p × size Householder QR, so ``C`` is orthonormal whatever the spectrum),
+    both products of a pass formed from one read of each row block (:meth:`.Operator.gram_product`):
+    the ``2q + 2`` products of :func:`power_sketch` in ``q + 1`` reads, and on dask one n × size
+    array to the client, not ``q + 1``. Only the last pass stores ``S`` (as ``dtype``).
+    """
+    size = min(size, operator.shape[1])
+    right = keyed_gaussian(operator.content_keys().features, size, seed)
+    for _ in range(iterations):
+        back, _ = operator.gram_product(right, gram=False)
+        right = householder_orthonormalised(back)  # span(ÃᵀÃ C), written over ÃᵀÃ C
+    sketch = np.empty((operator.shape[0], size), dtype=dtype)
+    back, gram = operator.gram_product(right, out=sketch)
+    return sketch, gram, right, back
 
 
 def power_sketch(

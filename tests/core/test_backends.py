@@ -104,6 +104,21 @@ def test_streamed_operator_products_equal_in_memory(data, h5_file):
         np.testing.assert_allclose(rows.matmul(B), memory.rows(np.arange(10, 50)).matmul(B), atol=1e-12)
 
 
+def test_streamed_columns_out_of_order_give_canonical_chunks(data, h5_file):
+    """Integer ``columns`` in any order: chunks are canonical CSR and products are those of the column subset."""
+    columns = np.array([50, 3, 17, 69, 0, 8])
+    with h5py.File(h5_file, "r") as f:
+        matrix = StreamedMatrix(f["X"], chunk_nnz=300, columns=columns)
+        for _, _, rows in matrix.chunks():
+            assert rows.has_canonical_format
+        streamed = Operator.from_data(matrix, scale=True)
+        memory = Operator.from_data(data["X"][:, columns], scale=True)
+        rng = np.random.default_rng(1)
+        B, C = rng.standard_normal((len(columns), 3)), rng.standard_normal((240, 3))
+        np.testing.assert_allclose(streamed.matmul(B), memory.matmul(B), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(streamed.rmatmul(C), memory.rmatmul(C), rtol=1e-10, atol=1e-10)
+
+
 def test_streamed_input_is_checked_before_any_work(data, tmp_path):
     X = data["X"].copy()
     X.data[17] = np.inf
@@ -229,3 +244,68 @@ def test_streamed_rows_come_in_the_order_asked(data, h5_file, key):
         in_memory = Operator.from_data(memory)
         rows = Operator(streamed, in_memory.mean, in_memory.scale).rows(index)
         np.testing.assert_allclose(rows.matmul(B), in_memory.rows(index).matmul(B), atol=1e-12)
+
+
+class _CountedReads(StreamedMatrix):
+    """A streamed matrix that counts its passes over the file."""
+
+    reads = 0
+
+    def chunks(self):
+        type(self).reads += 1
+        yield from super().chunks()
+
+
+@pytest.mark.parametrize("where", ["memory", "dense", "streamed", "dask"])
+def test_gram_product_reads_once_and_equals_two_products(data, h5_file, where):
+    """``Ãᵀ(ÃC)`` and the Gram of the stored ``ÃC`` from one read, as ``rmatmul(matmul(C))`` gives them."""
+    observed = np.ones(240, bool)
+    observed[::7] = False
+    reference = Operator.from_data(data["X"], scale=True, observed=observed)
+    with h5py.File(h5_file, "r") as f:
+        if where == "streamed":
+            _CountedReads.reads = 0
+            matrix = _CountedReads(f["X"], chunk_nnz=300)
+        elif where == "dask":
+            matrix = _dask(data["X"], 37) if _optional("dask") else None
+        else:
+            matrix = data["X"] if where == "memory" else data["X"].toarray()
+        operator = Operator.from_data(matrix, scale=True, observed=observed)
+        C = np.random.default_rng(5).standard_normal((70, 6))
+        for dtype in (np.float64, np.float32):
+            kept = np.empty((240, 6), dtype)
+            back, gram = operator.gram_product(C, out=kept)
+            stored = reference.matmul(C, np.empty((240, 6), dtype))
+            np.testing.assert_allclose(kept, stored, rtol=1e-6 if dtype == np.float32 else 1e-12, atol=1e-12)
+            np.testing.assert_allclose(back, reference.rmatmul(kept), rtol=1e-10, atol=1e-10)
+            np.testing.assert_allclose(gram, kept.astype(np.float64).T @ kept, rtol=1e-10, atol=1e-10)
+        alone, none = operator.gram_product(C, gram=False)
+        assert none is None
+        np.testing.assert_allclose(alone, reference.rmatmul(reference.matmul(C)), rtol=1e-10, atol=1e-10)
+        if where == "streamed":
+            assert _CountedReads.reads == 1 + 3  # the moments' read, then one per product pair
+        if where == "memory":  # the same row blocks and sums as the two products: equal bit for bit
+            assert np.array_equal(alone, reference.rmatmul(reference.matmul(C)))
+
+
+def test_randomised_basis_is_the_same_streamed_and_on_dask(data, h5_file, monkeypatch):
+    """The sketch's passes (one read each) give the in-memory basis from a file and from dask chunks."""
+    from lmf_omics._core import subspace
+
+    monkeypatch.setattr(subspace, "EXACT_ENTRIES", 0)  # the range finder, not the exact basis
+    memory = Operator.from_data(data["X"])
+    assert not subspace.exact_applies(memory, 20)
+    reference = subspace.principal_basis(memory, 20, rng=np.random.default_rng(2))
+    with h5py.File(h5_file, "r") as f:
+        _CountedReads.reads = 0
+        sources = {"streamed": _CountedReads(f["X"], chunk_nnz=300)}
+        if _optional("dask"):
+            sources["dask"] = _dask(data["X"], 37)
+        for name, source in sources.items():
+            operator = Operator.from_data(source)
+            basis = subspace.principal_basis(operator, 20, rng=np.random.default_rng(2))
+            np.testing.assert_allclose(basis.values, reference.values, rtol=1e-10, err_msg=name)
+            np.testing.assert_allclose(np.abs(basis.vectors.T @ reference.vectors), np.eye(20), atol=1e-8, err_msg=name)
+            np.testing.assert_allclose(basis.encoder, reference.encoder, rtol=1e-8, atol=1e-10, err_msg=name)
+        # one read for the moments and keys, then one per pass: q + 1 passes of two products each
+        assert _CountedReads.reads == 1 + (subspace.POWER_ITERATIONS + 1)

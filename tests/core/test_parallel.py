@@ -62,6 +62,30 @@ def test_row_blocks_cover_the_rows_and_depend_on_the_data_only():
 
 
 @pytest.mark.usefixtures("small_blocks")
+@pytest.mark.parametrize("fmt", [f for f in FORMATS if f != "csc"])
+def test_gram_product_is_both_products_from_one_read_on_any_threads(fmt):
+    """``[Aᵀy, 1ᵀy, yᵀy]`` with ``y = (A B − offset)/d``, unobserved rows zero: a dense reference, and 1 = 3 threads."""
+    rng = np.random.default_rng(1)
+    dense = rng.standard_normal((57, 23)) * (rng.random((57, 23)) < 0.3)
+    matrix = FORMATS[fmt](dense)
+    B, offset, observed = rng.standard_normal((23, 4)), rng.standard_normal(4), rng.random(57) > 0.2
+    y = (dense.astype(matrix.dtype).astype(np.float64) @ B - offset) / 2.0 * observed[:, None]
+    results = []
+    for threads in (1, 3):
+        with parallel.workers(threads):
+            out = np.empty((57, 4))
+            results.append(parallel.gram_product(matrix, B, offset=offset, divisor=2.0, observed=observed, out=out))
+        np.testing.assert_allclose(out, y, rtol=1e-12, atol=1e-12)
+    back, totals, gram = results[0]
+    reference = dense.astype(matrix.dtype).astype(np.float64)
+    np.testing.assert_allclose(back, reference.T @ y, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(totals, y.sum(axis=0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gram, y.T @ y, rtol=1e-12, atol=1e-12)
+    for ours, theirs in zip(*results):
+        assert np.array_equal(ours, theirs)
+
+
+@pytest.mark.usefixtures("small_blocks")
 @pytest.mark.parametrize("codes", ["encoded", "free"])
 def test_fit_is_bit_identical_on_any_number_of_threads(codes):
     sim = simulate(n=150, p_x=60, seed=3)
