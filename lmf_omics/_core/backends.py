@@ -68,10 +68,8 @@ class ChunkedMatrix:
 
     def gram_product(self, right: np.ndarray, *, offset=None, divisor=None, observed=None, out=None, gram=True):
         """:func:`.parallel.gram_product` chunk by chunk: each chunk read once for both products."""
-        right = np.asarray(right, dtype=np.float64)
-        total = None
-        for start, stop, rows in self.chunks():
-            part = parallel.gram_product(
+        parts = (
+            parallel.gram_product(
                 _non_finite_as_zero(rows),
                 right,
                 offset=offset,
@@ -80,9 +78,9 @@ class ChunkedMatrix:
                 out=None if out is None else out[start:stop],
                 gram=gram,
             )
-            total = part if total is None else [a.__iadd__(b) for a, b in zip(total, part)]
-        k = right.shape[1]
-        return total or [np.zeros((self.shape[1], k)), np.zeros(k), np.zeros((k, k))]
+            for start, stop, rows in self.chunks()
+        )
+        return parallel.summed_gram_parts(parts, self.shape[1], right.shape[1])
 
     def rmatmul(self, left) -> np.ndarray:
         total = np.zeros((self.shape[1], left.shape[1]))

@@ -209,8 +209,8 @@ class Operator:
         Without ``gram``: ``(Ãᵀ S, None)``, and no k × k sums are formed.
         """
         if sparse.issparse(self.matrix) and self.matrix.format == "csc":
-            product, small = self.matmul(right, out, gram=True)
-            return self.rmatmul(product), small if gram else None
+            product, small = self.matmul(right, out, gram=True) if gram else (self.matmul(right, out), None)
+            return self.rmatmul(product), small
         single = self.scale.min() == self.scale.max()
         scaled = right if single else right / self.scale[:, None]
         back, totals, small = _raw_gram_product(

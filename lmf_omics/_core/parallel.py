@@ -276,10 +276,15 @@ def gram_product(
             rows = np.asarray(out[start:stop], dtype=np.float64)
         return [np.asarray(block.T @ rows), rows.sum(axis=0), rows.T @ rows if gram else np.zeros((k, k))]
 
+    return summed_gram_parts(ordered_map(partial, row_blocks(matrix)), matrix.shape[1], k)
+
+
+def summed_gram_parts(parts, p: int, k: int) -> list:
+    """:func:`gram_product`'s ``[p × k, k, k × k]`` partials added in place in their order (zeros for none)."""
     total = None
-    for part in ordered_map(partial, row_blocks(matrix)):
+    for part in parts:
         total = part if total is None else [a.__iadd__(b) for a, b in zip(total, part)]
-    return total or [np.zeros((matrix.shape[1], k)), np.zeros(k), np.zeros((k, k))]
+    return total or [np.zeros((p, k)), np.zeros(k), np.zeros((k, k))]
 
 
 def stored_gram(block: np.ndarray) -> np.ndarray:

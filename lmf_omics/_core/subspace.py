@@ -88,9 +88,8 @@ def principal_basis(
     )
     rotation, triangle = orthonormalised_from_gram(sketch, gram)  # Q = sketch · rotation, S = Q R
     n, p = operator.shape
+    # ÃᵀQ = ÃᵀS R⁻¹, rotated in place (no p × r copy for wide data); ÃᵀQ = F₀ R₀ = (F₀ A) Σ Wᵀ with R₀ = A Σ Wᵀ
     back = rotated_in_place(back, linalg.solve_triangular(triangle, np.eye(len(triangle)), check_finite=False))
-    # ÃᵀQ = ÃᵀS R⁻¹, in place (p × r: no copy for wide data)
-    # ÃᵀQ = F₀ R₀ = (F₀ A) Σ Wᵀ with R₀ = A Σ Wᵀ
     if p <= n:  # the frame F = F₀ A is kept (no larger than the basis), so no pass over Ã needs it
         _, square = householder_orthonormalised(back, triangle=True)
     else:
